@@ -1,0 +1,100 @@
+"""`paas` command line: Dokku-style `group:verb` commands over the service layer.
+
+Errors we understand print one line and exit 1; `--debug` (or PAAS_DEBUG=1) shows tracebacks.
+Read commands take `--json`. Progress goes to stderr so stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from ..errors import PaasError
+
+COMMAND_MODULES = ("init", "images")
+
+
+class PaasGroup(click.Group):
+    """Keeps commands in definition order in --help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=PaasGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="paas")
+def cli(debug: bool) -> None:
+    """paas: git push to deploy, on your own server."""
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=sys.stderr)
+
+
+def json_option(fn: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(fn)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def progress(message: str) -> None:
+    click.echo(f"-----> {message}", err=True)
+
+
+def context():
+    from ..context import open_context
+    return open_context()
+
+
+for _module in COMMAND_MODULES:
+    __import__(f"{__name__}.{_module}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("PAAS_DEBUG") == "1"
+    try:
+        cli.main(args=args, prog_name="paas", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except PaasError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc.one_line()}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the top level turns any failure into one line
+        if debug:
+            traceback.print_exc()
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(f"error: internal error: {type(exc).__name__}: {first} (rerun with --debug for details)",
+                   err=True)
+        return 70
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

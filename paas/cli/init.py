@@ -1,0 +1,28 @@
+"""paas init: create the data root and a default config file."""
+
+from __future__ import annotations
+
+import click
+
+from . import cli, emit_json, json_option
+
+
+@cli.command("init")
+@json_option
+def init_cmd(as_json: bool) -> None:
+    """Create the data root (PAAS_ROOT, default /var/lib/paas), its state DB and config file."""
+    from .. import state
+    from ..config import init_root, paths_from_env
+
+    paths = paths_from_env()
+    created = init_root(paths)
+    conn = state.connect(paths.state_db)
+    version = state.schema_version(conn)
+    conn.close()
+    if as_json:
+        emit_json({"root": str(paths.root), "config": str(paths.config_file), "schema_version": version,
+                   "created": [str(p) for p in created]})
+        return
+    click.echo(f"data root: {paths.root}")
+    click.echo(f"config:    {paths.config_file}")
+    click.echo(f"state:     {paths.state_db} (schema {version})")

@@ -1,0 +1,183 @@
+"""Where things live (one data root) and the operator's YAML config file.
+
+PAAS_ROOT overrides the data root (default /var/lib/paas); PAAS_CONFIG overrides
+the config file path (default <root>/paas.yml).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_ROOT = "/var/lib/paas"
+
+DEFAULTS: dict[str, Any] = {
+    "domain": "paas.localhost",
+    "network": {"bridge": "paas0", "subnet": "10.88.0.0/16"},
+    "runtime": "crun",
+    "images": {
+        # gzip or zstd: compression for layers we create
+        "compression": "gzip",
+        "parallel_transfers": 4,
+        # blobs larger than this are pushed in chunks of this size (PATCH), smaller ones in one PUT
+        "chunk_size_mb": 64,
+    },
+    # per registry host (with port): insecure (plain HTTP), username, password, token
+    # loopback hosts are insecure unless configured otherwise
+    "registries": {},
+}
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every path under the data root, in one block."""
+
+    root: Path
+
+    @property
+    def config_file(self) -> Path:
+        return Path(os.environ.get("PAAS_CONFIG") or self.root / "paas.yml")
+
+    @property
+    def state_db(self) -> Path:
+        return self.root / "state.db"
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def repos(self) -> Path:
+        return self.root / "repos"
+
+    @property
+    def containers(self) -> Path:
+        return self.root / "containers"
+
+    @property
+    def nginx(self) -> Path:
+        return self.root / "nginx"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    def all_dirs(self) -> list[Path]:
+        return [
+            self.root, self.images, self.snapshots, self.tmp, self.repos,
+            self.containers, self.nginx, self.logs, self.locks,
+        ]
+
+
+def paths_from_env(root: str | os.PathLike | None = None) -> Paths:
+    return Paths(Path(root or os.environ.get("PAAS_ROOT") or DEFAULT_ROOT).absolute())
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    data: dict[str, Any]
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def registry(self, host: str) -> dict[str, Any]:
+        """Settings for one registry host; loopback hosts default to insecure (plain HTTP)."""
+        settings = dict(self.data.get("registries", {}).get(host) or {})
+        settings.setdefault("insecure", is_loopback_host(host))
+        return settings
+
+
+def is_loopback_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    return name in ("localhost", "[::1]") or name.startswith("127.")
+
+
+def load_config(paths: Paths) -> Config:
+    """Defaults merged with the config file (if present). Invalid YAML is a ConfigError."""
+    path = paths.config_file
+    if not path.exists():
+        return Config(copy.deepcopy(DEFAULTS))
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}".splitlines()[0],
+                          "fix the YAML or remove the file to use defaults") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping", "see README.md for its keys")
+    compression = loaded.get("images", {}).get("compression") if isinstance(loaded.get("images"), dict) else None
+    if compression not in (None, "gzip", "zstd"):
+        raise ConfigError(f"images.compression in {path} is {compression!r}", "use gzip or zstd")
+    return Config(_merge(DEFAULTS, loaded))
+
+
+DEFAULT_CONFIG_TEXT = """\
+# paas operator settings. Environment: PAAS_ROOT moves the data root, PAAS_CONFIG this file.
+domain: paas.localhost          # apps answer on APP.<domain>
+network:
+  bridge: paas0
+  subnet: 10.88.0.0/16
+runtime: crun                   # crun (falls back to runc where crun cannot run) or runc
+images:
+  compression: gzip             # gzip or zstd for layers we create
+  parallel_transfers: 4         # blobs pulled/pushed at once
+  chunk_size_mb: 64             # blobs larger than this are pushed in chunks
+registries: {}
+#  registry.example.com:
+#    username: me
+#    password: secret
+#  localhost:5000:
+#    insecure: true             # plain HTTP (loopback hosts are insecure by default)
+"""
+
+
+def init_root(paths: Paths) -> list[Path]:
+    """Create the data root, its directories and a default config file. Idempotent.
+
+    Returns the paths that were created.
+    """
+    created = []
+    for directory in paths.all_dirs():
+        if not directory.exists():
+            directory.mkdir(parents=True, mode=0o700 if directory == paths.root else 0o755)
+            created.append(directory)
+    if not paths.config_file.exists():
+        paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = paths.config_file.with_suffix(".tmp")
+        tmp.write_text(DEFAULT_CONFIG_TEXT)
+        os.replace(tmp, paths.config_file)
+        created.append(paths.config_file)
+    return created

@@ -1,0 +1,49 @@
+"""What every command needs: paths, config, state connection, image store — opened lazily."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+from . import state
+from .config import Config, Paths, load_config, paths_from_env
+from .errors import UserError
+
+
+@dataclass
+class Context:
+    paths: Paths
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.paths)
+
+    @cached_property
+    def conn(self):
+        return state.connect(self.paths.state_db)
+
+    @cached_property
+    def store(self):
+        from .image.store import ImageStore
+        return ImageStore(self.paths.images, self.conn)
+
+    @cached_property
+    def snapshots(self):
+        from .image.snapshots import Snapshots
+        return Snapshots(self.paths.snapshots, self.store, self.conn)
+
+    def registry(self, host: str):
+        from .image.registry import RegistryClient
+        return RegistryClient(host, self.config.registry(host))
+
+    def close(self) -> None:
+        if "conn" in self.__dict__:
+            self.conn.close()
+
+
+def open_context(root: str | os.PathLike | None = None, *, require_init: bool = True) -> Context:
+    paths = paths_from_env(root)
+    if require_init and not (paths.root / "images").is_dir():
+        raise UserError(f"data root {paths.root} is not initialised", "run `paas init` first (PAAS_ROOT moves it)")
+    return Context(paths)

@@ -1,0 +1,78 @@
+"""Every error the package raises on purpose. Imports nothing else from paas.
+
+Only the CLI root (and later the web error handler) turns these into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class PaasError(Exception):
+    """Base class: a failure we understand and can describe in one line."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UserError(PaasError):
+    """Bad input from the user or operator: name the problem and the fix."""
+
+
+class NotFound(UserError):
+    """A named thing (image, app, blob) does not exist."""
+
+
+class ConfigError(UserError):
+    """The config file is missing, unreadable or invalid."""
+
+
+class CommandFailed(PaasError):
+    """A subprocess exited non-zero. Carries its exit code and the tail of its output."""
+
+    def __init__(self, desc: str, exit_code: int, output_tail: str = ""):
+        tail = output_tail.strip().splitlines()[-1] if output_tail.strip() else ""
+        message = f"{desc} failed with exit code {exit_code}"
+        if tail:
+            message += f": {tail}"
+        super().__init__(message)
+        self.desc = desc
+        self.exit_code_of_command = exit_code
+        self.output_tail = output_tail
+
+
+class ImageError(PaasError):
+    """The image store refused content: bad digest, bad media type, unsafe layer, …"""
+
+
+class DigestMismatch(ImageError):
+    def __init__(self, what: str, expected: str, actual: str):
+        super().__init__(
+            f"{what}: digest mismatch (expected {expected}, got {actual})",
+            "the content is corrupt or was truncated; fetch it again",
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class UnsafeLayer(ImageError):
+    """A layer tar tries to write outside its root or contains what we may not create."""
+
+
+class RegistryError(PaasError):
+    """A registry answered with an error, garbage, or not at all."""
+
+    def __init__(self, message: str, hint: str | None = None, status: int | None = None):
+        super().__init__(message, hint)
+        self.status = status
+
+
+class AuthError(RegistryError):
+    pass

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install what paas and its tests need on Debian 12 (idempotent): apt packages and the virtualenv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  python3 python3-venv python3-dev gcc git
+  crun runc umoci skopeo docker-registry busybox-static zstd
+  apache2-utils iproute2 nftables iptables
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "-----> installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+VENV="${PAAS_VENV:-$PWD/.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "-----> creating virtualenv $VENV"
+  python3 -m venv "$VENV"
+fi
+stamp="$VENV/.paas-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "-----> installing paas and test dependencies into $VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e '.[test]'
+  touch "$stamp"
+fi

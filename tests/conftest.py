@@ -1,0 +1,78 @@
+"""Shared fixtures: every test gets its own data root and HOME; helpers for real host tools.
+
+Tests under tests/unit are marked `unit`, tests/integration `integration`, tests/e2e `e2e`.
+A missing prerequisite (root, a host tool) skips with the reason on a developer box, and
+fails under CI (CI=true), where .ci/run installs everything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CONFORMANCE = SHARED / "conformance"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for kind in ("unit", "integration", "e2e"):
+            if kind in parts:
+                item.add_marker(getattr(pytest.mark, kind))
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip (developer box) or fail (CI) when a prerequisite is missing."""
+    if condition:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"prerequisite missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    need(path is not None, f"{name} is not installed (see .ci/run)")
+    return path
+
+
+def need_root() -> None:
+    need(os.geteuid() == 0, "needs root")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    root = tmp_path / "paas-root"
+    monkeypatch.setenv("PAAS_ROOT", str(root))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PAAS_CONFIG", raising=False)
+    monkeypatch.delenv("PAAS_DEBUG", raising=False)
+    (tmp_path / "home").mkdir()
+    return root
+
+
+@pytest.fixture
+def ctx(isolated_env):
+    from paas.config import init_root, paths_from_env
+    from paas.context import open_context
+
+    init_root(paths_from_env())
+    context = open_context()
+    yield context
+    context.close()
+
+
+def run_paas(*args: str, check: bool = True, env: dict | None = None, input: bytes | None = None,
+             timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (as a user would), returning text output."""
+    result = subprocess.run([sys.executable, "-m", "paas", *args], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})}, input=input, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"paas {' '.join(args)} exited {result.returncode}:\n{result.stderr}\n{result.stdout}")
+    return result
