@@ -59,8 +59,9 @@ def start_registry(workdir: Path, *, auth: str = "", htpasswd: Path | None = Non
     config = workdir / "config.yml"
     config.write_text("\n".join(lines) + "\n")
     log = workdir / "registry.log"
-    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=open(log, "wb"),
-                               stderr=subprocess.STDOUT)
+    with open(log, "wb") as log_file:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log_file,
+                                   stderr=subprocess.STDOUT)
     host = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
