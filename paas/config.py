@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
         "parallel_transfers": 4,
         # blobs larger than this are pushed in chunks of this size (PATCH), smaller ones in one PUT
         "chunk_size_mb": 64,
+        # registry requests failing with 5xx/429/connection errors: attempts and first backoff
+        "retries": 4,
+        "retry_backoff_s": 0.5,
     },
     # per registry host (with port): insecure (plain HTTP), username, password, token
     # loopback hosts are insecure unless configured otherwise
@@ -155,6 +158,8 @@ images:
   compression: gzip             # gzip or zstd for layers we create
   parallel_transfers: 4         # blobs pulled/pushed at once
   chunk_size_mb: 64             # blobs larger than this are pushed in chunks
+  retries: 4                    # retries of a registry request (5xx, 429, connection reset)
+  retry_backoff_s: 0.5          # first retry delay, doubled each time
 registries: {}
 #  registry.example.com:
 #    username: me

@@ -35,7 +35,9 @@ class Context:
 
     def registry(self, host: str):
         from .image.registry import RegistryClient
-        return RegistryClient(host, self.config.registry(host))
+        return RegistryClient(host, self.config.registry(host),
+                              retries=int(self.config.get("images.retries", 4)),
+                              backoff=float(self.config.get("images.retry_backoff_s", 0.5)))
 
     def close(self) -> None:
         if "conn" in self.__dict__:

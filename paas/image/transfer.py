@@ -170,10 +170,18 @@ def pull(store: ImageStore, client: RegistryClient, ref: Reference, *, parallel:
             progress(f"{digest[7:19]}: pulled {human(size)} in {took:.1f}s ({human(size / took)}/s)")
             return digest, size
 
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            for digest, size in pool.map(one, todo):
-                report.transferred.append(digest)
-                report.bytes += size
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                for digest, size in pool.map(one, todo):
+                    report.transferred.append(digest)
+                    report.bytes += size
+        except BaseException:
+            # leave the store as it was: drop what this pull added and no image uses
+            live = store.reachable_blobs()
+            for digest, _, _ in todo:
+                if digest not in live:
+                    store.blobs.delete(digest)
+            raise
         digest, _ = store.put_manifest(data)
         image = store.load_image(digest)
         if tag:
