@@ -96,10 +96,10 @@ class RegistryClient:
             realm = params.get("realm")
             if not realm:
                 raise AuthError(f"registry {self.host} sent a bearer challenge without a realm")
-            query = {"service": params.get("service", "")}
-            wanted = params.get("scope") or scope
-            if wanted:
-                query["scope"] = wanted
+            # ask for what the whole operation needs (e.g. pull,push and a mount source),
+            # not only what the first challenged request needed
+            wanted = scope or params.get("scope", "")
+            query = [("service", params.get("service", ""))] + [("scope", s) for s in wanted.split()]
             try:
                 resp = self.session.get(realm, params=query, auth=self._credentials(), timeout=self.timeout)
             except requests.RequestException as exc:
