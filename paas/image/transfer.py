@@ -28,6 +28,8 @@ from .registry import RegistryClient
 from .store import Image, ImageStore, manifest_media_type, parse_manifest
 
 MAX_MANIFEST_BYTES = 4 << 20
+PROGRESS_MIN_BYTES = 16 << 20  # blobs this large report every quarter
+PROGRESS_STEP = 0.25
 Progress = Callable[[str], None]
 
 
@@ -121,10 +123,14 @@ def _download_blob(client: RegistryClient, store: ImageStore, ref: Reference, di
             resp = client.request("GET", f"/v2/{ref.repository}/blobs/{digest}", scope=_scope(ref, "pull"),
                                   stream=True, what=f"{what} {digest[7:19]}")
             with resp, store.blobs.writer() as writer:
+                next_report = PROGRESS_STEP
                 for chunk in resp.iter_content(CHUNK):
                     writer.write(chunk)
                     if writer.size > size:
                         break  # more than the manifest promised: the commit below rejects it
+                    if size >= PROGRESS_MIN_BYTES and writer.size >= next_report * size:
+                        progress(f"{digest[7:19]}: {int(next_report * 100)}% of {human(size)}")
+                        next_report += PROGRESS_STEP
                 writer.commit(digest, size, f"{what} {digest}")
             return
         except (requests.RequestException, DigestMismatch) as exc:
