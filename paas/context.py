@@ -34,8 +34,9 @@ class Context:
         return Snapshots(self.paths.snapshots, self.store, self.conn)
 
     def registry(self, host: str):
+        from .image.reference import api_host
         from .image.registry import RegistryClient
-        return RegistryClient(host, self.config.registry(host),
+        return RegistryClient(api_host(host), self.config.registry(host),
                               retries=int(self.config.get("images.retries", 4)),
                               backoff=float(self.config.get("images.retry_backoff_s", 0.5)))
 

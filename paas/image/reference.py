@@ -12,6 +12,8 @@ REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 HOST_RE = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+DOCKER_HUB_API = "registry-1.docker.io"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ def parse(text: str, default_tag: str | None = "latest") -> Reference:
             raise UserError(f"invalid tag in image reference {original!r}", hint)
     if not REPOSITORY_RE.match(text) or len(text) > 255:
         raise UserError(f"invalid repository name in image reference {original!r}", hint)
+    if registry in DOCKER_HUB_NAMES:
+        registry = "docker.io"
+        if "/" not in text:
+            text = "library/" + text  # Docker Hub's official images live under library/
     if tag is None and digest is None:
         tag = default_tag
     return Reference(registry, text, tag, digest)
@@ -83,3 +89,8 @@ def local_name(ref: Reference) -> str:
     if ref.tag:
         return f"{ref.name}:{ref.tag}"
     return f"{ref.name}@{ref.digest}"
+
+
+def api_host(registry: str) -> str:
+    """The host serving the registry API (Docker Hub's differs from its name)."""
+    return DOCKER_HUB_API if registry == "docker.io" else registry
