@@ -26,9 +26,12 @@ from .transfer import choose_platform
 Progress = Callable[[str], None]
 
 
-def _layout_files(images: list[tuple[str, Image]]) -> tuple[bytes, bytes]:
-    manifests = [{"mediaType": image.media_type, "digest": image.digest, "size": image.size,
-                  "annotations": {REF_NAME: name}} for name, image in images]
+def _layout_files(images: list[tuple[str, Image]], keep: list[dict] = ()) -> tuple[bytes, bytes]:
+    """oci-layout and index.json bytes; `keep` holds existing index entries to preserve."""
+    names = {name for name, _ in images}
+    manifests = [entry for entry in keep if (entry.get("annotations") or {}).get(REF_NAME) not in names]
+    manifests += [{"mediaType": image.media_type, "digest": image.digest, "size": image.size,
+                   "annotations": {REF_NAME: name}} for name, image in images]
     layout = canonical_json({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION})
     index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": manifests},
                        indent=2).encode() + b"\n"
@@ -72,6 +75,9 @@ def export(store: ImageStore, images: list[tuple[str, Image]], dest: Path, *, as
         return dest
     if dest.exists() and any(dest.iterdir()) and not (dest / "oci-layout").exists():
         raise UserError(f"{dest} exists and is not an OCI layout", "export into an empty or new directory")
+    if (dest / "index.json").exists():  # add to an existing layout, replacing same-named images
+        existing = _read_index((dest / "index.json").read_bytes(), str(dest))
+        layout, index = _layout_files(images, existing["manifests"])
     target = BlobStore(dest)
     for digest in digests:
         if not target.exists(digest):
