@@ -123,7 +123,7 @@ def _tag_from_index(store: ImageStore, index: dict, name: str | None, what: str,
             nested = _read_index(store.blobs.read_bytes(digest, "index"), what)
             digest = check_digest(choose_platform(nested)["digest"])
         data = store.blobs.read_bytes(digest, "manifest")
-        digest, _ = store.put_manifest(data, digest)
+        store.put_manifest(data, digest)
         image = store.load_image(digest)
         ref_name = name or (entry.get("annotations") or {}).get(REF_NAME)
         if not ref_name:
@@ -139,7 +139,7 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
     """Import every image of an OCI layout dir or tar; returns [(name, image)]."""
     source = Path(source)
     what = str(source)
-    with store.writing():
+    with store.staging() as added:
         if source.is_dir():
             _check_layout_marker((source / "oci-layout").read_bytes() if (source / "oci-layout").exists()
                                  else None, what)
@@ -147,6 +147,7 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
             src = BlobStore(source)
             for digest in src.all_digests():
                 if not store.blobs.exists(digest):
+                    added.add(digest)
                     with open(src.path(digest), "rb") as fh:
                         store.blobs.put_stream(fh, digest, what=f"{what} blob")
             return _tag_from_index(store, index, name, what, progress)
@@ -162,6 +163,7 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
                     elif member.isreg() and path.startswith("blobs/sha256/"):
                         digest = check_digest("sha256:" + path.rsplit("/", 1)[1])
                         if not store.blobs.exists(digest):
+                            added.add(digest)
                             store.blobs.put_stream(tar.extractfile(member), digest, member.size,
                                                    what=f"{what} blob")
         except tarfile.TarError as exc:

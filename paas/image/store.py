@@ -163,6 +163,19 @@ class ImageStore:
     def collecting(self):
         return self._flock(fcntl.LOCK_EX)
 
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[set[str]]:
+        """Writer lock plus rollback: digests the caller records in the yielded set are deleted
+        again if the block fails and no tag reaches them, so a failed pull/import leaves no trace."""
+        added: set[str] = set()
+        with self.writing():
+            try:
+                yield added
+            except BaseException:
+                for digest in added - self.reachable_blobs():
+                    self.blobs.delete(digest)
+                raise
+
     # -- manifests and configs ----------------------------------------------------------------
     def put_manifest(self, data: bytes, expected: str | None = None) -> tuple[str, dict]:
         """Store a manifest or index after checking it parses and its blobs are present."""

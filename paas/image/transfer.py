@@ -158,7 +158,7 @@ def pull(store: ImageStore, client: RegistryClient, ref: Reference, *, parallel:
             raise RegistryError(f"registry {client.host} sent a nested index for {ref}")
     blobs = [(doc["config"]["digest"], doc["config"]["size"], "config")] + \
         [(layer["digest"], layer["size"], "layer") for layer in doc["layers"]]
-    with store.writing():
+    with store.staging() as added:
         todo = []
         for digest, size, what in blobs:
             if store.blobs.exists(digest) and store.blobs.size(digest) == size:
@@ -176,18 +176,11 @@ def pull(store: ImageStore, client: RegistryClient, ref: Reference, *, parallel:
             progress(f"{digest[7:19]}: pulled {human(size)} in {took:.1f}s ({human(size / took)}/s)")
             return digest, size
 
-        try:
-            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-                for digest, size in pool.map(one, todo):
-                    report.transferred.append(digest)
-                    report.bytes += size
-        except BaseException:
-            # leave the store as it was: drop what this pull added and no image uses
-            live = store.reachable_blobs()
-            for digest, _, _ in todo:
-                if digest not in live:
-                    store.blobs.delete(digest)
-            raise
+        added.update(digest for digest, _, _ in todo)
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            for digest, size in pool.map(one, todo):
+                report.transferred.append(digest)
+                report.bytes += size
         digest, _ = store.put_manifest(data)
         image = store.load_image(digest)
         if tag:
