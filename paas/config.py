@@ -7,6 +7,7 @@ the config file path (default <root>/paas.yml).
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,12 @@ class Config:
 
 def is_loopback_host(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    return name in ("localhost", "[::1]") or name.startswith("127.")
+    if name == "localhost":
+        return True
+    try:  # an IP literal in 127.0.0.0/8 or ::1 (a DNS name such as 127.example.com is not loopback)
+        return ipaddress.ip_address(name.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
 
 
 def load_config(paths: Paths) -> Config:

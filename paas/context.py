@@ -49,4 +49,6 @@ def open_context(root: str | os.PathLike | None = None, *, require_init: bool = 
     paths = paths_from_env(root)
     if require_init and not (paths.root / "images").is_dir():
         raise UserError(f"data root {paths.root} is not initialised", "run `paas init` first (PAAS_ROOT moves it)")
-    return Context(paths)
+    context = Context(paths)
+    _ = context.config  # a broken config file is reported by every command, not only those reading it
+    return context

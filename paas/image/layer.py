@@ -208,6 +208,10 @@ class _Applier:
             if keep_dir:
                 return
             shutil.rmtree(path)
+            # whatever replaces it (a symlink!) is no longer a checked directory, nor are its subdirs
+            rel = os.path.relpath(path, self.dest)
+            self.safe_dirs = {d for d in self.safe_dirs if d != rel and not d.startswith(rel + "/")}
+            self.dir_times = [(p, t) for p, t in self.dir_times if p != path and not p.startswith(path + "/")]
         else:
             os.unlink(path)
 
@@ -239,7 +243,11 @@ class _Applier:
             return
         if base.startswith(WHITEOUT_PREFIX):
             self._need_privilege(m.name, "a whiteout")
-            target = self._ensure_parent(parts[:-1] + [base[len(WHITEOUT_PREFIX):]], m.name)
+            hidden = base[len(WHITEOUT_PREFIX):]
+            if hidden in ("", ".", ".."):
+                raise UnsafeLayer(f"layer entry {m.name!r} is a whiteout for {hidden!r}",
+                                  "the layer tries to delete its root or its parent")
+            target = self._ensure_parent(parts[:-1] + [hidden], m.name)
             self._clear(target, keep_dir=False)
             os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
             self.stats.whiteouts += 1
