@@ -33,6 +33,17 @@ class Context:
         from .image.snapshots import Snapshots
         return Snapshots(self.paths.snapshots, self.store, self.conn)
 
+    @cached_property
+    def host_facts(self):
+        from .runtime.host import probe
+        return probe()
+
+    @cached_property
+    def runtime(self):
+        """The OCI runtime to use here (crun, or runc where crun cannot run)."""
+        from .runtime.host import choose_runtime
+        return choose_runtime(self.host_facts, str(self.config.get("runtime", "crun")))
+
     def registry(self, host: str):
         from .image.reference import api_host
         from .image.registry import RegistryClient

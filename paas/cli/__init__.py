@@ -18,7 +18,7 @@ import click
 
 from ..errors import PaasError
 
-COMMAND_MODULES = ("init", "images")
+COMMAND_MODULES = ("init", "images", "containers")
 
 
 class PaasGroup(click.Group):

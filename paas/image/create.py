@@ -14,12 +14,12 @@ from .store import Image, ImageStore
 
 
 def commit_layer(store: ImageStore, src: Path, *, compression: str = "gzip", mtime: int | None = None,
-                 overlay_upper: bool = True) -> tuple[dict, str]:
+                 overlay_upper: bool = True, skip=None) -> tuple[dict, str]:
     """Tar src into a new layer blob; returns (layer descriptor, diff_id)."""
     with store.blobs.writer() as blob:
         with compressor(compression, blob) as zsink:
             uncompressed = HashingWriter(zsink)
-            write_tar(src, uncompressed, mtime=mtime, overlay_upper=overlay_upper)
+            write_tar(src, uncompressed, mtime=mtime, overlay_upper=overlay_upper, skip=skip)
         digest = blob.commit(what="layer")
         layer = {"mediaType": mt.OCI_LAYER_FOR[compression], "digest": digest, "size": blob.size}
     return layer, uncompressed.digest

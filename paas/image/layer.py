@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -63,7 +64,9 @@ def _is_opaque(path: str) -> bool:
 
 
 class _TarWriter:
-    def __init__(self, tar: tarfile.TarFile, mtime: int | None, overlay_upper: bool):
+    def __init__(self, tar: tarfile.TarFile, mtime: int | None, overlay_upper: bool,
+                 skip: Callable[[str, os.stat_result], bool] | None = None):
+        self.skip = skip
         self.tar = tar
         self.mtime = mtime
         self.overlay_upper = overlay_upper
@@ -89,6 +92,8 @@ class _TarWriter:
         path = os.path.join(root, rel)
         st = os.lstat(path)
         mode = st.st_mode
+        if self.skip and self.skip(rel, st):
+            return
         if self.overlay_upper and stat.S_ISCHR(mode) and st.st_rdev == 0:
             parent, _, base = rel.rpartition("/")
             info = self._info(f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base,
@@ -134,14 +139,16 @@ class _TarWriter:
             self.add_tree(root, rel)
 
 
-def write_tar(src: Path, sink: BinaryIO, *, mtime: int | None = None, overlay_upper: bool = True) -> None:
+def write_tar(src: Path, sink: BinaryIO, *, mtime: int | None = None, overlay_upper: bool = True,
+              skip: Callable[[str, os.stat_result], bool] | None = None) -> None:
     """Write the tree under src as a layer tar into sink (streamed, never held in memory).
 
     overlay_upper=True converts overlay whiteouts and opaque dirs into OCI whiteout entries.
     mtime, when given, replaces every entry's modification time (reproducible layers).
+    skip(relative path, stat) -> True leaves an entry (and what is below it) out.
     """
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        _TarWriter(tar, mtime, overlay_upper).add_tree(str(src))
+        _TarWriter(tar, mtime, overlay_upper, skip).add_tree(str(src))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Containers: OCI bundles and config.json (pure), crun/runc driver, cgroup probe, supervision."""

@@ -1,0 +1,530 @@
+"""Container lifecycle: create, start, stop, kill, rm, exec, inspect, ps, logs, commit.
+
+create = image snapshots (shared, held by the container) + overlay rootfs + network + config.json;
+start = launch the shim, which runs the OCI runtime and supervises it. The DB row is a cache of
+what the shim reports in status.json; `refresh` reconciles them (also after a daemon restart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal as signals
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import proc, state
+from ..context import Context
+from ..errors import NotFound, PaasError, UserError
+from . import logs, rootfs, spec, supervisor
+from .seccomp import default_profile
+
+Progress = Callable[[str], None]
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+ACTIVE = ("running", "restarting")
+ETC_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ContainerPaths:
+    dir: Path
+
+    @property
+    def bundle(self) -> Path:
+        return self.dir / "bundle"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.bundle / "rootfs"
+
+    @property
+    def config(self) -> Path:
+        return self.bundle / "config.json"
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
+
+    @property
+    def empty(self) -> Path:
+        return self.dir / "empty"
+
+    @property
+    def state(self) -> Path:
+        return self.dir / "state"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "container.log"
+
+    @property
+    def etc(self) -> Path:
+        return self.dir / "etc"
+
+
+def paths_for(ctx: Context, container_id: str) -> ContainerPaths:
+    return ContainerPaths(ctx.paths.containers / container_id)
+
+
+def cgroups_path(container_id: str) -> str:
+    return f"/paas/{container_id}"
+
+
+def holder(container_id: str) -> str:
+    return f"container:{container_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# lookup and status
+# ---------------------------------------------------------------------------------------------
+
+def _row(ctx: Context, ref: str):
+    conn = ctx.conn
+    row = conn.execute("SELECT * FROM containers WHERE id = ? OR name = ?", (ref, ref)).fetchone()
+    if row:
+        return row
+    if len(ref) >= 4 and all(c in "0123456789abcdef" for c in ref):
+        rows = conn.execute("SELECT * FROM containers WHERE id LIKE ?", (ref + "%",)).fetchall()
+        if len(rows) == 1:
+            return rows[0]
+        if len(rows) > 1:
+            raise UserError(f"container id prefix {ref!r} is ambiguous", "give more characters")
+    raise NotFound(f"no container {ref!r}", "see `paas container:ps -a`")
+
+
+def refresh(ctx: Context, row) -> dict:
+    """The container's current state, reconciled from the shim's status file (DB updated on change)."""
+    info = dict(row)
+    cpaths = paths_for(ctx, row["id"])
+    status = supervisor.read_status(cpaths.state)
+    if status is None:
+        return info
+    shim_alive = supervisor.process_alive(status.get("shim_pid"), row["id"])
+    current = status["status"]
+    if current in ACTIVE and not shim_alive:
+        current = "dead"  # supervisor gone (killed, or the host rebooted)
+    info.update(status=current, exit_code=status.get("exit_code"), restart_count=status.get("restarts", 0),
+                supervisor_pid=status.get("shim_pid") if shim_alive else None,
+                started_at=status.get("started_at") or row["started_at"],
+                finished_at=status.get("finished_at") or None)
+    info["pid"] = supervisor.container_pid(cpaths.state) if current == "running" else None
+    changed = {k: info[k] for k in ("status", "exit_code", "restart_count", "supervisor_pid", "started_at",
+                                     "finished_at", "pid") if info[k] != row[k]}
+    if changed:
+        with state.transaction(ctx.conn):
+            ctx.conn.execute(f"UPDATE containers SET {', '.join(f'{k} = ?' for k in changed)} WHERE id = ?",
+                             (*changed.values(), row["id"]))
+    return info
+
+
+def get(ctx: Context, ref: str) -> dict:
+    return refresh(ctx, _row(ctx, ref))
+
+
+def is_active(info: dict) -> bool:
+    return info["status"] in ACTIVE
+
+
+# ---------------------------------------------------------------------------------------------
+# create / start
+# ---------------------------------------------------------------------------------------------
+
+def _check_name(name: str) -> str:
+    if not name or len(name) > 64 or not set(name) <= NAME_CHARS or not name[0].isalnum():
+        raise UserError(f"invalid container name {name!r}",
+                        "use letters, digits, '_', '.' or '-', starting with a letter or digit")
+    return name
+
+
+def _options_json(opts: spec.RunOptions) -> str:
+    data = asdict(opts)
+    return json.dumps(data, sort_keys=True)
+
+
+def options_from_json(text: str) -> spec.RunOptions:
+    data = json.loads(text)
+    data["volumes"] = tuple(spec.Volume(**v) for v in data.get("volumes", ()))
+    data["ports"] = tuple(spec.PortMapping(**p) for p in data.get("ports", ()))
+    data["restart"] = spec.RestartPolicy(**data.get("restart", {}))
+    for key in ("cmd", "entrypoint"):
+        if data.get(key) is not None:
+            data[key] = tuple(data[key])
+    for key in ("env", "tmpfs", "cap_add", "cap_drop"):
+        data[key] = tuple(data.get(key, ()))
+    return spec.RunOptions(**data)
+
+
+def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | None = None,
+           progress: Progress = _quiet) -> dict:
+    """Prepare a container (rootfs, network, config.json) without starting it."""
+    image = ctx.store.get(image_ref)
+    runtime = ctx.runtime
+    if runtime.notice:
+        progress(runtime.notice)
+    container_id = secrets.token_hex(16)
+    name = _check_name(name) if name else f"c-{container_id[:12]}"
+    for volume in opts.volumes:
+        if not os.path.exists(volume.source):
+            raise UserError(f"volume source {volume.source} does not exist", "create it first or fix the path")
+    with state.transaction(ctx.conn):
+        if ctx.conn.execute("SELECT 1 FROM containers WHERE name = ?", (name,)).fetchone():
+            raise UserError(f"a container named {name!r} already exists", "pick another --name or remove it")
+        ctx.conn.execute(
+            "INSERT INTO containers (id, name, image, image_digest, options, runtime, status, restart_policy) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'creating', ?)",
+            (container_id, name, image_ref, image.digest, _options_json(opts), runtime.name, str(opts.restart)),
+        )
+    cpaths = paths_for(ctx, container_id)
+    try:
+        cpaths.dir.mkdir(parents=True)
+        for directory in (cpaths.bundle, cpaths.state, cpaths.etc, cpaths.empty):
+            directory.mkdir(parents=True, exist_ok=True)
+        lowers = ctx.snapshots.ensure(image, holder=holder(container_id), progress=progress)
+        rootfs.mount_overlay(ctx.paths.snapshots, lowers, cpaths.upper, cpaths.work, cpaths.rootfs, cpaths.empty)
+        image_config = image.config.get("config") or {}
+        user = spec.resolve_user(opts.user or image_config.get("User"),
+                                 rootfs.read_in_root(cpaths.rootfs, "/etc/passwd"),
+                                 rootfs.read_in_root(cpaths.rootfs, "/etc/group"))
+        hostname = opts.hostname or container_id[:12]
+        netns_path, files = _attach_network(ctx, container_id, name, hostname, opts, cpaths)
+        config = spec.plan_config(
+            image_config, opts, ctx.host_facts, container_id=container_id, rootfs=str(cpaths.rootfs), user=user,
+            netns_path=netns_path, cgroups_path=cgroups_path(container_id),
+            seccomp=default_profile(spec.capabilities(opts.cap_add, opts.cap_drop)), files=files,
+        )
+        _write_json(cpaths.config, config)
+    except BaseException:
+        _cleanup(ctx, container_id)
+        raise
+    with state.transaction(ctx.conn):
+        ctx.conn.execute("UPDATE containers SET status = 'created' WHERE id = ?", (container_id,))
+    return get(ctx, container_id)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _attach_network(ctx: Context, container_id: str, name: str, hostname: str, opts: spec.RunOptions,
+                    cpaths: ContainerPaths) -> tuple[str | None, dict[str, str]]:
+    """Network namespace path (None: a private one with only lo) and the /etc files to bind-mount."""
+    from .. import network
+
+    with open("/etc/resolv.conf") as fh:
+        host_resolv = fh.read()
+    if opts.network == "none":
+        address = None
+        netns_path = None
+        resolv = ""
+    else:
+        attachment = network.setup_container_network(ctx.conn, ctx.config, container_id)
+        address = str(attachment.address.ip)
+        netns_path = attachment.netns_path
+        resolv = attachment.resolv_conf_text or network.plan.resolv_conf(host_resolv)
+        if opts.ports:
+            network.publish_ports(ctx.conn, ctx.config, container_id, attachment.address.ip, opts.ports)
+    hosts = network.plan.hosts_file(hostname, address, {name: address} if address else {})
+    files = {"/etc/hosts": hosts, "/etc/resolv.conf": resolv, "/etc/hostname": hostname + "\n"}
+    mounts = {}
+    for container_path, text in files.items():
+        host_path = cpaths.etc / Path(container_path).name
+        host_path.write_text(text)
+        mounts[container_path] = str(host_path)
+    return netns_path, mounts
+
+
+def start(ctx: Context, ref: str, *, wait: float = 15.0) -> dict:
+    info = get(ctx, ref)
+    if is_active(info):
+        raise UserError(f"container {info['name']} is already running")
+    if info["status"] == "creating":
+        raise UserError(f"container {info['name']} was not created completely", "remove it and run it again")
+    cpaths = paths_for(ctx, info["id"])
+    if not rootfs.is_mounted(cpaths.rootfs):  # after a reboot: mount again from the shared snapshots
+        image = ctx.store.load_image(info["image_digest"])
+        lowers = ctx.snapshots.ensure(image, holder=holder(info["id"]))
+        rootfs.mount_overlay(ctx.paths.snapshots, lowers, cpaths.upper, cpaths.work, cpaths.rootfs, cpaths.empty)
+    opts = options_from_json(info["options"])
+    image_config = (ctx.store.load_image(info["image_digest"]).config.get("config") or {})
+    stop_signal = spec.parse_signal(opts.stop_signal or image_config.get("StopSignal"))
+    plan = supervisor.ShimPlan(info["id"], cpaths.bundle, cpaths.state, cpaths.log, opts.restart, stop_signal,
+                               opts.stop_timeout)
+    (cpaths.state / "status.json").unlink(missing_ok=True)
+    shim = supervisor.ensure_shim(ctx.paths.root / "bin")
+    proc.run(supervisor.shim_argv(shim, plan, ctx.runtime), desc="starting the container supervisor")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        status = supervisor.read_status(cpaths.state)
+        if status and (status["status"] != "running" or supervisor.container_pid(cpaths.state)):
+            break
+        time.sleep(0.005)
+    else:
+        raise PaasError(f"container {info['name']} did not start within {wait:.0f}s",
+                        f"see `paas container:logs {info['name']}`")
+    return get(ctx, info["id"])
+
+
+def wait_exit(ctx: Context, ref: str, timeout: float | None = None) -> dict:
+    """Block until the container is neither running nor restarting."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        info = get(ctx, ref)
+        if not is_active(info):
+            return info
+        if deadline is not None and time.monotonic() > deadline:
+            raise PaasError(f"container {info['name']} still running after {timeout:.0f}s")
+        time.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# stop / kill / rm
+# ---------------------------------------------------------------------------------------------
+
+def stop(ctx: Context, ref: str, timeout: int | None = None) -> dict:
+    """Stop signal, then SIGKILL after the timeout (the shim does both); no restart afterwards."""
+    info = get(ctx, ref)
+    if not is_active(info):
+        return info
+    shim_pid = info["supervisor_pid"]
+    if timeout is not None:
+        # the shim was told its timeout at start; for a different one, escalate ourselves
+        os.kill(shim_pid, signals.SIGTERM)
+        try:
+            return wait_exit(ctx, ref, timeout + 1)
+        except PaasError:
+            pid = supervisor.container_pid(paths_for(ctx, info["id"]).state)
+            if pid:
+                _signal(pid, signals.SIGKILL)
+            return wait_exit(ctx, ref, 10)
+    os.kill(shim_pid, signals.SIGTERM)
+    opts = options_from_json(info["options"])
+    return wait_exit(ctx, ref, opts.stop_timeout + 10)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def kill(ctx: Context, ref: str, sig: str | int = "SIGKILL") -> dict:
+    info = get(ctx, ref)
+    if info["status"] != "running" or not info["pid"]:
+        raise UserError(f"container {info['name']} is not running")
+    _signal(info["pid"], spec.parse_signal(sig))
+    return info
+
+
+def remove(ctx: Context, ref: str, *, force: bool = False) -> dict:
+    info = get(ctx, ref)
+    if is_active(info):
+        if not force:
+            raise UserError(f"container {info['name']} is running", "stop it first, or use --force")
+        os.kill(info["supervisor_pid"], signals.SIGTERM)
+        pid = supervisor.container_pid(paths_for(ctx, info["id"]).state)
+        if pid:
+            _signal(pid, signals.SIGKILL)
+        wait_exit(ctx, info["id"], 15)
+    _cleanup(ctx, info["id"])
+    return info
+
+
+def _cleanup(ctx: Context, container_id: str) -> None:
+    """Undo everything create did; safe to call on a half-created container."""
+    from .. import network
+
+    cpaths = paths_for(ctx, container_id)
+    runtime = ctx.runtime
+    proc.run(runtime.argv("delete", "--force", container_id), check=False, desc="runtime delete")
+    rootfs.unmount(cpaths.rootfs)
+    network.teardown_container_network(ctx.conn, ctx.config, container_id)
+    _remove_cgroups(container_id)
+    if cpaths.dir.exists():
+        shutil.rmtree(cpaths.dir)
+    ctx.snapshots.release(holder(container_id))
+    with state.transaction(ctx.conn):
+        ctx.conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+
+
+def _remove_cgroups(container_id: str, base: Path = Path("/sys/fs/cgroup")) -> None:
+    rel = cgroups_path(container_id).lstrip("/")
+    if not base.is_dir():
+        return
+    for controller in base.iterdir():
+        target = controller / rel
+        if target.is_dir():
+            for dirpath, _dirs, _files in sorted(os.walk(target), key=lambda t: -len(t[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# exec / inspect / ps / logs
+# ---------------------------------------------------------------------------------------------
+
+def exec_argv(ctx: Context, info: dict, argv: list[str], *, env: list[str] = (), user: str | None = None,
+              workdir: str | None = None) -> list[str]:
+    """The runtime command that runs argv in the container with the container's process settings."""
+    cpaths = paths_for(ctx, info["id"])
+    process = json.loads(cpaths.config.read_text())["process"]
+    process["args"] = list(argv)
+    process["terminal"] = False
+    if env:
+        merged = spec.env_list_to_dict(process["env"]) | spec.env_list_to_dict(env)
+        process["env"] = [f"{k}={v}" for k, v in merged.items()]
+    if user:
+        resolved = spec.resolve_user(user, rootfs.read_in_root(cpaths.rootfs, "/etc/passwd"),
+                                     rootfs.read_in_root(cpaths.rootfs, "/etc/group"))
+        process["user"] = {"uid": resolved.uid, "gid": resolved.gid}
+    if workdir:
+        process["cwd"] = workdir
+    process_file = cpaths.state / f"exec-{secrets.token_hex(4)}.json"
+    process_file.write_text(json.dumps(process))
+    return ctx.runtime.argv("exec", "--process", str(process_file), info["id"])
+
+
+def exec_(ctx: Context, ref: str, argv: list[str], **kwargs) -> int:
+    info = get(ctx, ref)
+    if info["status"] != "running":
+        raise UserError(f"container {info['name']} is not running", "start it first")
+    command = exec_argv(ctx, info, argv, **kwargs)
+    process_file = Path(command[command.index("--process") + 1])
+    try:
+        return subprocess.run(command).returncode  # stdio passes through to the caller
+    finally:
+        process_file.unlink(missing_ok=True)
+
+
+def summary(info: dict) -> dict:
+    return {
+        "id": info["id"], "name": info["name"], "image": info["image"], "status": info["status"],
+        "exit_code": info["exit_code"], "restart_count": info["restart_count"], "pid": info["pid"],
+        "runtime": info["runtime"], "created_at": info["created_at"], "started_at": info["started_at"],
+        "finished_at": info["finished_at"], "restart_policy": info["restart_policy"],
+    }
+
+
+def inspect(ctx: Context, ref: str) -> dict:
+    info = get(ctx, ref)
+    cpaths = paths_for(ctx, info["id"])
+    config = json.loads(cpaths.config.read_text()) if cpaths.config.exists() else {}
+    lease = ctx.conn.execute("SELECT network, address FROM ip_leases WHERE holder = ?", (info["id"],)).fetchone()
+    return summary(info) | {
+        "image_digest": info["image_digest"],
+        "options": json.loads(info["options"]),
+        "supervisor_pid": info["supervisor_pid"],
+        "address": lease["address"] if lease else None,
+        "bundle": str(cpaths.bundle),
+        "log_path": str(cpaths.log),
+        "process": config.get("process", {}),
+        "runtime_notice": ctx.runtime.notice,
+    }
+
+
+def list_containers(ctx: Context, *, all_: bool = False) -> list[dict]:
+    rows = ctx.conn.execute("SELECT * FROM containers ORDER BY created_at, name").fetchall()
+    out = [summary(refresh(ctx, row)) for row in rows]
+    return out if all_ else [c for c in out if c["status"] in ACTIVE]
+
+
+def read_logs(ctx: Context, ref: str, *, follow: bool = False, since: str | None = None,
+              tail: int | None = None) -> Iterator[logs.LogLine]:
+    info = get(ctx, ref)
+    log = paths_for(ctx, info["id"]).log
+    since_ts = logs.parse_since(since) if since else None
+    if not follow:
+        return iter(logs.read_lines(log, since=since_ts, tail=tail))
+    return logs.follow(log, lambda: is_active(get(ctx, info["id"])), since=since_ts, tail=tail)
+
+
+# ---------------------------------------------------------------------------------------------
+# run and commit
+# ---------------------------------------------------------------------------------------------
+
+def run(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | None = None, detach: bool = False,
+        remove_after: bool = False, on_line: Callable[[logs.LogLine], None] | None = None,
+        progress: Progress = _quiet) -> dict:
+    """create + start; in the foreground, stream output until exit (then remove when asked)."""
+    info = create(ctx, image_ref, opts, name=name, progress=progress)
+    try:
+        info = start(ctx, info["id"])
+    except BaseException:
+        if remove_after:
+            remove(ctx, info["id"], force=True)
+        raise
+    if detach:
+        return info
+    try:
+        for line in read_logs(ctx, info["id"], follow=True):
+            if on_line:
+                on_line(line)
+        info = wait_exit(ctx, info["id"])
+    finally:
+        if remove_after:
+            remove(ctx, info["id"], force=True)
+    return info
+
+
+def _mountpoint_filter(config: dict):
+    """Skip, in a commit, the empty files and dirs the runtime created as mount points (Docker does too)."""
+    destinations = {m["destination"].strip("/") for m in config.get("mounts", [])}
+
+    def skip(rel: str, st: os.stat_result) -> bool:
+        if rel not in destinations:
+            return False
+        return (stat.S_ISREG(st.st_mode) and st.st_size == 0) or stat.S_ISDIR(st.st_mode)
+
+    return skip
+
+
+def commit(ctx: Context, ref: str, image_name: str | None = None, *, message: str = "") -> dict:
+    """The container's changes (its overlay upper dir) as a new layer on top of its image."""
+    from ..image.create import commit_layer, now_rfc3339
+    from ..image.reference import local_name, parse
+
+    info = get(ctx, ref)
+    cpaths = paths_for(ctx, info["id"])
+    base = ctx.store.load_image(info["image_digest"])
+    config = json.loads(cpaths.config.read_text())
+    compression = ctx.config.get("images.compression", "gzip")
+    with ctx.store.writing():
+        layer, diff_id = commit_layer(ctx.store, cpaths.upper, compression=compression,
+                                      skip=_mountpoint_filter(config))
+        image_config = json.loads(json.dumps(base.config))
+        image_config["rootfs"]["diff_ids"].append(diff_id)
+        created = now_rfc3339()
+        image_config["created"] = created
+        image_config.setdefault("history", []).append(
+            {"created": created, "created_by": f"paas container:commit {info['name']}",
+             **({"comment": message} if message else {})})
+        opts = options_from_json(info["options"])
+        container_config = image_config.setdefault("config", {})
+        if opts.cmd is not None:
+            container_config["Cmd"] = list(opts.cmd)
+        if opts.env:
+            merged = spec.env_list_to_dict(container_config.get("Env")) | spec.env_list_to_dict(opts.env)
+            container_config["Env"] = [f"{k}={v}" for k, v in merged.items()]
+        image = ctx.store.add_image(base.layers + [layer], image_config)
+        name = None
+        if image_name:
+            name = ctx.store.tag(local_name(parse(image_name)), image)
+    return {"name": name, "digest": image.digest, "id": image.short_id, "layer": layer["digest"]}

@@ -1,0 +1,102 @@
+"""The per-container supervisor (paas-shim, C, in this folder): build it, plan its argv, read its status.
+
+The shim is compiled on first use into the data root (`bin/paas-shim-<source hash>`), so a new
+source version never runs an old binary. It detaches from its caller and survives daemon restarts;
+its state is in `<container>/state/status.json`, written atomically by the shim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .. import proc
+from ..errors import UserError
+from .host import RuntimeChoice
+from .spec import RestartPolicy
+
+SHIM_SOURCE = "shim.c"
+
+
+def shim_source() -> bytes:
+    return resources.files(__package__).joinpath(SHIM_SOURCE).read_bytes()
+
+
+def ensure_shim(bin_dir: Path) -> Path:
+    """Path of the compiled shim for the current source, compiling it when needed."""
+    source = shim_source()
+    target = bin_dir / f"paas-shim-{hashlib.sha256(source).hexdigest()[:12]}"
+    if target.exists():
+        return target
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        raise UserError("the container supervisor needs a C compiler to build once", "apt-get install gcc")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    src = bin_dir / f".shim-{os.getpid()}.c"
+    tmp = bin_dir / f".shim-{os.getpid()}"
+    src.write_bytes(source)
+    try:
+        proc.run([compiler, "-O2", "-Wall", "-o", str(tmp), str(src)], desc="building paas-shim")
+        os.replace(tmp, target)
+    finally:
+        src.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+@dataclass(frozen=True)
+class ShimPlan:
+    container_id: str
+    bundle: Path
+    state_dir: Path
+    log_file: Path
+    restart: RestartPolicy
+    stop_signal: int
+    stop_timeout: int
+    log_max_bytes: int = 10 << 20
+    log_keep: int = 3
+    backoff_ms: int = 100
+    backoff_max_ms: int = 30_000
+
+
+def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
+    argv = [
+        str(shim), "--id", plan.container_id, "--bundle", str(plan.bundle), "--state", str(plan.state_dir),
+        "--log", str(plan.log_file), "--log-max", str(plan.log_max_bytes), "--log-keep", str(plan.log_keep),
+        "--restart", plan.restart.name, "--max-restarts", str(plan.restart.max_retries),
+        "--backoff-ms", str(plan.backoff_ms), "--backoff-max-ms", str(plan.backoff_max_ms),
+        "--stop-signal", str(plan.stop_signal), "--stop-timeout", str(plan.stop_timeout),
+    ]
+    if runtime.hybrid_workaround:
+        argv.append("--hybrid-fix")
+    return argv + ["--", runtime.path]
+
+
+def read_status(state_dir: Path) -> dict | None:
+    try:
+        return json.loads((state_dir / "status.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def process_alive(pid: int | None, marker: str) -> bool:
+    """True when pid runs and its command line mentions marker (guards against pid reuse)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return marker.encode() in cmdline
+
+
+def container_pid(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / "pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
