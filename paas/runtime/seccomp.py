@@ -235,7 +235,7 @@ ARG_RULES: tuple[ArgRule, ...] = (
 
 
 def normalize_arch(arch: str) -> str:
-    """"amd64", "x86_64", "arm64" or "aarch64" -> our key ("amd64" / "arm64")."""
+    """Our key ("amd64" or "arm64") for "amd64", "x86_64", "arm64" or "aarch64"; ValueError otherwise."""
     key = ARCH_ALIASES.get(arch.lower(), arch.lower())
     if key not in ARCHITECTURES:
         raise ValueError(f"no seccomp profile for architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
