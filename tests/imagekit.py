@@ -85,3 +85,42 @@ def tree(root: Path, *, owners: bool = True) -> dict[str, tuple]:
             else:
                 out[rel] = ("special", stat.S_IFMT(st.st_mode), st.st_rdev, owner)
     return out
+
+
+def applets() -> list[str]:
+    import subprocess
+
+    out = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout
+    return [a for a in out.split() if a and "/" not in a and a not in ("busybox", "[", "[[")]
+
+
+def runnable_rootfs(dest: Path) -> Path:
+    """busybox-static with every applet linked in /bin, passwd/group with root and nobody, /tmp."""
+    (dest / "bin").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
+    for applet in applets():
+        os.symlink("busybox", dest / "bin" / applet)
+    (dest / "etc").mkdir()
+    (dest / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                         "app:x:1000:1000:app:/home/app:/bin/sh\n"
+                                         "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n")
+    (dest / "etc" / "group").write_text("root:x:0:\napp:x:1000:\nextra:x:2000:app\nnogroup:x:65534:\n")
+    for directory in ("tmp", "root", "home/app", "srv"):
+        (dest / directory).mkdir(parents=True)
+    os.chmod(dest / "tmp", 0o1777)
+    if os.geteuid() == 0:
+        os.chown(dest / "home" / "app", 1000, 1000)
+    (dest / "srv" / "keep.txt").write_text("keep\n")
+    (dest / "srv" / "delete-me.txt").write_text("bye\n")
+    return dest
+
+
+def static_binary(source: str, dest: Path) -> Path:
+    """Compile a small static C program for use inside busybox containers."""
+    import subprocess
+
+    src = dest.with_suffix(".c")
+    src.write_text(source)
+    subprocess.run(["cc", "-static", "-O1", "-o", str(dest), str(src)], check=True, capture_output=True)
+    src.unlink()
+    return dest

@@ -69,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PAAS_DEBUG") == "1"
     try:
-        cli.main(args=args, prog_name="paas", standalone_mode=False)
+        result = cli.main(args=args, prog_name="paas", standalone_mode=False)
+        if isinstance(result, int):  # click returns Exit codes instead of raising in this mode
+            return result
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

@@ -239,7 +239,10 @@ def _attach_network(ctx: Context, container_id: str, name: str, hostname: str, o
         resolv = attachment.resolv_conf_text or network.plan.resolv_conf(host_resolv)
         if opts.ports:
             network.publish_ports(ctx.conn, ctx.config, container_id, attachment.address.ip, opts.ports)
-    hosts = network.plan.hosts_file(hostname, address, {name: address} if address else {})
+    if address:
+        hosts = network.plan.hosts_file(hostname, address, {name: address})
+    else:  # only loopback: the host name resolves there
+        hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
     files = {"/etc/hosts": hosts, "/etc/resolv.conf": resolv, "/etc/hostname": hostname + "\n"}
     mounts = {}
     for container_path, text in files.items():

@@ -225,7 +225,8 @@ def resolve_user(spec: str | None, passwd: str = "", group: str = "") -> Resolve
                                 "use a numeric gid or add the group")
             gid = int(found[2])
     name = entry[0] if entry else None
-    extra = sorted({int(g[2]) for g in groups if len(g) >= 4 and name and name in g[3].split(",")} - {gid})
+    # like Docker, the supplementary list holds the primary group too (so `id` shows it in groups=)
+    extra = sorted({gid} | {int(g[2]) for g in groups if len(g) >= 4 and name and name in g[3].split(",")})
     return ResolvedUser(uid, gid, tuple(extra), home)
 
 

@@ -17,3 +17,46 @@ def registry(tmp_path):
 @pytest.fixture
 def root_only():
     need_root()
+
+
+KEYCTL_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+    long r = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0);
+    if (r < 0) { printf("keyctl: %s\n", strerror(errno)); return 1; }
+    printf("keyctl: allowed\n");
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def bb_rootfs(tmp_path_factory):
+    """A runnable busybox root filesystem (built once per session) with a static keyctl probe."""
+    need_root()
+    need_tool("cc")
+    from tests.imagekit import runnable_rootfs, static_binary
+
+    root = runnable_rootfs(tmp_path_factory.mktemp("bb") / "rootfs")
+    static_binary(KEYCTL_C, root / "bin" / "keyctl-probe")
+    return root
+
+
+@pytest.fixture(params=["crun", "runc"])
+def runtime_name(request, ctx):
+    need_tool(request.param)
+    ctx.paths.config_file.write_text(f"runtime: {request.param}\n")
+    ctx.__dict__.pop("config", None)
+    ctx.__dict__.pop("runtime", None)
+    return request.param
+
+
+@pytest.fixture
+def bb_image(ctx, bb_rootfs):
+    from paas.image.create import image_from_dirs
+
+    return image_from_dirs(ctx.store, [bb_rootfs], tag="bb:1", Cmd=["/bin/sh"])
