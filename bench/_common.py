@@ -1,0 +1,243 @@
+"""Shared helpers for the side-by-side benchmarks: progress lines, timing, temp data roots, test images.
+
+Everything a benchmark creates lives under one temp directory (removed at exit, also on failure
+and on SIGTERM/SIGINT); registries and other cleanups are registered on the same ExitStack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+# the benchmarks import paas and tests.* from the checkout they live in
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from paas.config import init_root, paths_from_env  # noqa: E402
+from paas.context import Context, open_context  # noqa: E402
+
+MB = 1_000_000
+T = TypeVar("T")
+_START = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _START:7.1f}s] {message}", flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def timed(fn: Callable[..., T], *args, **kwargs) -> tuple[float, T]:
+    """(seconds, result) of fn(*args, **kwargs); dirty pages of earlier steps are written back first
+    so that they do not bill fn."""
+    os.sync()
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - t0, result
+
+
+def fmt_times(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}s" for v in values)
+
+
+def human(n: float) -> str:
+    return f"{n / MB:.1f} MB"
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a tool; a failure raises with its output (captured, so progress lines stay readable)."""
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    return result
+
+
+def need_tools(*names: str) -> None:
+    if os.geteuid() != 0:
+        raise SystemExit("run the benchmarks as root (umoci unpack, skopeo in a private mount namespace)")
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        raise SystemExit(f"missing tools: {', '.join(missing)}")
+
+
+_deferred: list[int] = []
+_deferring = False
+
+
+def _exit_for(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
+
+
+def _terminate(signum, _frame):
+    if _deferring:
+        _deferred.append(signum)
+        return
+    raise _exit_for(signum)  # unwinds through every `finally`/ExitStack, so cleanup runs
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGTERM/SIGHUP/SIGINT arriving inside the block take effect at its end."""
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    if _deferred:
+        raise _exit_for(_deferred.pop(0))
+
+
+@contextlib.contextmanager
+def workspace(prefix: str) -> Iterator[tuple[Path, contextlib.ExitStack]]:
+    """A temp directory plus an ExitStack for further cleanups; all undone at exit, whatever happens."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _terminate)
+    # a PAAS_CONFIG from the caller's shell would make init_root write into the operator's config file
+    os.environ.pop("PAAS_CONFIG", None)
+    base = Path(tempfile.mkdtemp(prefix=f"paas-bench-{prefix}-", dir=os.environ.get("BENCH_TMPDIR")))
+    log(f"workspace {base}")
+    try:
+        with contextlib.ExitStack() as stack:
+            yield base, stack
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        log(f"removed {base}")
+
+
+def start_registry(workdir: Path, stack: contextlib.ExitStack):
+    """tests.services.start_registry, its stop() registered on stack. Signals wait while it starts: the
+    process it spawns is only known once it returns, so an exit in between would leave it running."""
+    from tests.services import start_registry as start
+
+    with signals_deferred():
+        reg = start(workdir)
+        stack.callback(reg.stop)
+    return reg
+
+
+def new_root(path: Path, stack: contextlib.ExitStack) -> Context:
+    """A fresh, initialised paas data root at path, its context closed by stack."""
+    paths = paths_from_env(path)
+    init_root(paths)
+    ctx = open_context(path)
+    stack.callback(ctx.close)
+    return ctx
+
+
+# ---------------------------------------------------------------------------------------------
+# test content: incompressible random files, compressible text, many small files
+# ---------------------------------------------------------------------------------------------
+
+_WORDS = None
+
+
+def _text(rng: random.Random, size: int) -> bytes:
+    """Pseudo-English that gzip shrinks about 3x (not a repeated block, which it would shrink far more)."""
+    global _WORDS
+    if _WORDS is None:
+        wrng = random.Random(7)
+        letters = "etaoinshrdlcumwfgypbvkjxqz"
+        _WORDS = ["".join(wrng.choices(letters, weights=range(26, 0, -1), k=wrng.randint(2, 10)))
+                  for _ in range(5000)]
+    out: list[str] = []
+    length = 0
+    while length < size:
+        line = " ".join(rng.choices(_WORDS, k=12)) + "\n"
+        out.append(line)
+        length += len(line)
+    return "".join(out).encode()[:size]
+
+
+def fill(directory: Path, rng: random.Random, kind: str, count: int, size: int) -> int:
+    """Write count files of kind random|text (size bytes each) or small (0..size bytes, 100 per subdir,
+    half text, half random) under directory; returns the bytes written."""
+    total = 0
+    for i in range(count):
+        if kind == "small":
+            sub = directory / f"d{i // 100:04d}"
+            sub.mkdir(parents=True, exist_ok=True)
+            n = rng.randint(0, size)
+            data = rng.randbytes(n) if i % 2 else _text(rng, n)
+            (sub / f"f{i:06d}.{'bin' if i % 2 else 'txt'}").write_bytes(data)
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            data = rng.randbytes(size) if kind == "random" else _text(rng, size)
+            (directory / f"{kind}{i:04d}.{'bin' if kind == 'random' else 'txt'}").write_bytes(data)
+        total += len(data)
+    return total
+
+
+LayerSpec = list[tuple[str, str, int, int]]  # (subdir, kind, count, size)
+
+
+def build_image(ctx: Context, work: Path, layers: list[LayerSpec], tag: str, *, seed: int = 42,
+                compression: str = "gzip"):
+    """Make one directory per layer from the specs (deterministic for a seed) and an image of them."""
+    from paas.image.create import image_from_dirs
+
+    rng = random.Random(seed)
+    dirs = []
+    for index, spec in enumerate(layers):
+        layer_dir = work / f"layer{index}"
+        written = 0
+        for subdir, kind, count, size in spec:
+            written += fill(layer_dir / subdir, rng, kind, count, size)
+        dirs.append(layer_dir)
+        log(f"layer {index + 1}/{len(layers)}: {human(written)} of content written")
+    log(f"creating {tag} with {compression} layers (not timed; gzip in Python is slow)")
+    t0 = time.perf_counter()
+    image = image_from_dirs(ctx.store, dirs, tag=tag, compression=compression, mtime=0)
+    log(f"created {tag}: {len(image.layers)} layers, {human(image.total_size)} stored "
+        f"in {time.perf_counter() - t0:.1f}s")
+    for d in dirs:
+        shutil.rmtree(d)
+    return image
+
+
+def tree_stats(root: Path) -> tuple[int, int]:
+    """(regular files, bytes in them) under root."""
+    files = size = 0
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            if st.st_mode & 0o170000 == 0o100000:
+                files += 1
+                size += st.st_size
+    return files, size
+
+
+def clear_dir(path: Path) -> None:
+    """Remove what is inside path (path stays)."""
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def ratio_line(what: str, ours: float, theirs: float, unit: str, other: str, goal: float,
+               higher_is_better: bool = True) -> str:
+    """`push: paas 310 MB/s, skopeo 280 MB/s, ratio 1.11x (goal >= 0.8x)`; the ratio is ours/theirs
+    as a speed, so > 1 means we are faster (for times it is theirs/ours)."""
+    ratio = ours / theirs if higher_is_better else theirs / ours
+    if unit == "MB/s":
+        values = f"paas {ours:.0f} MB/s, {other} {theirs:.0f} MB/s"
+    else:
+        values = f"paas {ours:.2f}{unit}, {other} {theirs:.2f}{unit}"
+    verdict = "ok" if ratio >= goal else "BELOW GOAL"
+    return f"{what}: {values}, ratio {ratio:.2f}x (goal >= {goal}x, {verdict})"
