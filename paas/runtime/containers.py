@@ -158,7 +158,7 @@ def _options_json(opts: spec.RunOptions) -> str:
 def options_from_json(text: str) -> spec.RunOptions:
     data = json.loads(text)
     data["volumes"] = tuple(spec.Volume(**v) for v in data.get("volumes", ()))
-    data["ports"] = tuple(spec.PortMapping(**p) for p in data.get("ports", ()))
+    data["ports"] = tuple(spec.PortMapping(**p) for p in data.get("ports", ()))  # network.plan.PortMapping
     data["restart"] = spec.RestartPolicy(**data.get("restart", {}))
     for key in ("cmd", "entrypoint"):
         if data.get(key) is not None:
@@ -226,23 +226,20 @@ def _attach_network(ctx: Context, container_id: str, name: str, hostname: str, o
     """Network namespace path (None: a private one with only lo) and the /etc files to bind-mount."""
     from .. import network
 
-    with open("/etc/resolv.conf") as fh:
-        host_resolv = fh.read()
     if opts.network == "none":
-        address = None
         netns_path = None
         resolv = ""
-    else:
-        attachment = network.setup_container_network(ctx.conn, ctx.config, container_id)
-        address = str(attachment.address.ip)
-        netns_path = attachment.netns_path
-        resolv = attachment.resolv_conf_text or network.plan.resolv_conf(host_resolv)
-        if opts.ports:
-            network.publish_ports(ctx.conn, ctx.config, container_id, attachment.address.ip, opts.ports)
-    if address:
-        hosts = network.plan.hosts_file(hostname, address, {name: address})
-    else:  # only loopback: the host name resolves there
+        # only loopback: the host name resolves there
         hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    else:
+        attachment = network.setup_container_network(ctx.conn, ctx.config, container_id, hostname=hostname)
+        netns_path = attachment.netns_path
+        resolv = attachment.resolv_conf
+        hosts = attachment.hosts
+        if name != hostname:
+            hosts += f"{attachment.address.ip}\t{name}\n"
+        for mapping in opts.ports:
+            network.publish_port(ctx.conn, ctx.config, container_id, mapping)
     files = {"/etc/hosts": hosts, "/etc/resolv.conf": resolv, "/etc/hostname": hostname + "\n"}
     mounts = {}
     for container_path, text in files.items():
@@ -358,12 +355,22 @@ def _cleanup(ctx: Context, container_id: str) -> None:
     proc.run(runtime.argv("delete", "--force", container_id), check=False, desc="runtime delete")
     rootfs.unmount(cpaths.rootfs)
     network.teardown_container_network(ctx.conn, ctx.config, container_id)
+    _remove_idle_network(ctx)
     _remove_cgroups(container_id)
     if cpaths.dir.exists():
         shutil.rmtree(cpaths.dir)
     ctx.snapshots.release(holder(container_id))
     with state.transaction(ctx.conn):
         ctx.conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+
+
+def _remove_idle_network(ctx: Context) -> None:
+    """The last container gone: remove the bridge and its NAT rules too (recreated on the next run).
+
+    The lease check runs under the network lock that setup takes its lease under: no race."""
+    from .. import network
+
+    network.remove_network(ctx.conn, ctx.config, only_if_unused=True)
 
 
 def _remove_cgroups(container_id: str, base: Path = Path("/sys/fs/cgroup")) -> None:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from ..errors import UserError
 
 HYBRID_UNIFIED = "/sys/fs/cgroup/unified"
+# cgroup v1 super options that are not controllers (systemd mounts name=systemd with xattr)
+NOT_CONTROLLERS = frozenset({"rw", "ro", "relatime", "noexec", "nosuid", "nodev", "xattr", "noprefix",
+                             "clone_children", "cpuset_v2_mode", "seclabel", "none"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def parse_cgroup_mounts(mountinfo: str) -> tuple[str, tuple[str, ...]]:
             v2_at.append(mount_point)
         elif fstype == "cgroup":
             for opt in super_opts.split(","):
-                if opt in ("rw", "ro") or opt.startswith("name=") or opt in ("relatime", "noexec", "nosuid", "nodev"):
+                if "=" in opt or opt in NOT_CONTROLLERS:  # name=systemd, release_agent=…, xattr, …
                     continue
                 v1.append(opt)
     controllers = tuple(sorted(set(v1)))

@@ -67,7 +67,7 @@ def _keep(line: LogLine | None, since: str | None, include_shim: bool) -> bool:
 
 def read_lines(log: Path, *, since: str | None = None, tail: int | None = None,
                include_shim: bool = False) -> list[LogLine]:
-    lines: deque[LogLine] = deque(maxlen=tail if tail and tail > 0 else None)
+    lines: deque[LogLine] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
     for path in log_files(log):
         with open(path, errors="replace") as fh:
             lines.extend(line for raw in fh if _keep(line := parse_line(raw), since, include_shim))
@@ -78,18 +78,19 @@ def follow(log: Path, still_running: Callable[[], bool], *, since: str | None = 
            include_shim: bool = False, poll: float = 0.1) -> Iterator[LogLine]:
     """Existing lines (filtered, last `tail`), then new ones as they come, until the container stops."""
     while not log.exists():  # the shim creates it as soon as it starts
-        if not still_running():
+        if not still_running() and not log.exists():
             return
         time.sleep(poll)
     fh = open(log, errors="replace")
     inode = os.fstat(fh.fileno()).st_ino
     # rotated files first, then the current file through the handle we keep following
-    backlog: deque[LogLine] = deque(maxlen=tail if tail and tail > 0 else None)
+    backlog: deque[LogLine] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
     for path in log_files(log)[:-1]:
         with open(path, errors="replace") as old:
             backlog.extend(line for raw in old if _keep(line := parse_line(raw), since, include_shim))
     pending = ""
     first = True
+    stopping = rotated = False
     try:
         while True:
             chunk = fh.read()
@@ -109,12 +110,18 @@ def follow(log: Path, still_running: Callable[[], bool], *, since: str | None = 
                 current = os.stat(log).st_ino
             except FileNotFoundError:
                 current = inode
-            if current != inode:  # rotated: continue in the new file
+            if current != inode:  # rotated: read the rest of the old file once more, then the new one
+                if not rotated:
+                    rotated = True
+                    continue
                 fh.close()
-                fh, inode, pending = open(log, errors="replace"), current, ""
+                fh, inode, pending, rotated = open(log, errors="replace"), current, "", False
                 continue
-            if not still_running():
+            if stopping:
                 return
+            if not still_running():
+                stopping = True  # one more read: lines written just before it stopped
+                continue
             time.sleep(poll)
     finally:
         fh.close()

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import UserError
+from ..network.plan import PortMapping, parse_port_spec
 from .host import HostFacts
 
 OCI_VERSION = "1.0.2"
@@ -64,14 +65,6 @@ class Volume:
     source: str
     destination: str
     read_only: bool = False
-
-
-@dataclass(frozen=True)
-class PortMapping:
-    host_port: int
-    container_port: int
-    protocol: str = "tcp"
-    host_ip: str = "0.0.0.0"
 
 
 @dataclass(frozen=True)
@@ -133,20 +126,7 @@ def parse_volume(text: str) -> Volume:
     return Volume(parts[0], parts[1], mode == "ro")
 
 
-def parse_port(text: str) -> PortMapping:
-    """HOST:CONTAINER[/tcp|udp] or IP:HOST:CONTAINER[/proto]."""
-    spec, _, proto = text.partition("/")
-    proto = proto or "tcp"
-    parts = spec.split(":")
-    host_ip = "0.0.0.0"
-    if len(parts) == 3:
-        host_ip, parts = parts[0], parts[1:]
-    if len(parts) != 2 or proto not in ("tcp", "udp") or not all(p.isdigit() for p in parts):
-        raise UserError(f"invalid port mapping {text!r}", "use -p HOSTPORT:CONTAINERPORT[/tcp|udp]")
-    host, container = int(parts[0]), int(parts[1])
-    if not (0 < host < 65536 and 0 < container < 65536):
-        raise UserError(f"port out of range in {text!r}", "ports are 1-65535")
-    return PortMapping(host, container, proto, host_ip)
+parse_port = parse_port_spec  # one parser for -p, owned by the network layer
 
 
 def parse_restart(text: str) -> RestartPolicy:
@@ -244,8 +224,13 @@ def capabilities(add=(), drop=()) -> list[str]:
     for cap in (add | drop) - {"ALL"}:
         if cap not in ALL_CAPS:
             raise UserError(f"unknown capability {cap}", "see capabilities(7) for names")
-    caps = set(ALL_CAPS) if "ALL" in add else set(DEFAULT_CAPS) | add
-    caps = set() if "ALL" in drop else caps - drop
+    # Docker's rules: add ALL = all but the dropped; drop ALL = only the added; else defaults - drop + add
+    if "ALL" in add:
+        caps = set(ALL_CAPS) - drop
+    elif "ALL" in drop:
+        caps = add
+    else:
+        caps = (set(DEFAULT_CAPS) - drop) | add
     return sorted(caps)
 
 

@@ -1,0 +1,278 @@
+"""Container networking: one bridge per host (config network.bridge, network.subnet), an address
+per container from the state DB, a veth pair into the container's own network namespace, NAT
+egress, optional published ports, and the container's /etc/resolv.conf and /etc/hosts text.
+
+The runtime calls:
+
+    attachment = setup_container_network(conn, config, container_id)
+    # config.json: {"type": "network", "path": attachment.netns_path}; write attachment.resolv_conf
+    # and attachment.hosts into the bundle
+    publish_port(conn, config, container_id, parse_port_spec("8080:80"))
+    ...
+    teardown_container_network(conn, config, container_id)   # on rm; idempotent
+
+and, after a daemon crash, `reclaim_network(conn, config, live_container_ids)`.
+
+`config` is a paas.config.Config or a nested dict: network.bridge, network.subnet, and optionally
+network.firewall ("nft" or "iptables"; detected when absent) and network.dns (fallback nameservers).
+Layout: plan.py (pure), ipam.py (state DB), links.py (netlink), firewall.py (nft/iptables).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PaasError, UserError
+from . import firewall, ipam, links
+from .plan import (
+    DEFAULT_FALLBACK_NAMESERVERS,
+    PortMapping,
+    check_bridge_name,
+    check_container_id,
+    check_kind,
+    gateway,
+    hosts_file,
+    netns_name,
+    network_rules_plan,
+    network_tag,
+    parse_port_spec,
+    parse_port_tag,
+    parse_subnet,
+    port_rules_plan,
+    port_tag,
+    resolv_conf,
+    veth_names,
+)
+
+__all__ = [
+    "NetworkAttachment", "NetworkSettings", "PortMapping", "network_settings", "ensure_network",
+    "setup_container_network", "teardown_container_network", "publish_port", "unpublish_port",
+    "published_ports", "reclaim_network", "remove_network", "parse_port_spec", "host_veth_name",
+]
+
+log = logging.getLogger("paas.network")
+
+HOST_RESOLV_CONF = "/etc/resolv.conf"
+RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"  # systemd-resolved's real upstream servers
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    bridge: str
+    subnet: ipaddress.IPv4Network
+    firewall: str | None = None  # None: detect
+    dns: tuple[str, ...] = DEFAULT_FALLBACK_NAMESERVERS
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Interface:
+        return gateway(self.subnet)
+
+    @property
+    def firewall_kind(self) -> str:
+        return self.firewall or firewall.detect_firewall()
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    container_id: str
+    netns_name: str
+    netns_path: str
+    address: ipaddress.IPv4Interface
+    gateway: ipaddress.IPv4Address
+    host_veth: str
+    bridge: str
+    resolv_conf: str
+    hosts: str
+
+    def oci_namespace(self) -> dict[str, str]:
+        """The entry for config.json linux.namespaces."""
+        return {"type": "network", "path": self.netns_path}
+
+
+def _setting(config: Any, dotted: str, default: Any = None) -> Any:
+    if isinstance(config, Mapping):
+        node: Any = config
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+    return config.get(dotted, default)
+
+
+def network_settings(config: Any) -> NetworkSettings:
+    """Validated network settings from the config (UserError naming the bad key)."""
+    bridge = check_bridge_name(_setting(config, "network.bridge", "paas0"))
+    subnet = parse_subnet(_setting(config, "network.subnet", "10.88.0.0/16"))
+    kind = _setting(config, "network.firewall")
+    if kind in ("", "auto"):
+        kind = None
+    if kind is not None:
+        check_kind(kind)
+    dns = _setting(config, "network.dns") or DEFAULT_FALLBACK_NAMESERVERS
+    if isinstance(dns, str):
+        dns = [dns]
+    return NetworkSettings(bridge, subnet, kind, tuple(str(s) for s in dns))
+
+
+def ensure_network(config: Any) -> NetworkSettings:
+    """The bridge (with its gateway address) and the network's NAT/forward rules exist. Idempotent."""
+    settings = network_settings(config)
+    with firewall.host_lock():
+        _ensure_network_locked(settings)
+    return settings
+
+
+def _ensure_network_locked(settings: NetworkSettings) -> None:
+    links.ensure_bridge(settings.bridge, settings.gateway)
+    firewall.apply_rules(network_rules_plan(settings.firewall_kind, settings.bridge, settings.subnet))
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def setup_container_network(conn: sqlite3.Connection, config: Any, container_id: str, *,
+                            hostname: str | None = None,
+                            extra_hosts: Mapping[str, str] | None = None) -> NetworkAttachment:
+    """Give the container an address and a namespace attached to the bridge. Idempotent: a second
+    call returns the same attachment. On failure, whatever was set up is removed again."""
+    check_container_id(container_id)
+    settings = network_settings(config)
+    with firewall.host_lock():  # with the lease taken under the lock, remove_network cannot race us
+        _ensure_network_locked(settings)
+        address = ipam.allocate(conn, settings.bridge, str(settings.subnet), container_id)
+    name = netns_name(container_id)
+    try:
+        path = links.create_netns(name)
+        host_veth = links.attach(name, settings.bridge, container_id, address, settings.gateway.ip)
+        resolv = resolv_conf(_read(HOST_RESOLV_CONF) or "", upstream_text=_read(RESOLVED_UPSTREAM),
+                             fallback=settings.dns)
+        hosts = hosts_file(hostname or container_id[:12], address, extra_hosts)
+    except BaseException:
+        try:
+            teardown_container_network(conn, config, container_id)
+        except (PaasError, OSError) as exc:  # keep the original error
+            log.warning("cleanup after failed network setup of %s: %s", container_id, exc)
+        raise
+    return NetworkAttachment(container_id, name, path, address, settings.gateway.ip, host_veth,
+                             settings.bridge, resolv, hosts)
+
+
+def teardown_container_network(conn: sqlite3.Connection, config: Any, container_id: str) -> None:
+    """Remove the container's published ports, veth pair, namespace and lease. Idempotent."""
+    check_container_id(container_id)
+    settings = network_settings(config)
+    with firewall.host_lock():
+        firewall.remove_rules(settings.firewall_kind, port_tag(settings.bridge, container_id))
+    links.detach(container_id)
+    links.delete_netns(netns_name(container_id))
+    ipam.release(conn, settings.bridge, container_id)
+
+
+def _check_host_port_free(mapping: PortMapping) -> None:
+    """A host process listening on the port would be shadowed by the DNAT rule: refuse instead."""
+    kind = socket.SOCK_STREAM if mapping.proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as sock:
+        if kind == socket.SOCK_STREAM:  # ignore TIME_WAIT leftovers; a listener still refuses the bind
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((mapping.host_ip or "0.0.0.0", mapping.host_port))
+        except OSError as exc:
+            raise UserError(f"host port {mapping.key} is in use on this host ({exc.strerror})",
+                            "pick another host port") from exc
+
+
+def publish_port(conn: sqlite3.Connection, config: Any, container_id: str, mapping: PortMapping | str) -> None:
+    """DNAT host_port (from other hosts, containers and the host's loopback) to the container. Idempotent."""
+    if isinstance(mapping, str):
+        mapping = parse_port_spec(mapping)
+    settings = network_settings(config)
+    address = ipam.lease(conn, settings.bridge, str(settings.subnet), container_id)
+    if address is None:
+        raise UserError(f"container {container_id} has no address on network {settings.bridge}",
+                        "set up its network before publishing ports")
+    kind = settings.firewall_kind
+    with firewall.host_lock():
+        own = port_tag(settings.bridge, container_id, mapping)
+        for rule in firewall.list_rules(kind, "paas:port:"):  # host ports are shared by all networks
+            other = parse_port_tag(rule.tag)
+            if other and other[2] == mapping.key and rule.tag != own:
+                raise UserError(f"host port {mapping.key} is already published by container {other[1]}",
+                                "pick another host port or unpublish it first")
+        if not firewall.list_rules(kind, own):
+            _check_host_port_free(mapping)
+        firewall.apply_rules(port_rules_plan(kind, settings.bridge, container_id, address, mapping))
+
+
+def unpublish_port(config: Any, container_id: str, mapping: PortMapping | str | None = None) -> int:
+    """Remove one published port of the container (all of them when mapping is None). Returns rules removed."""
+    if isinstance(mapping, str):
+        mapping = parse_port_spec(mapping)
+    settings = network_settings(config)
+    with firewall.host_lock():
+        return firewall.remove_rules(settings.firewall_kind, port_tag(settings.bridge, container_id, mapping))
+
+
+def published_ports(config: Any, container_id: str | None = None) -> dict[str, list[str]]:
+    """container id -> its published ports ("8080/tcp") on this network, read from the firewall rules."""
+    settings = network_settings(config)
+    found: dict[str, list[str]] = {}
+    for rule in firewall.list_rules(settings.firewall_kind, port_tag(settings.bridge, container_id)):
+        parsed = parse_port_tag(rule.tag)
+        if parsed is None:
+            continue
+        _, owner, key = parsed
+        keys = found.setdefault(owner, [])
+        if key not in keys:
+            keys.append(key)
+    return found
+
+
+def reclaim_network(conn: sqlite3.Connection, config: Any, live_container_ids: Iterable[str]) -> list[str]:
+    """After a crash: remove the leases, veths, namespaces and port rules of containers that no
+    longer exist. Returns the container ids cleaned up."""
+    live = set(live_container_ids)
+    settings = network_settings(config)
+    dead = set(ipam.reclaim(conn, settings.bridge, live))
+    dead |= {owner for owner in published_ports(config) if owner not in live}
+    for container_id in sorted(dead):
+        teardown_container_network(conn, config, container_id)
+    return sorted(dead)
+
+
+def remove_network(conn: sqlite3.Connection, config: Any, *, only_if_unused: bool = False) -> bool:
+    """Delete the bridge and the network's rules (and our firewall table once unused). True when done.
+
+    While containers hold addresses on the network this is refused: a UserError, or with
+    only_if_unused=True a quiet False (for "remove the network with its last container").
+    """
+    settings = network_settings(config)
+    kind = settings.firewall_kind
+    with firewall.host_lock():  # setup takes its lease under the same lock
+        holders = ipam.leases(conn, settings.bridge)
+        if holders:
+            if only_if_unused:
+                return False
+            raise UserError(f"network {settings.bridge} still has {len(holders)} container(s): "
+                            + ", ".join(sorted(holders)[:5]), "remove those containers first")
+        firewall.remove_rules(kind, port_tag(settings.bridge))  # ports left by crashed containers
+        firewall.remove_rules(kind, network_tag(settings.bridge))
+        links.teardown_bridge(settings.bridge)
+        firewall.remove_base_if_unused(kind)
+    return True
+
+
+def host_veth_name(container_id: str) -> str:
+    """The host end of the container's veth pair (for ps/inspect)."""
+    return veth_names(container_id).host

@@ -1,0 +1,149 @@
+"""Apply, list and remove the firewall rules planned by paas.network.plan (nft or iptables).
+
+nft rule sets are applied as one `nft -f -` transaction (all or nothing); iptables rules one
+command at a time, rolled back on failure. Changes to the host's network setup are serialised
+across processes by `host_lock()`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .. import proc
+from ..errors import CommandFailed, PaasError, UserError
+from . import plan as P
+
+log = logging.getLogger("paas.network")
+
+LOCK_FILE = "/run/paas/network.lock"
+
+
+@contextmanager
+def host_lock(path: str = LOCK_FILE) -> Iterator[None]:
+    """An exclusive lock for changes to the host's bridge and firewall (held by one process at a time)."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@functools.cache
+def detect_firewall() -> str:
+    """"nft" when nftables accepts our table and rules here (checked with `nft --check`, nothing is
+    changed), else "iptables" when its nat table can be read; neither is a UserError."""
+    reasons = []
+    if shutil.which("nft"):
+        probe = [step.argv for step in P.base_plan(P.NFT)]
+        probe += P.network_rules_plan(P.NFT, "paasprobe0", "10.88.0.0/16").rules
+        probe += P.port_rules_plan(P.NFT, "paasprobe0", "probe", "10.88.0.2", P.PortMapping(8080, 80)).rules
+        result = proc.run(["nft", "--check", "-f", "-"], input=P.nft_script(probe).encode(),
+                          desc="nft --check", check=False)
+        if result.returncode == 0:
+            return P.NFT
+        reasons.append("nft: " + _last_line(result))
+    else:
+        reasons.append("nft is not installed")
+    if shutil.which("iptables"):
+        result = proc.run(["iptables", "-w", "-t", "nat", "-S"], desc="iptables -t nat -S", check=False)
+        if result.returncode == 0:
+            return P.IPTABLES
+        reasons.append("iptables: " + _last_line(result))
+    else:
+        reasons.append("iptables is not installed")
+    raise UserError(f"neither nftables nor iptables works on this host ({'; '.join(reasons)})",
+                    "apt-get install nftables (the kernel needs nf_tables with nat and masquerade)")
+
+
+def _last_line(result) -> str:
+    text = ((result.stderr or b"") + (result.stdout or b"")).decode(errors="replace").strip()
+    return text.splitlines()[-1] if text else f"exit code {result.returncode}"
+
+
+def ensure_base(kind: str) -> None:
+    """Create our table/chains and jumps (idempotent)."""
+    steps = P.base_plan(kind)
+    if kind == P.NFT:
+        proc.run(["nft", "-f", "-"], input=P.nft_script([s.argv for s in steps]).encode(),
+                 desc="nft: create table ip paas")
+        return
+    for step in steps:
+        if step.unless and proc.run(step.unless, desc="iptables probe", check=False).returncode == 0:
+            continue
+        proc.run(step.argv, desc="iptables: create paas chains")
+
+
+def list_rules(kind: str, tag: str = P.TAG_PREFIX) -> list[P.ListedRule]:
+    """Our rules whose tag is `tag` or lies under it (default: every paas rule)."""
+    if P.check_kind(kind) == P.NFT:
+        result = proc.run(["nft", "-a", "list", "table", P.NFT_FAMILY, P.NFT_TABLE], desc="nft list table",
+                          check=False)
+        if result.returncode != 0:
+            if b"No such file or directory" in (result.stderr or b""):
+                return []  # no table: no rules
+            raise CommandFailed("nft list table ip paas", result.returncode, _last_line(result))
+        found = P.parse_nft_listing(result.stdout.decode())
+    else:
+        result = proc.run(["iptables-save"], desc="iptables-save")
+        found = P.parse_iptables_save(result.stdout.decode())
+    return [rule for rule in found if P.tag_matches(rule.comment, tag)]
+
+
+def remove_rules(kind: str, tag: str) -> int:
+    """Delete every rule under `tag`. Returns how many were deleted."""
+    rules = list_rules(kind, tag)
+    if not rules:
+        return 0
+    if kind == P.NFT:
+        proc.run(["nft", "-f", "-"], input=P.nft_script([r.delete_argv for r in rules]).encode(),
+                 desc=f"nft: delete rules {tag}")
+    else:
+        for rule in rules:
+            proc.run(rule.delete_argv, desc=f"iptables: delete rule {tag}")
+    return len(rules)
+
+
+def apply_rules(rule_plan: P.RulePlan) -> bool:
+    """Make the host hold exactly the planned rules of the plan's tag (idempotent).
+
+    Nothing happens when the same rules (same tag and digest, same count) are present already;
+    otherwise stale rules of the tag are replaced. Returns True when something changed.
+    """
+    kind = rule_plan.kind
+    present = list_rules(kind, rule_plan.tag)
+    if len(present) == len(rule_plan.rules) and all(r.comment == rule_plan.comment for r in present):
+        return False
+    ensure_base(kind)
+    if kind == P.NFT:
+        # one transaction: stale rules go and new ones come, or nothing changes
+        argvs = [r.delete_argv for r in present] + list(rule_plan.rules)
+        proc.run(["nft", "-f", "-"], input=P.nft_script(argvs).encode(), desc=f"nft: apply rules {rule_plan.tag}")
+        return True
+    for rule in present:
+        proc.run(rule.delete_argv, desc=f"iptables: delete rule {rule_plan.tag}")
+    try:
+        for argv in rule_plan.rules:
+            proc.run(argv, desc=f"iptables: add rule {rule_plan.tag}")
+    except PaasError:
+        remove_rules(kind, rule_plan.tag)
+        raise
+    return True
+
+
+def remove_base_if_unused(kind: str) -> bool:
+    """Remove our table/chains when no paas rule is left in them. True when removed."""
+    if list_rules(kind):
+        return False
+    removed = False
+    for argv in P.base_teardown_plan(kind):
+        # absent already (or never created): fine
+        removed |= proc.run(argv, desc="remove paas firewall chains", check=False).returncode == 0
+    return removed

@@ -1,0 +1,213 @@
+"""Bridge, network namespaces and veth pairs over netlink (pyroute2). Every function is idempotent.
+
+A container's veth pair is created with its peer directly inside the container's namespace
+(named eth0 there), so no interface named eth0 ever appears in the host's namespace.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyroute2 import IPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ..errors import PaasError, UserError
+from .plan import check_bridge_name, veth_names
+
+NETNS_DIR = "/run/netns"
+MAIN_TABLE = 254
+
+
+@contextmanager
+def _netlink(what: str) -> Iterator[None]:
+    """Turn a netlink failure into a one-line PaasError naming what we were doing."""
+    try:
+        yield
+    except NetlinkError as exc:
+        raise PaasError(f"{what}: {os.strerror(exc.code) if exc.code else exc}") from exc
+
+
+def _index(ipr: IPRoute, ifname: str) -> int | None:
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def link_exists(ifname: str) -> bool:
+    with IPRoute() as ipr:
+        return _index(ipr, ifname) is not None
+
+
+def _write_sysctl(path: str, value: str) -> None:
+    with open(path) as fh:
+        if fh.read().strip() == value:
+            return
+    with open(path, "w") as fh:
+        fh.write(value)
+
+
+def _check_overlap(ipr: IPRoute, subnet: ipaddress.IPv4Network, bridge_index: int | None) -> None:
+    """Refuse a subnet that a route on another interface already covers (it would be unreachable)."""
+    for route in ipr.get_routes(family=socket.AF_INET, table=MAIN_TABLE):
+        dst, length = route.get("dst"), route["dst_len"]
+        if not dst or length == 0 or route.get("oif") == bridge_index:
+            continue
+        other = ipaddress.IPv4Network(f"{dst}/{length}", strict=False)
+        if other.overlaps(subnet):
+            raise UserError(f"network.subnet {subnet} overlaps the host route {other}",
+                            "choose another network.subnet in the config")
+
+
+def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, route_localnet: bool = True) -> int:
+    """Create the bridge if missing, give it exactly the gateway address, set it up. Returns its index.
+
+    Also turns on IPv4 forwarding (/proc/sys/net/ipv4/ip_forward) and, for published ports reached
+    at 127.0.0.1, route_localnet on this bridge only.
+    """
+    check_bridge_name(name)
+    gw = ipaddress.IPv4Interface(str(gateway_cidr))
+    with IPRoute() as ipr, _netlink(f"cannot set up bridge {name}"):
+        index = _index(ipr, name)
+        _check_overlap(ipr, gw.network, index)
+        if index is None:
+            try:
+                ipr.link("add", ifname=name, kind="bridge")
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:  # another process was quicker
+                    raise
+            index = _index(ipr, name)
+        else:
+            kind = ipr.get_links(index)[0].get(("linkinfo", "kind"))
+            if kind != "bridge":
+                raise UserError(f"interface {name} exists and is not a bridge ({kind})",
+                                "choose another network.bridge in the config")
+        present = [(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=socket.AF_INET)]
+        for address, prefixlen in present:
+            if (address, prefixlen) != (str(gw.ip), gw.network.prefixlen):
+                ipr.addr("del", index=index, address=address, prefixlen=prefixlen)
+        if (str(gw.ip), gw.network.prefixlen) not in present:
+            ipr.addr("add", index=index, address=str(gw.ip), prefixlen=gw.network.prefixlen)
+        ipr.link("set", index=index, state="up")
+    _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+    if route_localnet:
+        _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+    return index
+
+
+def teardown_bridge(name: str) -> bool:
+    """Delete the bridge (its ports are detached, not deleted). True when it existed."""
+    with IPRoute() as ipr, _netlink(f"cannot delete bridge {name}"):
+        index = _index(ipr, name)
+        if index is None:
+            return False
+        try:
+            ipr.link("del", index=index)
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise
+        return True
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_DIR, name)
+
+
+def create_netns(name: str) -> str:
+    """Create the named network namespace (/run/netns/<name>) unless it exists. Returns its path."""
+    path = netns_path(name)
+    if name not in netns.listnetns():
+        try:
+            netns.create(name)
+        except FileExistsError:
+            pass
+    return path
+
+
+def delete_netns(name: str) -> bool:
+    """Unmount and remove /run/netns/<name>. True when it existed."""
+    if name not in netns.listnetns():
+        return False
+    try:
+        netns.remove(name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _default_route_mtu(ipr: IPRoute) -> int | None:
+    for route in ipr.get_routes(family=socket.AF_INET, table=MAIN_TABLE):
+        if route["dst_len"] == 0 and route.get("oif"):
+            found = ipr.get_links(route.get("oif"))
+            if found:
+                return found[0].get("mtu")
+    return None
+
+
+def default_route_mtu() -> int | None:
+    """The MTU of the interface holding the host's default route (None without one)."""
+    with IPRoute() as ipr:
+        return _default_route_mtu(ipr)
+
+
+def attach(netns_name: str, bridge: str, container_id: str, address: ipaddress.IPv4Interface,
+           gateway: ipaddress.IPv4Address | str, *, mtu: int | None = None) -> str:
+    """Connect the namespace to the bridge: veth pair (peer created inside as eth0), lo and eth0 up,
+    eth0 holding exactly `address`, default route via `gateway`. Returns the host end's name.
+
+    The pair's MTU is `mtu`, by default that of the host's default route interface (so egress
+    through a small-MTU uplink needs no fragmentation), at most 1500.
+    """
+    names = veth_names(container_id)
+    address = ipaddress.IPv4Interface(str(address))
+    path = netns_path(netns_name)
+    if not os.path.exists(path):
+        raise PaasError(f"network namespace {netns_name} does not exist")
+    with IPRoute() as ipr, IPRoute(netns=netns_name, flags=0) as inside, \
+            _netlink(f"cannot attach {container_id} to bridge {bridge}"):
+        bridge_index = _index(ipr, bridge)
+        if bridge_index is None:
+            raise PaasError(f"bridge {bridge} does not exist")
+        host_index = _index(ipr, names.host)
+        if host_index is None:
+            stale = _index(inside, names.container)  # left by an earlier, interrupted attach
+            if stale is not None:
+                inside.link("del", index=stale)
+            size = min(mtu or _default_route_mtu(ipr) or 1500, 1500)
+            ipr.link("add", ifname=names.host, kind="veth", mtu=size,
+                     peer={"ifname": names.container, "net_ns_fd": path, "mtu": size})
+            host_index = _index(ipr, names.host)
+        ipr.link("set", index=host_index, master=bridge_index, state="up", ifalias=container_id)
+
+        inside.link("set", index=_index(inside, "lo"), state="up")
+        eth = _index(inside, names.container)
+        if eth is None:
+            raise PaasError(f"{names.container} is missing in network namespace {netns_name}")
+        wanted = (str(address.ip), address.network.prefixlen)
+        present = [(a.get("address"), a["prefixlen"]) for a in inside.get_addr(index=eth, family=socket.AF_INET)]
+        for other in present:
+            if other != wanted:
+                inside.addr("del", index=eth, address=other[0], prefixlen=other[1])
+        if wanted not in present:
+            inside.addr("add", index=eth, address=wanted[0], prefixlen=wanted[1])
+        inside.link("set", index=eth, state="up")
+        inside.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=eth)
+    return names.host
+
+
+def detach(container_id: str) -> bool:
+    """Delete the container's veth pair (both ends go). True when it existed."""
+    host = veth_names(container_id).host
+    with IPRoute() as ipr, _netlink(f"cannot delete veth {host}"):
+        index = _index(ipr, host)
+        if index is None:
+            return False
+        try:
+            ipr.link("del", index=index)
+        except NetlinkError as exc:
+            if exc.code != errno.ENODEV:
+                raise
+        return True

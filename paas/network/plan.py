@@ -1,0 +1,520 @@
+"""Pure network planning: names, /etc files inside the container, firewall rules as argv lists.
+
+This module does no I/O. Host facts (the host's resolv.conf text, which firewall works) come in
+as parameters, so everything here is tested without root. `paas.network.firewall` and
+`paas.network.links` apply what it plans.
+
+Firewall layout (both kinds carry the same rules):
+
+- nftables: one table `ip paas` with base chains `guard` (prerouting, raw priority), `prerouting`
+  and `output` (nat, DNAT of published ports), `postrouting` (nat, masquerade) and `forward`.
+- iptables: chains PAAS-GUARD (raw), PAAS-PREROUTING / PAAS-OUTPUT / PAAS-POSTROUTING (nat) and
+  PAAS-FORWARD (filter), each jumped to from the first position of its built-in chain.
+
+Every rule carries a comment `<tag>@<digest>`: the tag says whose rule it is (`paas:net:<bridge>`
+for a network, `paas:port:<bridge>:<container>:<host port>/<proto>` for a published port) so rules are
+listed and removed exactly; the digest fingerprints the whole rule set of that tag, so an
+"ensure" can tell current rules from stale ones without parsing them.
+
+Published ports work from other hosts, from containers, and from the host's own loopback
+(`curl 127.0.0.1:HOSTPORT`) without a proxy process, like Docker with `--userland-proxy=false`:
+DNAT in prerouting and in output, `route_localnet=1` on the bridge (so a packet from 127.0.0.1
+may be routed out of it), and masquerade of loopback-sourced packets leaving through the bridge.
+Because route_localnet would let containers reach the host's loopback services, the `guard`
+chain drops packets entering from the bridge with a loopback source or destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+NFT = "nft"
+IPTABLES = "iptables"
+FIREWALL_KINDS = (NFT, IPTABLES)
+
+NFT_FAMILY = "ip"
+NFT_TABLE = "paas"
+TAG_PREFIX = "paas:"
+LOOPBACK_NET = "127.0.0.0/8"
+
+# Docker's defaults when the host has no usable nameserver
+DEFAULT_FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+
+IFNAMSIZ = 15  # usable characters of a Linux interface name
+CONTAINER_IFNAME = "eth0"
+
+_IFNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
+_CONTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# RFC 1123 labels, plus '_' (Docker container names may hold it; /etc/hosts lookups accept it)
+_HOSTNAME_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*")
+_HEX_RE = re.compile(r"[0-9a-f]+")
+
+
+# ---------------------------------------------------------------------------- names and addresses
+
+
+def check_bridge_name(name: str) -> str:
+    if not isinstance(name, str) or not _IFNAME_RE.fullmatch(name):
+        raise UserError(f"invalid bridge name {name!r}",
+                        f"set network.bridge to at most {IFNAMSIZ} letters, digits, '_', '.' or '-'")
+    return name
+
+
+def check_container_id(container_id: str) -> str:
+    if not isinstance(container_id, str) or not _CONTAINER_ID_RE.fullmatch(container_id):
+        raise UserError(f"invalid container id {container_id!r}",
+                        "use at most 64 letters, digits, '_', '.' or '-'")
+    return container_id
+
+
+def parse_subnet(subnet: str | ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """An IPv4 network with room for a gateway and at least one container (prefix /30 or shorter)."""
+    try:
+        network = ipaddress.IPv4Network(str(subnet))
+    except ValueError as exc:
+        raise UserError(f"invalid network.subnet {subnet!r}: {exc}",
+                        "use an IPv4 network address with a prefix, e.g. 10.88.0.0/16") from exc
+    if network.prefixlen > 30:
+        raise UserError(f"network.subnet {subnet} is too small for a gateway and a container",
+                        "use a prefix of /30 or shorter, e.g. 10.88.0.0/16")
+    return network
+
+
+def gateway(subnet: str | ipaddress.IPv4Network) -> ipaddress.IPv4Interface:
+    """The bridge's address: the first host of the subnet (10.88.0.1/16 for 10.88.0.0/16)."""
+    network = parse_subnet(subnet)
+    return ipaddress.IPv4Interface(f"{network.network_address + 1}/{network.prefixlen}")
+
+
+@dataclass(frozen=True)
+class VethNames:
+    host: str  # in the host's namespace, enslaved to the bridge
+    container: str  # inside the container's namespace
+
+
+def veth_names(container_id: str) -> VethNames:
+    """`vp` + 12 characters: the id's first 12 when it is hex (like Docker's short ids), else a hash."""
+    check_container_id(container_id)
+    if _HEX_RE.fullmatch(container_id) and len(container_id) >= 12:
+        short = container_id[:12]
+    else:
+        short = hashlib.sha256(container_id.encode()).hexdigest()[:12]
+    return VethNames(host=f"vp{short}", container=CONTAINER_IFNAME)
+
+
+def netns_name(container_id: str) -> str:
+    """The container's named network namespace (/run/netns/<name>)."""
+    return f"paas-{check_container_id(container_id)}"
+
+
+# ---------------------------------------------------------------------------- /etc files
+
+
+def _nameservers(text: str) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            found.append(fields[1])
+    return found
+
+
+def _usable_nameserver(value: str) -> bool:
+    """IPv4 and not loopback: the container has its own loopback and only an IPv4 route out."""
+    try:
+        address = ipaddress.ip_address(value.split("%")[0])
+    except ValueError:
+        return False
+    return address.version == 4 and not address.is_loopback and not address.is_unspecified
+
+
+def resolv_conf(host_resolv_text: str, *, upstream_text: str | None = None,
+                fallback: Sequence[str] = DEFAULT_FALLBACK_NAMESERVERS) -> str:
+    """The container's /etc/resolv.conf from the host's.
+
+    Host nameservers are copied except loopback ones (127.0.0.0/8, ::1 — e.g. systemd-resolved's
+    127.0.0.53, unreachable from the container) and IPv6 ones (the bridge is IPv4 only). When none
+    is left, the servers of `upstream_text` (systemd-resolved's /run/systemd/resolve/resolv.conf)
+    are used, and failing those the `fallback` list. search/domain/options lines are kept.
+    """
+    servers = [s for s in _nameservers(host_resolv_text) if _usable_nameserver(s)]
+    if not servers and upstream_text:
+        servers = [s for s in _nameservers(upstream_text) if _usable_nameserver(s)]
+    if not servers:
+        servers = [s for s in fallback if _usable_nameserver(s)]
+    if not servers:
+        raise UserError("no usable nameserver for containers (the host's are loopback or IPv6 only)",
+                        "set network.dns in the config to a list of reachable IPv4 nameservers")
+    kept = []
+    for line in host_resolv_text.splitlines():
+        fields = line.split()
+        if fields and fields[0] in ("search", "domain", "options"):
+            kept.append(" ".join(fields))
+    lines = [f"nameserver {s}" for s in dict.fromkeys(servers)] + kept
+    return "\n".join(lines) + "\n"
+
+
+def _check_hostname(name: str) -> str:
+    if not isinstance(name, str) or len(name) > 253 or not _HOSTNAME_RE.fullmatch(name):
+        raise UserError(f"invalid host name {name!r}", "use letters, digits, '-', '_' and dots")
+    return name
+
+
+def hosts_file(hostname: str, address: str | ipaddress.IPv4Address | ipaddress.IPv4Interface,
+               extra: Mapping[str, str] | None = None) -> str:
+    """The container's /etc/hosts: Docker's loopback block, the container itself, then extra names."""
+    _check_hostname(hostname)
+    own = ipaddress.ip_interface(str(address)).ip
+    lines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "fe00::0\tip6-localnet",
+        "ff00::0\tip6-mcastprefix",
+        "ff02::1\tip6-allnodes",
+        "ff02::2\tip6-allrouters",
+        f"{own}\t{hostname}",
+    ]
+    for name, ip in (extra or {}).items():
+        _check_hostname(name)
+        try:
+            value = ipaddress.ip_address(str(ip))
+        except ValueError as exc:
+            raise UserError(f"invalid address {ip!r} for host {name}", "use an IPv4 or IPv6 address") from exc
+        lines.append(f"{value}\t{name}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- ports
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """Publish container_port of a container on host_port of the host (all local addresses or host_ip)."""
+
+    host_port: int
+    container_port: int
+    proto: str = "tcp"
+    host_ip: str | None = None
+
+    def __post_init__(self):
+        for port in (self.host_port, self.container_port):
+            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+                raise UserError(f"invalid port {port!r}", "ports are numbers from 1 to 65535")
+        if self.proto not in ("tcp", "udp"):
+            raise UserError(f"invalid protocol {self.proto!r}", "use tcp or udp")
+        if self.host_ip is not None:
+            try:
+                ipaddress.IPv4Address(self.host_ip)
+            except ValueError as exc:
+                raise UserError(f"invalid host address {self.host_ip!r}", "use an IPv4 address") from exc
+
+    @property
+    def key(self) -> str:
+        return f"{self.host_port}/{self.proto}"
+
+
+def parse_port_spec(spec: str) -> PortMapping:
+    """`[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]` as in `docker run -p`."""
+    text, _, proto = str(spec).partition("/")
+    parts = text.split(":")
+    hint = "write -p HOST_PORT:CONTAINER_PORT[/udp], e.g. -p 8080:80"
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[-2:]):
+        raise UserError(f"invalid port mapping {spec!r}", hint)
+    host_ip = parts[0] if len(parts) == 3 else None
+    return PortMapping(int(parts[-2]), int(parts[-1]), proto or "tcp", host_ip or None)
+
+
+# ---------------------------------------------------------------------------- tags
+
+
+def network_tag(bridge: str) -> str:
+    return f"{TAG_PREFIX}net:{check_bridge_name(bridge)}"
+
+
+def port_tag(bridge: str, container_id: str | None = None, mapping: PortMapping | None = None) -> str:
+    """Published ports of a network, of one container on it, or one port of that container."""
+    tag = f"{TAG_PREFIX}port:{check_bridge_name(bridge)}"
+    if container_id is None:
+        return tag
+    tag = f"{tag}:{check_container_id(container_id)}"
+    return f"{tag}:{mapping.key}" if mapping else tag
+
+
+def parse_port_tag(tag: str) -> tuple[str, str, str] | None:
+    """(bridge, container id, "8080/tcp") from a full port tag; None for any other tag."""
+    parts = tag_of(tag).removeprefix(f"{TAG_PREFIX}port:").split(":")
+    if not tag.startswith(f"{TAG_PREFIX}port:") or len(parts) != 3:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def tag_of(comment: str) -> str:
+    """The tag part of a rule comment (`<tag>@<digest>`)."""
+    return comment.split("@", 1)[0]
+
+
+def tag_matches(comment: str, tag: str) -> bool:
+    """True when the rule's tag is `tag` or lies under it (`paas:port:BR:ID` covers `paas:port:BR:ID:80/tcp`)."""
+    own = tag_of(comment)
+    return own == tag or own.startswith(tag if tag.endswith(":") else tag + ":")
+
+
+# ---------------------------------------------------------------------------- firewall plans
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command; skipped when `unless` (a probe command) succeeds."""
+
+    argv: tuple[str, ...]
+    unless: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """The rules of one tag. Every rule's comment is `comment` (= tag@digest)."""
+
+    kind: str
+    tag: str
+    comment: str
+    rules: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class ListedRule:
+    """A rule found on the host, with the exact command that deletes it."""
+
+    comment: str
+    table: str
+    chain: str
+    text: str
+    delete_argv: tuple[str, ...]
+
+    @property
+    def tag(self) -> str:
+        return tag_of(self.comment)
+
+
+def check_kind(kind: str) -> str:
+    if kind not in FIREWALL_KINDS:
+        raise UserError(f"unknown firewall kind {kind!r}", "set network.firewall to nft or iptables (or leave it out)")
+    return kind
+
+
+# base chains: (nft chain, nft type, hook, priority), (iptables table, our chain, built-in chain)
+_NFT_CHAINS = (
+    ("guard", "filter", "prerouting", "raw"),
+    ("prerouting", "nat", "prerouting", "dstnat"),
+    ("output", "nat", "output", "-100"),  # nft 1.0.6 rejects the name dstnat for the output hook
+    ("postrouting", "nat", "postrouting", "srcnat"),
+    ("forward", "filter", "forward", "filter"),
+)
+_IPT_CHAINS = (
+    ("raw", "PAAS-GUARD", "PREROUTING"),
+    ("nat", "PAAS-PREROUTING", "PREROUTING"),
+    ("nat", "PAAS-OUTPUT", "OUTPUT"),
+    ("nat", "PAAS-POSTROUTING", "POSTROUTING"),
+    ("filter", "PAAS-FORWARD", "FORWARD"),
+)
+_IPT_TABLE_OF = {chain: table for table, chain, _ in _IPT_CHAINS}
+_JUMP_COMMENT = ("-m", "comment", "--comment", "paas")
+
+
+def base_plan(kind: str) -> list[Step]:
+    """Create our table/chains (and, for iptables, the jumps into them). Idempotent."""
+    if check_kind(kind) == NFT:
+        steps = [Step(("nft", "add", "table", NFT_FAMILY, NFT_TABLE))]
+        for chain, type_, hook, priority in _NFT_CHAINS:
+            steps.append(Step(("nft", "add", "chain", NFT_FAMILY, NFT_TABLE, chain, "{", "type", type_, "hook",
+                               hook, "priority", priority, ";", "policy", "accept", ";", "}")))
+        return steps
+    steps = []
+    for table, chain, builtin in _IPT_CHAINS:
+        steps.append(Step(("iptables", "-w", "-t", table, "-N", chain),
+                          unless=("iptables", "-w", "-t", table, "-S", chain)))
+        jump = (*_JUMP_COMMENT, "-j", chain)
+        steps.append(Step(("iptables", "-w", "-t", table, "-I", builtin, "1", *jump),
+                          unless=("iptables", "-w", "-t", table, "-C", builtin, *jump)))
+    return steps
+
+
+def base_teardown_plan(kind: str) -> list[tuple[str, ...]]:
+    """Remove our table/chains; run only when no rule of ours is left. Each command may fail harmlessly."""
+    if check_kind(kind) == NFT:
+        return [("nft", "delete", "table", NFT_FAMILY, NFT_TABLE)]
+    argvs: list[tuple[str, ...]] = []
+    for table, chain, builtin in _IPT_CHAINS:
+        argvs.append(("iptables", "-w", "-t", table, "-D", builtin, *_JUMP_COMMENT, "-j", chain))
+        argvs.append(("iptables", "-w", "-t", table, "-F", chain))
+        argvs.append(("iptables", "-w", "-t", table, "-X", chain))
+    return argvs
+
+
+def _nft_rule(chain: str, *expr: str, comment: str) -> tuple[str, ...]:
+    return ("nft", "add", "rule", NFT_FAMILY, NFT_TABLE, chain, *expr, "comment", f'"{comment}"')
+
+
+def _ipt_rule(chain: str, *match: str, target: Sequence[str], comment: str) -> tuple[str, ...]:
+    return ("iptables", "-w", "-t", _IPT_TABLE_OF[chain], "-A", chain, *match,
+            "-m", "comment", "--comment", comment, *target)
+
+
+def _with_digest(kind: str, tag: str, render) -> RulePlan:
+    """Render the rules with comment=tag, fingerprint them, render again with tag@digest."""
+    draft = render(tag)
+    digest = hashlib.sha256(json.dumps(draft).encode()).hexdigest()[:8]
+    comment = f"{tag}@{digest}"
+    return RulePlan(kind, tag, comment, tuple(render(comment)))
+
+
+def network_rules_plan(kind: str, bridge: str, subnet: str | ipaddress.IPv4Network) -> RulePlan:
+    """A bridge network's rules: egress NAT, forwarding, loopback→container NAT, hairpin, loopback guard.
+
+    - masquerade traffic from the subnet leaving through any other interface (egress);
+    - accept forwarding from the bridge, and replies to it;
+    - masquerade packets from 127.0.0.0/8 leaving through the bridge (published ports reached at
+      127.0.0.1; needs route_localnet on the bridge);
+    - masquerade DNATed traffic from the subnet back into the bridge (a container reaching a
+      published port of the host), so replies return through the host and are un-NATed;
+    - drop packets entering from the bridge with a loopback source or destination (route_localnet
+      must not open the host's loopback services to containers).
+    """
+    check_kind(kind)
+    check_bridge_name(bridge)
+    net = str(parse_subnet(subnet))
+    br = f'"{bridge}"'  # quoted for nft: a name like 0br or br-x is not a bare word there
+
+    def render(comment: str) -> list[tuple[str, ...]]:
+        if kind == NFT:
+            return [
+                _nft_rule("guard", "iifname", br, "ip", "saddr", LOOPBACK_NET, "drop", comment=comment),
+                _nft_rule("guard", "iifname", br, "ip", "daddr", LOOPBACK_NET, "drop", comment=comment),
+                _nft_rule("postrouting", "oifname", "!=", br, "ip", "saddr", net, "masquerade",
+                          comment=comment),
+                _nft_rule("postrouting", "oifname", br, "ip", "saddr", LOOPBACK_NET, "masquerade",
+                          comment=comment),
+                _nft_rule("postrouting", "oifname", br, "ip", "saddr", net, "ct", "status", "dnat",
+                          "masquerade", comment=comment),
+                _nft_rule("forward", "iifname", br, "accept", comment=comment),
+                _nft_rule("forward", "oifname", br, "ct", "state", "established,related", "accept",
+                          comment=comment),
+            ]
+        return [
+            _ipt_rule("PAAS-GUARD", "-i", bridge, "-s", LOOPBACK_NET, target=("-j", "DROP"), comment=comment),
+            _ipt_rule("PAAS-GUARD", "-i", bridge, "-d", LOOPBACK_NET, target=("-j", "DROP"), comment=comment),
+            _ipt_rule("PAAS-POSTROUTING", "-s", net, "!", "-o", bridge, target=("-j", "MASQUERADE"),
+                      comment=comment),
+            _ipt_rule("PAAS-POSTROUTING", "-s", LOOPBACK_NET, "-o", bridge, target=("-j", "MASQUERADE"),
+                      comment=comment),
+            _ipt_rule("PAAS-POSTROUTING", "-s", net, "-o", bridge, "-m", "conntrack", "--ctstate", "DNAT",
+                      target=("-j", "MASQUERADE"), comment=comment),
+            _ipt_rule("PAAS-FORWARD", "-i", bridge, target=("-j", "ACCEPT"), comment=comment),
+            _ipt_rule("PAAS-FORWARD", "-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+                      target=("-j", "ACCEPT"), comment=comment),
+        ]
+
+    return _with_digest(kind, network_tag(bridge), render)
+
+
+def port_rules_plan(kind: str, bridge: str, container_id: str,
+                    address: str | ipaddress.IPv4Address | ipaddress.IPv4Interface,
+                    mapping: PortMapping) -> RulePlan:
+    """Publish one port: DNAT host_port → address:container_port for packets arriving from outside
+    (prerouting) and sent by the host itself, loopback included (output); accept the forwarded flow."""
+    check_kind(kind)
+    check_bridge_name(bridge)
+    ip = str(ipaddress.ip_interface(str(address)).ip)
+    to = f"{ip}:{mapping.container_port}"
+    proto, hport, cport = mapping.proto, str(mapping.host_port), str(mapping.container_port)
+
+    def render(comment: str) -> list[tuple[str, ...]]:
+        if kind == NFT:
+            dst = ("ip", "daddr", mapping.host_ip) if mapping.host_ip else ("fib", "daddr", "type", "local")
+            dnat = (*dst, proto, "dport", hport, "dnat", "to", to)
+            return [
+                _nft_rule("prerouting", *dnat, comment=comment),
+                _nft_rule("output", *dnat, comment=comment),
+                _nft_rule("forward", "oifname", f'"{bridge}"', "ip", "daddr", ip, proto, "dport", cport, "accept",
+                          comment=comment),
+            ]
+        dst = ("-d", mapping.host_ip) if mapping.host_ip else ("-m", "addrtype", "--dst-type", "LOCAL")
+        dnat_match = (*dst, "-p", proto, "--dport", hport)
+        dnat = ("-j", "DNAT", "--to-destination", to)
+        return [
+            _ipt_rule("PAAS-PREROUTING", *dnat_match, target=dnat, comment=comment),
+            _ipt_rule("PAAS-OUTPUT", *dnat_match, target=dnat, comment=comment),
+            _ipt_rule("PAAS-FORWARD", "-d", ip, "-o", bridge, "-p", proto, "--dport", cport,
+                      target=("-j", "ACCEPT"), comment=comment),
+        ]
+
+    return _with_digest(kind, port_tag(bridge, container_id, mapping), render)
+
+
+def nft_script(argvs: Sequence[Sequence[str]]) -> str:
+    """`nft` commands as one `nft -f -` script: applied as a single atomic transaction.
+
+    nft joins its argv with spaces before parsing, so a script line is the same command.
+    """
+    lines = []
+    for argv in argvs:
+        if not argv or argv[0] != "nft":
+            raise ValueError(f"not an nft command: {argv!r}")
+        lines.append(" ".join(argv[1:]))
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- listing parsers
+
+_NFT_CHAIN_RE = re.compile(r"^\s*chain (\S+) \{")
+_NFT_HANDLE_RE = re.compile(r"\s+# handle (\d+)\s*$")
+_NFT_COMMENT_RE = re.compile(r'comment "([^"]*)"')
+
+
+def parse_nft_listing(text: str) -> list[ListedRule]:
+    """Commented rules from `nft -a list table ip paas`."""
+    rules = []
+    chain = None
+    for line in text.splitlines():
+        if match := _NFT_CHAIN_RE.match(line):
+            chain = match.group(1)
+            continue
+        handle = _NFT_HANDLE_RE.search(line)
+        comment = _NFT_COMMENT_RE.search(line)
+        if chain is None or not handle or not comment or not comment.group(1).startswith(TAG_PREFIX):
+            continue
+        rules.append(ListedRule(
+            comment=comment.group(1), table=f"{NFT_FAMILY} {NFT_TABLE}", chain=chain,
+            text=line[:handle.start()].strip(),
+            delete_argv=("nft", "delete", "rule", NFT_FAMILY, NFT_TABLE, chain, "handle", handle.group(1)),
+        ))
+    return rules
+
+
+def parse_iptables_save(text: str) -> list[ListedRule]:
+    """Rules commented `paas:…` from `iptables-save` output (every table)."""
+    rules = []
+    table = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            continue
+        if table is None or not line.startswith("-A ") or "--comment" not in line:
+            continue
+        words = shlex.split(line)
+        try:
+            comment = words[words.index("--comment") + 1]
+        except (ValueError, IndexError):
+            continue
+        if not comment.startswith(TAG_PREFIX):
+            continue
+        rules.append(ListedRule(comment=comment, table=table, chain=words[1], text=line,
+                                delete_argv=("iptables", "-w", "-t", table, "-D", *words[1:])))
+    return rules
