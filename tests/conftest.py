@@ -25,6 +25,8 @@ def pytest_collection_modifyitems(config, items):
         for kind in ("unit", "integration", "e2e"):
             if kind in parts:
                 item.add_marker(getattr(pytest.mark, kind))
+    # tests marked `last` (the leftover check) run after everything else
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
 def need(condition: bool, reason: str) -> None:

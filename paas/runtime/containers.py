@@ -385,6 +385,10 @@ def _remove_cgroups(container_id: str, base: Path = Path("/sys/fs/cgroup")) -> N
                     os.rmdir(dirpath)
                 except OSError:
                     pass
+        try:  # the shared parent goes with its last container (another one keeps it busy)
+            os.rmdir(target.parent)
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------------------------------------
