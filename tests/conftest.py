@@ -78,3 +78,11 @@ def run_paas(*args: str, check: bool = True, env: dict | None = None, input: byt
     if check and result.returncode != 0:
         raise AssertionError(f"paas {' '.join(args)} exited {result.returncode}:\n{result.stderr}\n{result.stdout}")
     return result
+
+
+def run_paasd(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-c", "from paas.daemon import entry; entry()", *args],
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"paasd {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result

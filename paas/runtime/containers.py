@@ -542,3 +542,26 @@ def commit(ctx: Context, ref: str, image_name: str | None = None, *, message: st
         if image_name:
             name = ctx.store.tag(local_name(parse(image_name)), image)
     return {"name": name, "digest": image.digest, "id": image.short_id, "layer": layer["digest"]}
+
+
+def reconcile(ctx: Context) -> dict:
+    """After a crash or reboot: finish or undo half-done work so state and host agree.
+
+    - containers left in 'creating' (the process died mid-create) are cleaned up;
+    - every other container's status is refreshed from its shim (a dead shim shows as 'dead');
+    - IP leases and port rules of containers that no longer exist are reclaimed.
+    """
+    from .. import network
+
+    removed, refreshed = [], []
+    for row in ctx.conn.execute("SELECT * FROM containers").fetchall():
+        if row["status"] == "creating":
+            _cleanup(ctx, row["id"])
+            removed.append(row["id"])
+        else:
+            refreshed.append(refresh(ctx, row)["status"])
+    live = {r["id"] for r in ctx.conn.execute("SELECT id FROM containers")}
+    reclaimed = network.reclaim_network(ctx.conn, ctx.config, live)
+    if not live:
+        network.remove_network(ctx.conn, ctx.config, only_if_unused=True)
+    return {"removed_incomplete": removed, "reclaimed_network": reclaimed, "containers": len(refreshed)}
