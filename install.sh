@@ -13,6 +13,8 @@ rootfs=$(mktemp -d)
 trap 'rm -rf "$rootfs"' EXIT
 mkdir -p "$rootfs/bin"
 cp /bin/busybox "$rootfs/bin/busybox"
-ln -s busybox "$rootfs/bin/sh"
+for applet in sh hostname ls cat; do ln -s busybox "$rootfs/bin/$applet"; done
 paas images:create demo/busybox:latest "$rootfs" --cmd /bin/sh
 paas images
+# ...and a first isolated container from it, on the bridge network
+paas container:run --rm demo/busybox:latest sh -c 'echo "hello from a paas container: $(hostname)"'
