@@ -228,3 +228,24 @@ def test_config_json_is_written_per_runtime_spec(ctx, runtime_name, bb_image, cl
     config = json.loads(containers.paths_for(ctx, info["id"]).config.read_text())
     assert config["process"]["noNewPrivileges"] is True
     assert config["linux"]["cgroupsPath"] == f"/paas/{info['id']}"
+
+
+def test_volumes_shm_and_capabilities(ctx, runtime_name, bb_image, cleanup, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_text("from the host\n")
+    rw = tmp_path / "rw"
+    rw.mkdir()
+    info, out, err = run(ctx, "sh", "-c",
+                         "cat /data/in.txt; touch /data/x || echo RO-VOLUME; echo written > /out/result.txt; "
+                         "df -k /dev/shm | tail -1 | awk '{print $2}'; "
+                         "grep CapEff /proc/self/status; chown 1 /srv/keep.txt || echo NO-CHOWN",
+                         volumes=(spec.Volume(str(data), "/data", True), spec.Volume(str(rw), "/out")),
+                         cap_drop=("CHOWN",), cap_add=("NET_ADMIN",))
+    lines = out.splitlines()
+    assert lines[0] == "from the host" and "RO-VOLUME" in lines
+    assert (rw / "result.txt").read_text() == "written\n"
+    assert str(64 * 1024) in lines  # /dev/shm is 64 MiB
+    caps = int(next(line for line in lines if line.startswith("CapEff")).split()[1], 16)
+    assert not caps & (1 << 0) and caps & (1 << 12)  # CAP_CHOWN dropped, CAP_NET_ADMIN added
+    assert "NO-CHOWN" in lines
