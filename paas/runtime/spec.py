@@ -313,7 +313,8 @@ def plan_config(image_config: dict, opts: RunOptions, facts: HostFacts, *, conta
     """The OCI runtime config for one container.
 
     image_config: the `config` object of the image config (Env, Cmd, Entrypoint, WorkingDir, …).
-    files: container path -> host path bind-mounted read-only (e.g. /etc/hosts, /etc/resolv.conf).
+    files: container path -> host path bind-mounted into the container (e.g. /etc/hosts, /etc/resolv.conf);
+    writable, as in Docker, so tools that edit them keep working.
     """
     hostname = opts.hostname or container_id[:12]
     caps = capabilities(opts.cap_add, opts.cap_drop)
