@@ -98,9 +98,9 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
     return index
 
 
-def teardown_bridge(name: str) -> bool:
-    """Delete the bridge (its ports are detached, not deleted). True when it existed."""
-    with IPRoute() as ipr, _netlink(f"cannot delete bridge {name}"):
+def _delete_link(name: str, what: str) -> bool:
+    """Delete a link by name; True when it existed (gone meanwhile counts as deleted)."""
+    with IPRoute() as ipr, _netlink(f"cannot delete {what} {name}"):
         index = _index(ipr, name)
         if index is None:
             return False
@@ -110,6 +110,11 @@ def teardown_bridge(name: str) -> bool:
             if exc.code != errno.ENODEV:
                 raise
         return True
+
+
+def teardown_bridge(name: str) -> bool:
+    """Delete the bridge (its ports are detached, not deleted). True when it existed."""
+    return _delete_link(name, "bridge")
 
 
 def netns_path(name: str) -> str:
@@ -200,14 +205,4 @@ def attach(netns_name: str, bridge: str, container_id: str, address: ipaddress.I
 
 def detach(container_id: str) -> bool:
     """Delete the container's veth pair (both ends go). True when it existed."""
-    host = veth_names(container_id).host
-    with IPRoute() as ipr, _netlink(f"cannot delete veth {host}"):
-        index = _index(ipr, host)
-        if index is None:
-            return False
-        try:
-            ipr.link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code != errno.ENODEV:
-                raise
-        return True
+    return _delete_link(veth_names(container_id).host, "veth")
