@@ -13,7 +13,6 @@ import secrets
 import shutil
 import signal as signals
 import stat
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -423,7 +422,8 @@ def exec_(ctx: Context, ref: str, argv: list[str], **kwargs) -> int:
     command = exec_argv(ctx, info, argv, **kwargs)
     process_file = Path(command[command.index("--process") + 1])
     try:
-        return subprocess.run(command).returncode  # stdio passes through to the caller
+        # stdio passes through to the caller; the command's exit code is the result, not an error
+        return proc.run(command, capture=False, check=False, desc="exec in container").returncode
     finally:
         process_file.unlink(missing_ok=True)
 
