@@ -86,9 +86,12 @@ class Snapshots:
             if progress and not self.exists(diff_id):
                 progress(f"extracting layer {index + 1}/{len(image.layers)} {layer['digest'][7:19]}")
             path = self.extract_layer(layer, diff_id)
+            known = self.conn.execute("SELECT 1 FROM snapshots WHERE diff_id = ?", (diff_id,)).fetchone()
+            size = None if known else dir_size(path)  # walk a snapshot once, not on every container start
             with state.transaction(self.conn):
-                self.conn.execute("INSERT OR IGNORE INTO snapshots (diff_id, size) VALUES (?, ?)",
-                                  (diff_id, dir_size(path)))
+                if size is not None:
+                    self.conn.execute("INSERT OR IGNORE INTO snapshots (diff_id, size) VALUES (?, ?)",
+                                      (diff_id, size))
                 self.conn.execute("INSERT OR IGNORE INTO snapshot_refs (diff_id, holder) VALUES (?, ?)",
                                   (diff_id, holder))
             paths.append(path)
