@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PaasError, UserError
-from . import firewall, ipam, links
+from . import firewall, ipam
 from .plan import (
     DEFAULT_FALLBACK_NAMESERVERS,
     PortMapping,
@@ -57,6 +57,14 @@ __all__ = [
 ]
 
 log = logging.getLogger("paas.network")
+
+
+def _links():
+    """The netlink module, imported on first use: pyroute2 takes ~150 ms to import, and commands that
+    only read state (ps, logs, inspect) never need it."""
+    from . import links
+
+    return links
 
 HOST_RESOLV_CONF = "/etc/resolv.conf"
 RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"  # systemd-resolved's real upstream servers
@@ -130,7 +138,7 @@ def ensure_network(config: Any) -> NetworkSettings:
 
 
 def _ensure_network_locked(settings: NetworkSettings) -> None:
-    links.ensure_bridge(settings.bridge, settings.gateway)
+    _links().ensure_bridge(settings.bridge, settings.gateway)
     firewall.apply_rules(network_rules_plan(settings.firewall_kind, settings.bridge, settings.subnet))
 
 
@@ -154,8 +162,8 @@ def setup_container_network(conn: sqlite3.Connection, config: Any, container_id:
         address = ipam.allocate(conn, settings.bridge, str(settings.subnet), container_id)
     name = netns_name(container_id)
     try:
-        path = links.create_netns(name)
-        host_veth = links.attach(name, settings.bridge, container_id, address, settings.gateway.ip)
+        path = _links().create_netns(name)
+        host_veth = _links().attach(name, settings.bridge, container_id, address, settings.gateway.ip)
         resolv = resolv_conf(_read(HOST_RESOLV_CONF) or "", upstream_text=_read(RESOLVED_UPSTREAM),
                              fallback=settings.dns)
         hosts = hosts_file(hostname or container_id[:12], address, extra_hosts)
@@ -175,8 +183,8 @@ def teardown_container_network(conn: sqlite3.Connection, config: Any, container_
     settings = network_settings(config)
     with firewall.host_lock():
         firewall.remove_rules(settings.firewall_kind, port_tag(settings.bridge, container_id))
-    links.detach(container_id)
-    links.delete_netns(netns_name(container_id))
+    _links().detach(container_id)
+    _links().delete_netns(netns_name(container_id))
     ipam.release(conn, settings.bridge, container_id)
 
 
@@ -268,7 +276,7 @@ def remove_network(conn: sqlite3.Connection, config: Any, *, only_if_unused: boo
                             + ", ".join(sorted(holders)[:5]), "remove those containers first")
         firewall.remove_rules(kind, port_tag(settings.bridge))  # ports left by crashed containers
         firewall.remove_rules(kind, network_tag(settings.bridge))
-        links.teardown_bridge(settings.bridge)
+        _links().teardown_bridge(settings.bridge)
         firewall.remove_base_if_unused(kind)
     return True
 

@@ -76,11 +76,16 @@ def read_lines(log: Path, *, since: str | None = None, tail: int | None = None,
 
 def follow(log: Path, still_running: Callable[[], bool], *, since: str | None = None, tail: int | None = None,
            include_shim: bool = False, poll: float = 0.1) -> Iterator[LogLine]:
-    """Existing lines (filtered, last `tail`), then new ones as they come, until the container stops."""
+    """Existing lines (filtered, last `tail`), then new ones as they come, until the container stops.
+
+    Polling starts at a few milliseconds (short-lived containers end quickly) and backs off to `poll`.
+    """
+    delay = min(0.005, poll)
     while not log.exists():  # the shim creates it as soon as it starts
         if not still_running() and not log.exists():
             return
-        time.sleep(poll)
+        time.sleep(delay)
+        delay = min(delay * 2, poll)
     fh = open(log, errors="replace")
     inode = os.fstat(fh.fileno()).st_ino
     # rotated files first, then the current file through the handle we keep following
@@ -105,6 +110,7 @@ def follow(log: Path, still_running: Callable[[], bool], *, since: str | None = 
                 else:
                     yield from fresh
                 if chunk:
+                    delay = min(0.005, poll)
                     continue
             try:
                 current = os.stat(log).st_ino
@@ -122,6 +128,7 @@ def follow(log: Path, still_running: Callable[[], bool], *, since: str | None = 
             if not still_running():
                 stopping = True  # one more read: lines written just before it stopped
                 continue
-            time.sleep(poll)
+            time.sleep(delay)
+            delay = min(delay * 2, poll)
     finally:
         fh.close()
