@@ -1,8 +1,10 @@
 /*
  * paas-shim: the per-container supervisor.
  *
- * Runs `RUNTIME run --bundle B --pid-file S/pid ID` in the foreground, holds the container's
- * stdout/stderr in a timestamped log with size-based rotation, records status and exit code in
+ * Runs `RUNTIME run --detach --bundle B --pid-file S/pid ID` as a child subreaper: the runtime exits
+ * once the container runs and the container's init becomes our child (no runtime process stays
+ * resident, as with conmon). It holds the container's stdout/stderr in a timestamped log with
+ * size-based rotation, records status and exit code in
  * S/status.json (atomically), applies the restart policy with exponential backoff, and stops the
  * container on SIGTERM (stop signal, then SIGKILL after a timeout). It detaches from its caller,
  * so it outlives the daemon, which re-reads S/status.json after a restart.
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -194,10 +197,11 @@ static pid_t start_runtime(int out_fd, int err_fd) {
     char pidfile[4096];
     snprintf(pidfile, sizeof pidfile, "%s/pid", opt_state);
     unlink(pidfile);
-    char *argv[MAX_RUNTIME_ARGS + 8];
+    char *argv[MAX_RUNTIME_ARGS + 9];
     int k = 0;
     for (int i = 0; i < runtime_argc; i++) argv[k++] = runtime_argv[i];
     argv[k++] = "run";
+    argv[k++] = "--detach";
     argv[k++] = "--bundle";
     argv[k++] = (char *)opt_bundle;
     argv[k++] = "--pid-file";
@@ -241,66 +245,123 @@ static void delete_runtime_state(void) {
     }
 }
 
+/* Children reaped while we were waiting for something else (the container may exit very fast). */
+#define MAX_EARLY 16
+static struct { pid_t pid; int status; } early[MAX_EARLY];
+static int early_count = 0;
+
+static void remember(pid_t pid, int status) {
+    if (early_count < MAX_EARLY) { early[early_count].pid = pid; early[early_count].status = status; early_count++; }
+}
+
+static int take_early(pid_t pid, int *status) {
+    for (int i = 0; i < early_count; i++) {
+        if (early[i].pid == pid) {
+            *status = early[i].status;
+            early[i] = early[--early_count];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int elapsed(const struct timespec *now, const struct timespec *deadline) {
+    return now->tv_sec > deadline->tv_sec || (now->tv_sec == deadline->tv_sec && now->tv_nsec >= deadline->tv_nsec);
+}
+
+static int exit_code_of(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 125;
+}
+
 /* Run the container once; returns its exit code (128+signal when killed). */
 static int run_once(long restarts) {
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) return 125;
     timestamp(started_at, sizeof started_at);
     finished_at[0] = 0;
-    pid_t child = start_runtime(out[1], err[1]);
+    early_count = 0;
+    pid_t runtime = start_runtime(out[1], err[1]);
     close(out[1]);
     close(err[1]);
-    if (child < 0) return 125;
-    write_status("running", -1, restarts, child);
+    if (runtime < 0) return 125;
     struct stream streams[2] = {{"stdout", out[0], {0}, 0}, {"stderr", err[0], {0}, 0}};
-    int open_streams = 2, status = 0, reaped = 0, signalled = 0;
+    int open_streams = 2, status = 0, runtime_done = 0, container_done = 0, signalled = 0, started = 0;
+    pid_t container = 0;
     struct timespec stop_deadline = {0, 0}, drain_deadline = {0, 0};
-    while (!reaped || open_streams > 0) {
+    for (;;) {
         struct pollfd fds[2];
         int nfds = 0, map[2];
         for (int i = 0; i < 2; i++)
             if (streams[i].fd >= 0) { fds[nfds].fd = streams[i].fd; fds[nfds].events = POLLIN; map[nfds++] = i; }
-        int ready = poll(fds, (nfds_t)nfds, 200);
+        int ready = nfds ? poll(fds, (nfds_t)nfds, started ? 200 : 5) : (usleep(started ? 200000 : 5000), 0);
         for (int j = 0; ready > 0 && j < nfds; j++) {
             if (fds[j].revents & (POLLIN | POLLHUP | POLLERR)) {
                 struct stream *s = &streams[map[j]];
                 if (!pump(s)) { close(s->fd); s->fd = -1; open_streams--; }
             }
         }
+        /* reap everything: the runtime, the container's init, and orphans handed to us */
+        int st;
+        pid_t w;
+        while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+            if (w == runtime) {
+                runtime_done = 1;
+                if (exit_code_of(st) != 0) {  /* the container never started: report the runtime's code */
+                    status = st;
+                    container_done = 1;
+                }
+            } else if (container && w == container) {
+                status = st;
+                container_done = 1;
+            } else {
+                remember(w, st);
+            }
+        }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (!reaped) {
-            pid_t w = waitpid(child, &status, WNOHANG);
-            if (w == child) {
-                reaped = 1;
+        if (runtime_done && !started && !container_done) {
+            container = read_container_pid();
+            if (container <= 0) { status = 125 << 8; container_done = 1; }
+            else {
+                started = 1;
+                write_status("running", -1, restarts, container);
+                if (take_early(container, &st)) { status = st; container_done = 1; }
+            }
+        }
+        if (started && !container_done && kill(container, 0) < 0 && errno == ESRCH) {
+            /* gone without reaching us (someone else reaped it): its exit code is unknown */
+            shim_note("container process %d vanished; exit code unknown", (int)container);
+            status = 255 << 8;
+            container_done = 1;
+        }
+        if (container_done) {
+            if (drain_deadline.tv_sec == 0) {
                 drain_deadline = now;
                 drain_deadline.tv_sec += 1;  /* leftover writers holding the pipes get a second */
             }
-        } else if (now.tv_sec > drain_deadline.tv_sec ||
-                   (now.tv_sec == drain_deadline.tv_sec && now.tv_nsec >= drain_deadline.tv_nsec)) {
-            break;
+            if (open_streams == 0 || elapsed(&now, &drain_deadline)) break;
+            continue;
         }
-        if (stop_requested && !reaped) {
-            pid_t cpid = read_container_pid();
+        if (stop_requested) {
+            pid_t target = container > 0 ? container : runtime;
             if (!signalled) {
                 shim_note("stopping with signal %d (timeout %lds)", opt_stop_signal, opt_stop_timeout);
-                if (cpid > 0) kill(cpid, opt_stop_signal); else kill(child, opt_stop_signal);
+                kill(target, opt_stop_signal);
                 signalled = 1;
                 stop_deadline = now;
                 stop_deadline.tv_sec += opt_stop_timeout;
-            } else if (signalled == 1 && now.tv_sec >= stop_deadline.tv_sec) {
+            } else if (signalled == 1 && elapsed(&now, &stop_deadline)) {
                 shim_note("stop timeout reached: SIGKILL");
-                if (cpid > 0) kill(cpid, SIGKILL);
-                kill(child, SIGKILL);
+                kill(target, SIGKILL);
                 signalled = 2;
             }
         }
     }
     for (int i = 0; i < 2; i++) if (streams[i].fd >= 0) close(streams[i].fd);
     timestamp(finished_at, sizeof finished_at);
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return 125;
+    return exit_code_of(status);
 }
 
 static int should_restart(int code, long restarts) {
@@ -367,6 +428,8 @@ int main(int argc, char **argv) {
         if (devnull > 2) close(devnull);
     }
     if (chdir("/") != 0) return 1;
+    /* the detached container's init (and anything its namespace leaves behind) is reparented to us */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     struct sigaction sa;

@@ -332,16 +332,24 @@ TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
 LOG_LINE = re.compile(rf"^{TS} (stdout|stderr|shim) [FP] ")
 
 
+def run_call(tmp_path: Path) -> str:
+    """How the shim calls the runtime: detached, so no runtime process stays resident."""
+    return f"run --detach --bundle {tmp_path / 'bundle'} --pid-file {tmp_path / 'state' / 'pid'} c0ffee"
+
+
 def fake_runtime(tmp_path: Path, body: str, code: int = 0) -> Path:
-    """A stand-in OCI runtime: records its argv, writes its pid to the --pid-file, runs body, exits code."""
+    """A stand-in OCI runtime: records its argv; `run --detach` starts the "container" (body, then exit code)
+    in the background, writes its pid to the --pid-file and returns at once, as crun and runc do."""
     script = tmp_path / "fake-runtime"
     script.write_text(f"""#!/bin/sh
 echo "$*" >> {shlex.quote(str(tmp_path / "calls"))}
 [ "$1" = delete ] && exit 0
 while [ $# -gt 0 ]; do [ "$1" = --pid-file ] && pidfile=$2; shift; done
-echo $$ > "$pidfile"
-{body}
-exit {code}
+# the "container" runs with default signal handling (sh would ignore SIGINT in a background job)
+# (it starts after a short pause: dash may reap a child that ends before `exec true` below)
+env --default-signal sh -c {shlex.quote("sleep 0.1" + chr(10) + body + chr(10) + f"exit {code}")} &
+echo $! > "$pidfile"
+exec true  # like crun: leave without reaping the container, which passes to the subreaping shim
 """)
     script.chmod(0o755)
     return script
@@ -403,8 +411,7 @@ printf 'out tail without newline'
     assert stamp(status["started_at"]) <= stamp(status["finished_at"])
 
     # the runtime is called as an OCI runtime: run with bundle and pid file, then delete --force
-    assert calls(tmp_path) == [f"run --bundle {tmp_path / 'bundle'} --pid-file {tmp_path / 'state' / 'pid'} c0ffee",
-                               "delete --force c0ffee"]
+    assert calls(tmp_path) == [run_call(tmp_path), "delete --force c0ffee"]
     pid = container_pid(tmp_path / "state")
     assert pid and pid > 0 and not process_alive(pid, "fake-runtime")
 
@@ -426,8 +433,7 @@ printf 'out tail without newline'
 def test_shim_restart_policy(shim, tmp_path, restart, code, runs):
     runtime = fake_runtime(tmp_path, 'echo "attempt"', code=code)
     run_shim(shim, tmp_path, runtime, restart, backoff_ms=100)
-    assert calls(tmp_path) == [f"run --bundle {tmp_path / 'bundle'} --pid-file {tmp_path / 'state' / 'pid'} c0ffee",
-                               "delete --force c0ffee"] * runs
+    assert calls(tmp_path) == [run_call(tmp_path), "delete --force c0ffee"] * runs
     status = read_status(tmp_path / "state")
     assert (status["status"], status["exit_code"], status["restarts"]) == ("exited", code, runs - 1)
     log = tmp_path / "logs" / "container.log"
