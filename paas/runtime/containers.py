@@ -350,11 +350,16 @@ def _cleanup(ctx: Context, container_id: str) -> None:
     from .. import network
 
     cpaths = paths_for(ctx, container_id)
-    runtime = ctx.runtime
-    proc.run(runtime.argv("delete", "--force", container_id), check=False, desc="runtime delete")
+    status = supervisor.read_status(cpaths.state)
+    shim_done = status is not None and status["status"] not in ACTIVE \
+        and not supervisor.process_alive(status.get("shim_pid"), container_id)
+    if not shim_done:  # the shim deletes the runtime's state itself after every run
+        proc.run(ctx.runtime.argv("delete", "--force", container_id), check=False, desc="runtime delete")
     rootfs.unmount(cpaths.rootfs)
-    network.teardown_container_network(ctx.conn, ctx.config, container_id)
-    _remove_idle_network(ctx)
+    # setup takes the lease before anything else: no lease, no network to tear down
+    if ctx.conn.execute("SELECT 1 FROM ip_leases WHERE holder = ?", (container_id,)).fetchone():
+        network.teardown_container_network(ctx.conn, ctx.config, container_id)
+        _remove_idle_network(ctx)
     _remove_cgroups(container_id)
     if cpaths.dir.exists():
         shutil.rmtree(cpaths.dir)
