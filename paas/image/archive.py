@@ -52,9 +52,9 @@ def export(store: ImageStore, images: list[tuple[str, Image]], dest: Path, *, as
     dest = Path(dest)
     if as_tar is None:
         as_tar = dest.suffix == ".tar"
-    layout, index = _layout_files(images)
     digests = _all_blobs(images)
     if as_tar:
+        layout, index = _layout_files(images)
         tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
         try:
             with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -75,9 +75,10 @@ def export(store: ImageStore, images: list[tuple[str, Image]], dest: Path, *, as
         return dest
     if dest.exists() and any(dest.iterdir()) and not (dest / "oci-layout").exists():
         raise UserError(f"{dest} exists and is not an OCI layout", "export into an empty or new directory")
+    keep = []
     if (dest / "index.json").exists():  # add to an existing layout, replacing same-named images
-        existing = _read_index((dest / "index.json").read_bytes(), str(dest))
-        layout, index = _layout_files(images, existing["manifests"])
+        keep = _read_index((dest / "index.json").read_bytes(), str(dest))["manifests"]
+    layout, index = _layout_files(images, keep)
     target = BlobStore(dest)
     for digest in digests:
         if not target.exists(digest):

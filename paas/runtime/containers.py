@@ -192,8 +192,7 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
         cpaths.dir.mkdir(parents=True)
         for directory in (cpaths.bundle, cpaths.state, cpaths.etc, cpaths.empty):
             directory.mkdir(parents=True, exist_ok=True)
-        lowers = ctx.snapshots.ensure(image, holder=holder(container_id), progress=progress)
-        rootfs.mount_overlay(ctx.paths.snapshots, lowers, cpaths.upper, cpaths.work, cpaths.rootfs, cpaths.empty)
+        _mount_rootfs(ctx, container_id, image, progress)
         image_config = image.config.get("config") or {}
         user = spec.resolve_user(opts.user or image_config.get("User"),
                                  rootfs.read_in_root(cpaths.rootfs, "/etc/passwd"),
@@ -212,6 +211,13 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
     with state.transaction(ctx.conn):
         ctx.conn.execute("UPDATE containers SET status = 'created' WHERE id = ?", (container_id,))
     return get(ctx, container_id)
+
+
+def _mount_rootfs(ctx: Context, container_id: str, image, progress: Progress = _quiet) -> None:
+    """Overlay of the image's shared snapshots (held by this container) plus the container's upper dir."""
+    cpaths = paths_for(ctx, container_id)
+    lowers = ctx.snapshots.ensure(image, holder=holder(container_id), progress=progress)
+    rootfs.mount_overlay(ctx.paths.snapshots, lowers, cpaths.upper, cpaths.work, cpaths.rootfs, cpaths.empty)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -255,12 +261,11 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0) -> dict:
     if info["status"] == "creating":
         raise UserError(f"container {info['name']} was not created completely", "remove it and run it again")
     cpaths = paths_for(ctx, info["id"])
+    image = ctx.store.load_image(info["image_digest"])
     if not rootfs.is_mounted(cpaths.rootfs):  # after a reboot: mount again from the shared snapshots
-        image = ctx.store.load_image(info["image_digest"])
-        lowers = ctx.snapshots.ensure(image, holder=holder(info["id"]))
-        rootfs.mount_overlay(ctx.paths.snapshots, lowers, cpaths.upper, cpaths.work, cpaths.rootfs, cpaths.empty)
+        _mount_rootfs(ctx, info["id"], image)
     opts = options_from_json(info["options"])
-    image_config = (ctx.store.load_image(info["image_digest"]).config.get("config") or {})
+    image_config = image.config.get("config") or {}
     stop_signal = spec.parse_signal(opts.stop_signal or image_config.get("StopSignal"))
     plan = supervisor.ShimPlan(info["id"], cpaths.bundle, cpaths.state, cpaths.log, opts.restart, stop_signal,
                                opts.stop_timeout)
@@ -300,20 +305,17 @@ def stop(ctx: Context, ref: str, timeout: int | None = None) -> dict:
     info = get(ctx, ref)
     if not is_active(info):
         return info
-    shim_pid = info["supervisor_pid"]
-    if timeout is not None:
-        # the shim was told its timeout at start; for a different one, escalate ourselves
-        os.kill(shim_pid, signals.SIGTERM)
-        try:
-            return wait_exit(ctx, ref, timeout + 1)
-        except PaasError:
-            pid = supervisor.container_pid(paths_for(ctx, info["id"]).state)
-            if pid:
-                _signal(pid, signals.SIGKILL)
-            return wait_exit(ctx, ref, 10)
-    os.kill(shim_pid, signals.SIGTERM)
-    opts = options_from_json(info["options"])
-    return wait_exit(ctx, ref, opts.stop_timeout + 10)
+    _signal(info["supervisor_pid"], signals.SIGTERM)
+    if timeout is None:
+        return wait_exit(ctx, ref, options_from_json(info["options"]).stop_timeout + 10)
+    # the shim was told its timeout at start; for a different one, escalate ourselves
+    try:
+        return wait_exit(ctx, ref, timeout + 1)
+    except PaasError:
+        pid = supervisor.container_pid(paths_for(ctx, info["id"]).state)
+        if pid:
+            _signal(pid, signals.SIGKILL)
+        return wait_exit(ctx, ref, 10)
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -336,7 +338,7 @@ def remove(ctx: Context, ref: str, *, force: bool = False) -> dict:
     if is_active(info):
         if not force:
             raise UserError(f"container {info['name']} is running", "stop it first, or use --force")
-        os.kill(info["supervisor_pid"], signals.SIGTERM)
+        _signal(info["supervisor_pid"], signals.SIGTERM)
         pid = supervisor.container_pid(paths_for(ctx, info["id"]).state)
         if pid:
             _signal(pid, signals.SIGKILL)
