@@ -89,16 +89,17 @@ def test_isolation_seen_from_inside(ctx, runtime_name, bb_image, cleanup):
 
 
 def test_memory_hog_is_oom_killed(ctx, runtime_name, bb_image, cleanup):
-    # tail buffers an endless line: it grows until the 32 MiB limit, where the kernel kills it
-    info = start(ctx, "sh", "-c", "head -c 512m /dev/zero | tail > /dev/null; echo tail exited $?; exec sleep 30",
+    # dd fills a 64 MiB buffer and is killed at the 32 MiB limit. One allocating process on purpose: with a
+    # pipe writer beside it, a second OOM can fire before the first victim's memory is freed and kill `sh`.
+    info = start(ctx, "sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; echo hog exited $?; exec sleep 30",
                  memory=32 << 20)
     cgroup = Path(f"/sys/fs/cgroup/memory/paas/{info['id']}")
     deadline = time.monotonic() + 10
-    while "tail exited" not in " ".join(line.text for line in containers.read_logs(ctx, info["id"])):
+    while "hog exited" not in " ".join(line.text for line in containers.read_logs(ctx, info["id"])):
         assert time.monotonic() < deadline, "the memory hog was not stopped"
         time.sleep(0.05)
     texts = [line.text for line in containers.read_logs(ctx, info["id"])]
-    assert "tail exited 137" in texts  # SIGKILL
+    assert "hog exited 137" in texts  # SIGKILL
     oom = dict(line.split() for line in (cgroup / "memory.oom_control").read_text().splitlines())
     assert int(oom["oom_kill"]) >= 1
     assert int((cgroup / "memory.max_usage_in_bytes").read_text()) <= 32 << 20
