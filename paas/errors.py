@@ -76,3 +76,22 @@ class RegistryError(PaasError):
 
 class AuthError(RegistryError):
     pass
+
+
+class DockerfileError(UserError):
+    """A Dockerfile that cannot be parsed or built: names the file and the line range."""
+
+    def __init__(self, message: str, hint: str | None = None, *, file: str = "Dockerfile",
+                 line_start: int | None = None, line_end: int | None = None):
+        where = file if line_start is None else f"{file}:{line_start}"
+        if line_end is not None and line_start is not None and line_end != line_start:
+            where += f"-{line_end}"
+        super().__init__(f"{where}: {message}", hint)
+        self.file = file
+        self.line_start = line_start
+        self.line_end = line_end
+        self.bare_message = message
+
+
+class BuildError(PaasError):
+    """A build step failed (RUN exit code, missing base image, COPY source outside the context, …)."""
