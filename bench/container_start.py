@@ -853,11 +853,14 @@ def measure_rss(bench: Bench, count: int) -> dict[str, list[int]]:
                 bench.keepers.append(info["id"])
         time.sleep(0.5)
         for cid in bench.keepers:
-            shim = bench.containers.inspect(bench.ctx, cid)["supervisor_pid"]
+            inspected = bench.containers.inspect(bench.ctx, cid)
+            shim = inspected["supervisor_pid"]
             rss, pss = memory_kb(shim)
             out["shim"].append(rss)
             out["shim-pss"].append(pss)
-            for child in children(shim):  # the runtime's `run`, which stays in the foreground under the shim
+            for child in children(shim):  # a runtime process resident under the shim, if any
+                if child == inspected["pid"]:
+                    continue  # the container's own init, reparented to the shim (its subreaper)
                 runtime_names.add(comm(child))
                 rss, pss = memory_kb(child)
                 out["runtime"].append(rss)

@@ -183,8 +183,11 @@ def teardown_container_network(conn: sqlite3.Connection, config: Any, container_
     settings = network_settings(config)
     with firewall.host_lock():
         firewall.remove_rules(settings.firewall_kind, port_tag(settings.bridge, container_id))
-    _links().detach(container_id)
-    _links().delete_netns(netns_name(container_id))
+    # Unbinding the namespace is enough: the kernel destroys it once no process uses it (the container's
+    # are gone by now) and the veth pair with it, in the background, within ~30 ms. Deleting the host end
+    # first would make us wait ~20 ms for the same work. Without a namespace a host end can only be stale.
+    if not _links().delete_netns(netns_name(container_id)):
+        _links().detach(container_id)
     ipam.release(conn, settings.bridge, container_id)
 
 

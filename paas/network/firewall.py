@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from .. import proc
 from ..errors import CommandFailed, PaasError, UserError
+from . import nftlib
 from . import plan as P
 
 log = logging.getLogger("paas.network")
@@ -45,11 +46,10 @@ def detect_firewall() -> str:
         probe = [step.argv for step in P.base_plan(P.NFT)]
         probe += P.network_rules_plan(P.NFT, "paasprobe0", "10.88.0.0/16").rules
         probe += P.port_rules_plan(P.NFT, "paasprobe0", "probe", "10.88.0.2", P.PortMapping(8080, 80)).rules
-        result = proc.run(["nft", "--check", "-f", "-"], input=P.nft_script(probe).encode(),
-                          desc="nft --check", check=False)
-        if result.returncode == 0:
+        checked = nftlib.run(P.nft_script(probe), desc="nft --check", dry_run=True, check=False)
+        if checked.returncode == 0:
             return P.NFT
-        reasons.append("nft: " + _last_line(result))
+        reasons.append("nft: " + checked.last_line())
     else:
         reasons.append("nft is not installed")
     if shutil.which("iptables"):
@@ -72,8 +72,7 @@ def ensure_base(kind: str) -> None:
     """Create our table/chains and jumps (idempotent)."""
     steps = P.base_plan(kind)
     if kind == P.NFT:
-        proc.run(["nft", "-f", "-"], input=P.nft_script([s.argv for s in steps]).encode(),
-                 desc="nft: create table ip paas")
+        nftlib.run(P.nft_script([s.argv for s in steps]), desc="nft: create table ip paas")
         return
     for step in steps:
         if step.unless and proc.run(step.unless, desc="iptables probe", check=False).returncode == 0:
@@ -84,13 +83,13 @@ def ensure_base(kind: str) -> None:
 def list_rules(kind: str, tag: str = P.TAG_PREFIX) -> list[P.ListedRule]:
     """Our rules whose tag is `tag` or lies under it (default: every paas rule)."""
     if P.check_kind(kind) == P.NFT:
-        result = proc.run(["nft", "-a", "list", "table", P.NFT_FAMILY, P.NFT_TABLE], desc="nft list table",
-                          check=False)
-        if result.returncode != 0:
-            if b"No such file or directory" in (result.stderr or b""):
+        listed = nftlib.run(f"list table {P.NFT_FAMILY} {P.NFT_TABLE}\n", desc="nft list table", handles=True,
+                            check=False)
+        if listed.returncode != 0:
+            if "No such file or directory" in listed.stderr:
                 return []  # no table: no rules
-            raise CommandFailed("nft list table ip paas", result.returncode, _last_line(result))
-        found = P.parse_nft_listing(result.stdout.decode())
+            raise CommandFailed("nft list table ip paas", listed.returncode, listed.last_line())
+        found = P.parse_nft_listing(listed.stdout)
     else:
         result = proc.run(["iptables-save"], desc="iptables-save")
         found = P.parse_iptables_save(result.stdout.decode())
@@ -103,8 +102,7 @@ def remove_rules(kind: str, tag: str) -> int:
     if not rules:
         return 0
     if kind == P.NFT:
-        proc.run(["nft", "-f", "-"], input=P.nft_script([r.delete_argv for r in rules]).encode(),
-                 desc=f"nft: delete rules {tag}")
+        nftlib.run(P.nft_script([r.delete_argv for r in rules]), desc=f"nft: delete rules {tag}")
     else:
         for rule in rules:
             proc.run(rule.delete_argv, desc=f"iptables: delete rule {tag}")
@@ -125,7 +123,7 @@ def apply_rules(rule_plan: P.RulePlan) -> bool:
     if kind == P.NFT:
         # one transaction: stale rules go and new ones come, or nothing changes
         argvs = [r.delete_argv for r in present] + list(rule_plan.rules)
-        proc.run(["nft", "-f", "-"], input=P.nft_script(argvs).encode(), desc=f"nft: apply rules {rule_plan.tag}")
+        nftlib.run(P.nft_script(argvs), desc=f"nft: apply rules {rule_plan.tag}")
         return True
     for rule in present:
         proc.run(rule.delete_argv, desc=f"iptables: delete rule {rule_plan.tag}")
@@ -145,5 +143,8 @@ def remove_base_if_unused(kind: str) -> bool:
     removed = False
     for argv in P.base_teardown_plan(kind):
         # absent already (or never created): fine
-        removed |= proc.run(argv, desc="remove paas firewall chains", check=False).returncode == 0
+        if kind == P.NFT:
+            removed |= nftlib.run(P.nft_script([argv]), desc="remove paas firewall table", check=False).returncode == 0
+        else:
+            removed |= proc.run(argv, desc="remove paas firewall chains", check=False).returncode == 0
     return removed

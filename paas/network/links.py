@@ -6,6 +6,7 @@ A container's veth pair is created with its peer directly inside the container's
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -13,9 +14,10 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from .. import linux
 from ..errors import PaasError, UserError
 from .plan import check_bridge_name, veth_names
 
@@ -33,8 +35,24 @@ def _netlink(what: str) -> Iterator[None]:
 
 
 def _index(ipr: IPRoute, ifname: str) -> int | None:
-    found = ipr.link_lookup(ifname=ifname)
-    return found[0] if found else None
+    # one RTM_GETLINK by name, not a dump of every link (hosts with many containers have many veths)
+    try:
+        found = ipr.link("get", ifname=ifname)
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return None
+        raise
+    return found[0]["index"] if found else None
+
+
+def _iproute_in(path: str) -> IPRoute:
+    """An IPRoute whose netlink socket lives in the namespace bound at path.
+
+    The socket is opened by a thread that entered the namespace (see linux.in_netns); pyroute2's own
+    netns= option forks a helper process for that, which costs ~10 ms per call.
+    """
+    sock = linux.in_netns(path, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0))
+    return IPRoute(fileno=sock.detach())
 
 
 def link_exists(ifname: str) -> bool:
@@ -121,26 +139,68 @@ def netns_path(name: str) -> str:
     return os.path.join(NETNS_DIR, name)
 
 
+def _is_bound(path: str) -> bool:
+    """True when a namespace is bind-mounted at path (nsfs has a device of its own)."""
+    try:
+        return os.stat(path).st_dev != os.stat(NETNS_DIR).st_dev
+    except FileNotFoundError:
+        return False
+
+
+def _ensure_netns_dir() -> None:
+    """/run/netns as ip(8) makes it: a shared mount, so namespaces bound there show in every mount
+    namespace that shares it (`ip netns` and our tools see the same set)."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    try:
+        linux.mount("", NETNS_DIR, "none", linux.MS_SHARED | linux.MS_REC)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+        linux.mount(NETNS_DIR, NETNS_DIR, "none", linux.MS_BIND | linux.MS_REC)
+        linux.mount("", NETNS_DIR, "none", linux.MS_SHARED | linux.MS_REC)
+
+
 def create_netns(name: str) -> str:
-    """Create the named network namespace (/run/netns/<name>) unless it exists. Returns its path."""
+    """Create the named network namespace (/run/netns/<name>) unless it exists. Returns its path.
+
+    In-process: a throw-away thread unshares its network namespace and binds it at the path.
+    """
     path = netns_path(name)
-    if name not in netns.listnetns():
-        try:
-            netns.create(name)
-        except FileExistsError:
-            pass
+    if _is_bound(path):
+        return path
+    _ensure_netns_dir()
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0)  # the mount point
+    os.close(fd)
+
+    def new_namespace() -> None:
+        linux.unshare(linux.CLONE_NEWNET)
+        linux.mount("/proc/thread-self/ns/net", path, "none", linux.MS_BIND)
+
+    try:
+        linux.in_thread(new_namespace)
+    except OSError:
+        if not _is_bound(path):  # not another process being quicker
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
     return path
 
 
 def delete_netns(name: str) -> bool:
-    """Unmount and remove /run/netns/<name>. True when it existed."""
-    if name not in netns.listnetns():
-        return False
+    """Unmount and remove /run/netns/<name>. True when it existed.
+
+    The kernel frees the namespace (and the veth end inside it) once nothing uses it any more.
+    """
+    path = netns_path(name)
+    existed = _is_bound(path)
+    if existed:
+        with contextlib.suppress(OSError):  # EINVAL: unmounted meanwhile
+            linux.umount(path, linux.MNT_DETACH)
     try:
-        netns.remove(name)
+        os.unlink(path)
     except FileNotFoundError:
-        return False
-    return True
+        pass
+    return existed
 
 
 def _default_route_mtu(ipr: IPRoute) -> int | None:
@@ -171,7 +231,7 @@ def attach(netns_name: str, bridge: str, container_id: str, address: ipaddress.I
     path = netns_path(netns_name)
     if not os.path.exists(path):
         raise PaasError(f"network namespace {netns_name} does not exist")
-    with IPRoute() as ipr, IPRoute(netns=netns_name, flags=0) as inside, \
+    with IPRoute() as ipr, _iproute_in(path) as inside, \
             _netlink(f"cannot attach {container_id} to bridge {bridge}"):
         bridge_index = _index(ipr, bridge)
         if bridge_index is None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import proc, state
+from .. import linux, proc, state
 from ..context import Context
 from ..errors import NotFound, PaasError, UserError
 from . import logs, rootfs, spec, supervisor
@@ -269,31 +269,38 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0) -> dict:
     stop_signal = spec.parse_signal(opts.stop_signal or image_config.get("StopSignal"))
     plan = supervisor.ShimPlan(info["id"], cpaths.bundle, cpaths.state, cpaths.log, opts.restart, stop_signal,
                                opts.stop_timeout)
+    previous = supervisor.read_status(cpaths.state)
+    if not supervisor.wait_shim_exit(previous, info["id"]):  # the last run's shim is still cleaning up
+        raise PaasError(f"the supervisor of container {info['name']}'s last run is still busy",
+                        "retry in a moment, or remove the container")
     (cpaths.state / "status.json").unlink(missing_ok=True)
     shim = supervisor.ensure_shim(ctx.paths.root / "bin")
-    proc.run(supervisor.shim_argv(shim, plan, ctx.runtime), desc="starting the container supervisor")
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        status = supervisor.read_status(cpaths.state)
-        if status and (status["status"] != "running" or supervisor.container_pid(cpaths.state)):
-            break
-        time.sleep(0.005)
-    else:
-        raise PaasError(f"container {info['name']} did not start within {wait:.0f}s",
-                        f"see `paas container:logs {info['name']}`")
+    with linux.DirWatch(cpaths.state) as watch:  # the shim writes status.json and the pid file there
+        proc.run(supervisor.shim_argv(shim, plan, ctx.runtime), desc="starting the container supervisor")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            status = supervisor.read_status(cpaths.state)
+            if status and (status["status"] != "running" or supervisor.container_pid(cpaths.state)):
+                break
+            watch.wait(0.05)
+        else:
+            raise PaasError(f"container {info['name']} did not start within {wait:.0f}s",
+                            f"see `paas container:logs {info['name']}`")
     return get(ctx, info["id"])
 
 
 def wait_exit(ctx: Context, ref: str, timeout: float | None = None) -> dict:
     """Block until the container is neither running nor restarting."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        info = get(ctx, ref)
-        if not is_active(info):
-            return info
-        if deadline is not None and time.monotonic() > deadline:
-            raise PaasError(f"container {info['name']} still running after {timeout:.0f}s")
-        time.sleep(0.02)
+    info = get(ctx, ref)
+    with linux.DirWatch(paths_for(ctx, info["id"]).state) as watch:
+        while True:
+            info = get(ctx, ref)
+            if not is_active(info):
+                return info
+            if deadline is not None and time.monotonic() > deadline:
+                raise PaasError(f"container {info['name']} still running after {timeout:.0f}s")
+            watch.wait(0.1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,21 +360,27 @@ def _cleanup(ctx: Context, container_id: str) -> None:
 
     cpaths = paths_for(ctx, container_id)
     status = supervisor.read_status(cpaths.state)
-    shim_done = status is not None and status["status"] not in ACTIVE \
-        and not supervisor.process_alive(status.get("shim_pid"), container_id)
-    if not shim_done:  # the shim deletes the runtime's state itself after every run
-        proc.run(ctx.runtime.argv("delete", "--force", container_id), check=False, desc="runtime delete")
+    finished = status is not None and status["status"] not in ACTIVE
+    if not finished:  # no shim (any more) to delete the runtime's state: do it here
+        _runtime_delete(ctx, container_id)
     rootfs.unmount(cpaths.rootfs)
     # setup takes the lease before anything else: no lease, no network to tear down
     if ctx.conn.execute("SELECT 1 FROM ip_leases WHERE holder = ?", (container_id,)).fetchone():
         network.teardown_container_network(ctx.conn, ctx.config, container_id)
         _remove_idle_network(ctx)
+    # a shim that reported the exit deletes the runtime's state meanwhile (see shim.c); wait for it
+    if finished and not supervisor.wait_shim_exit(status, container_id):
+        _runtime_delete(ctx, container_id)
     _remove_cgroups(container_id)
     if cpaths.dir.exists():
         shutil.rmtree(cpaths.dir)
     ctx.snapshots.release(holder(container_id))
     with state.transaction(ctx.conn):
         ctx.conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+
+
+def _runtime_delete(ctx: Context, container_id: str) -> None:
+    proc.run(ctx.runtime.argv("delete", "--force", container_id), check=False, desc="runtime delete")
 
 
 def _remove_idle_network(ctx: Context) -> None:
@@ -474,7 +487,15 @@ def read_logs(ctx: Context, ref: str, *, follow: bool = False, since: str | None
     since_ts = logs.parse_since(since) if since else None
     if not follow:
         return iter(logs.read_lines(log, since=since_ts, tail=tail))
-    return logs.follow(log, lambda: is_active(get(ctx, info["id"])), since=since_ts, tail=tail)
+    return _follow(ctx, info["id"], log, since_ts, tail)
+
+
+def _follow(ctx: Context, container_id: str, log: Path, since: str | None, tail: int | None) -> Iterator[logs.LogLine]:
+    cpaths = paths_for(ctx, container_id)
+    # woken by writes to the log and by the supervisor's status changes, not by a timer
+    with linux.DirWatch(cpaths.dir, cpaths.state) as watch:
+        yield from logs.follow(log, lambda: is_active(get(ctx, container_id)), since=since, tail=tail,
+                               wait=watch.wait)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,16 +75,19 @@ def read_lines(log: Path, *, since: str | None = None, tail: int | None = None,
 
 
 def follow(log: Path, still_running: Callable[[], bool], *, since: str | None = None, tail: int | None = None,
-           include_shim: bool = False, poll: float = 0.1) -> Iterator[LogLine]:
+           include_shim: bool = False, poll: float = 0.1,
+           wait: Callable[[float], object] = time.sleep) -> Iterator[LogLine]:
     """Existing lines (filtered, last `tail`), then new ones as they come, until the container stops.
 
     Polling starts at a few milliseconds (short-lived containers end quickly) and backs off to `poll`.
+    `wait(seconds)` is the pause between polls: a DirWatch's wait returns early when the log or the
+    container's status changes.
     """
     delay = min(0.005, poll)
     while not log.exists():  # the shim creates it as soon as it starts
         if not still_running() and not log.exists():
             return
-        time.sleep(delay)
+        wait(delay)
         delay = min(delay * 2, poll)
     fh = open(log, errors="replace")
     inode = os.fstat(fh.fileno()).st_ino
@@ -128,7 +131,7 @@ def follow(log: Path, still_running: Callable[[], bool], *, since: str | None = 
             if not still_running():
                 stopping = True  # one more read: lines written just before it stopped
                 continue
-            time.sleep(delay)
+            wait(delay)
             delay = min(delay * 2, poll)
     finally:
         fh.close()

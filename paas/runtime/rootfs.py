@@ -6,22 +6,15 @@ import os
 import stat
 from pathlib import Path
 
-from .. import proc
-from ..errors import UserError
+from .. import linux, proc
+from ..errors import PaasError, UserError
 
 MAX_SYMLINK_HOPS = 40
 
 
-def overlay_options(lower_names: list[str], upper: Path, work: Path) -> str:
-    """Mount options; lowers are names relative to the snapshots dir (mount runs there), topmost first.
-
-    Relative lowerdirs keep the option string short: the kernel caps it at one page.
-    """
-    options = f"lowerdir={':'.join(lower_names)},upperdir={upper},workdir={work}"
-    if len(options) >= 4096:
-        raise UserError(f"image has too many layers ({len(lower_names)}) to mount",
-                        "squash the image into fewer layers")
-    return options
+def overlay_options(lowers: list[str], upper: Path, work: Path) -> str:
+    """Mount options, lowers topmost first. The kernel caps the string at one page."""
+    return f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
 
 
 def mount_overlay(snapshots_dir: Path, lowers_bottom_first: list[Path], upper: Path, work: Path,
@@ -30,8 +23,21 @@ def mount_overlay(snapshots_dir: Path, lowers_bottom_first: list[Path], upper: P
         directory.mkdir(parents=True, exist_ok=True)
     os.chmod(upper, 0o755)
     # an image without layers (scratch, nothing added) still needs one lowerdir
-    names = [p.name for p in reversed(lowers_bottom_first)] or [os.path.relpath(empty_lower, snapshots_dir)]
-    proc.run(["mount", "-t", "overlay", "overlay", "-o", overlay_options(names, upper, work), str(target)],
+    lowers = [str(p) for p in reversed(lowers_bottom_first)] or [str(empty_lower)]
+    options = overlay_options(lowers, upper, work)
+    if len(options) < linux.PAGE_SIZE:
+        try:  # mount(2) directly: no fork+exec of mount(8)
+            linux.mount("overlay", target, "overlay", 0, options)
+        except OSError as exc:
+            raise PaasError(f"cannot mount the container root filesystem at {target}: {exc.strerror}",
+                            "check that the kernel has overlayfs and the data root is not on overlayfs") from exc
+        return
+    # many layers: names relative to the snapshots dir, with mount(8) running there, keep it short
+    names = [p.name for p in reversed(lowers_bottom_first)]
+    options = overlay_options(names, upper, work)
+    if len(options) >= linux.PAGE_SIZE:
+        raise UserError(f"image has too many layers ({len(names)}) to mount", "squash the image into fewer layers")
+    proc.run(["mount", "-t", "overlay", "overlay", "-o", options, str(target)],
              cwd=str(snapshots_dir), desc="mounting the container root filesystem")
 
 
@@ -43,7 +49,11 @@ def is_mounted(target: Path) -> bool:
 
 def unmount(target: Path) -> None:
     if target.exists() and is_mounted(target):
-        proc.run(["umount", str(target)], desc="unmounting the container root filesystem")
+        try:
+            linux.umount(target)
+        except OSError as exc:
+            raise PaasError(f"cannot unmount the container root filesystem {target}: {exc.strerror}",
+                            "a process may still use it; stop it and retry") from exc
 
 
 def resolve_in_root(root: Path, path: str) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -93,6 +94,25 @@ def process_alive(pid: int | None, marker: str) -> bool:
     except OSError:
         return False
     return marker.encode() in cmdline
+
+
+def wait_shim_exit(status: dict | None, marker: str, timeout: float = 5.0) -> bool:
+    """After reporting a final status the shim still deletes the runtime's state; wait until it is gone.
+
+    True when no shim runs (any more); False when it still runs after timeout.
+    """
+    pid = (status or {}).get("shim_pid")
+    if not process_alive(pid, marker):
+        return True
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:  # a pidfd becomes readable when the process exits
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return not process_alive(pid, marker)
 
 
 def container_pid(state_dir: Path) -> int | None:

@@ -21,6 +21,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,11 +109,25 @@ def _free_test_subnet() -> str:
 
 # -- leftovers -------------------------------------------------------------------------------------------
 
+def link_gone(name: str, timeout: float = 2.0) -> bool:
+    """The kernel removes a veth pair with its namespace in the background (~30 ms): wait for it."""
+    deadline = time.monotonic() + timeout
+    while links.link_exists(name):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def leftovers(bridge: str, container_ids: list[str]) -> list[str]:
     """Links, namespaces and rules of this test still present on the host."""
     found = []
+    names = [bridge] + [P.veth_names(c).host for c in container_ids]
+    for cid in container_ids:
+        if not Path(links.netns_path(P.netns_name(cid))).exists():  # its veth goes with the namespace
+            link_gone(P.veth_names(cid).host)
     link_names = {line.split(":")[1].strip().split("@")[0] for line in sh("ip", "-o", "link").splitlines()}
-    for name in [bridge] + [P.veth_names(c).host for c in container_ids]:
+    for name in names:
         if name in link_names:
             found.append(f"link {name}")
     namespaces = {line.split()[0] for line in sh("ip", "netns", "list").splitlines() if line.strip()}
@@ -381,7 +396,7 @@ def test_reclaim_cleans_up_after_a_crash(net):
     network.publish_port(net.conn, net.config, dead.container_id, f"{free_port()}:80")
     # the daemon "crashed": nothing was torn down; at restart only `live` still exists
     assert network.reclaim_network(net.conn, net.config, {live.container_id}) == [dead.container_id]
-    assert not links.link_exists(dead.host_veth)
+    assert link_gone(dead.host_veth)
     assert not Path(dead.netns_path).exists()
     assert firewall.list_rules(net.kind, P.port_tag(net.bridge, dead.container_id)) == []
     assert set(network.ipam.leases(net.conn, net.bridge)) == {live.container_id}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import multiprocessing
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from paas import network, state
 from paas.config import DEFAULTS, Config
 from paas.errors import UserError
-from paas.network import firewall, ipam
+from paas.network import firewall, ipam, nftlib
 from paas.network import plan as P
 
 CID = "3f2a9c1b7d4e5f60718293a4b5c6d7e8"  # a 32-hex container id
@@ -308,21 +307,24 @@ def test_parse_iptables_save_finds_our_rules_with_delete_commands():
 
 # -- firewall applier against a fake runner ------------------------------------------------------------
 
-class FakeRunner:
-    """Stands in for paas.proc.run: records argv (+ stdin) and answers `nft -a list table` from a text."""
+class FakeNft:
+    """Stands in for paas.network.nftlib.run: records scripts and answers `list table` from a text."""
 
     def __init__(self, listing: str = ""):
         self.listing = listing
-        self.calls: list[tuple[tuple[str, ...], str | None]] = []
+        self.scripts: list[str] = []
 
-    def __call__(self, argv, *, desc=None, input=None, check=True, **_):
-        argv = tuple(argv)
-        self.calls.append((argv, input.decode() if input else None))
-        if argv[:3] == ("nft", "-a", "list"):
-            code = 0 if self.listing else 1
-            return subprocess.CompletedProcess(argv, code, self.listing.encode(),
-                                               b"" if self.listing else b"Error: No such file or directory")
-        return subprocess.CompletedProcess(argv, 0, b"", b"")
+    def __call__(self, script, *, desc, handles=False, dry_run=False, check=True):
+        self.scripts.append(script)
+        if script.startswith("list table"):
+            assert handles  # deleting needs the handles
+            if not self.listing:
+                return nftlib.Result(1, "", "Error: No such file or directory")
+            return nftlib.Result(0, self.listing, "")
+        return nftlib.Result(0, "", "")
+
+    def writes(self) -> list[str]:
+        return [s for s in self.scripts if not s.startswith("list ")]
 
 
 def _listing_for(plan: P.RulePlan) -> str:
@@ -332,40 +334,39 @@ def _listing_for(plan: P.RulePlan) -> str:
 
 
 def test_apply_rules_adds_base_and_rules_in_one_nft_transaction(monkeypatch):
-    runner = FakeRunner()
-    monkeypatch.setattr(firewall.proc, "run", runner)
+    nft = FakeNft()
+    monkeypatch.setattr(nftlib, "run", nft)
     plan = P.network_rules_plan("nft", "br0", "10.9.0.0/24")
     assert firewall.apply_rules(plan) is True
-    writes = [(argv, text) for argv, text in runner.calls if argv == ("nft", "-f", "-")]
+    writes = nft.writes()
     assert len(writes) == 2  # base (table + chains), then the rules
-    assert writes[0][1].startswith("add table ip paas\n")
-    assert writes[1][1] == P.nft_script(plan.rules)
+    assert writes[0].startswith("add table ip paas\n")
+    assert writes[1] == P.nft_script(plan.rules)
 
 
 def test_apply_rules_is_a_no_op_when_present_and_replaces_stale_rules(monkeypatch):
     plan = P.network_rules_plan("nft", "br0", "10.9.0.0/24")
-    runner = FakeRunner(_listing_for(plan))
-    monkeypatch.setattr(firewall.proc, "run", runner)
+    nft = FakeNft(_listing_for(plan))
+    monkeypatch.setattr(nftlib, "run", nft)
     assert firewall.apply_rules(plan) is False
-    assert [argv for argv, _ in runner.calls] == [("nft", "-a", "list", "table", "ip", "paas")]
+    assert nft.scripts == ["list table ip paas\n"]
 
     newer = P.network_rules_plan("nft", "br0", "10.10.0.0/24")  # the subnet changed: same tag, new digest
-    runner.calls.clear()
+    nft.scripts.clear()
     assert firewall.apply_rules(newer) is True
-    script = runner.calls[-1][1]
     deletes = [f"delete rule ip paas postrouting handle {10 + i}" for i in range(len(plan.rules))]
-    assert script == "\n".join(deletes) + "\n" + P.nft_script(newer.rules)  # one atomic transaction
+    assert nft.scripts[-1] == "\n".join(deletes) + "\n" + P.nft_script(newer.rules)  # one atomic transaction
 
 
 def test_remove_rules_deletes_by_handle_only_under_the_tag(monkeypatch):
-    runner = FakeRunner(NFT_LISTING)
-    monkeypatch.setattr(firewall.proc, "run", runner)
+    nft = FakeNft(NFT_LISTING)
+    monkeypatch.setattr(nftlib, "run", nft)
     assert firewall.remove_rules("nft", "paas:net:br0") == 2
-    assert runner.calls[-1][1] == ("delete rule ip paas guard handle 9\n"
-                                   "delete rule ip paas postrouting handle 12\n")
-    runner.calls.clear()
+    assert nft.scripts[-1] == ("delete rule ip paas guard handle 9\n"
+                               "delete rule ip paas postrouting handle 12\n")
+    nft.scripts.clear()
     assert firewall.remove_rules("nft", "paas:net:br1") == 0
-    assert all(argv[:2] != ("nft", "-f") for argv, _ in runner.calls)
+    assert nft.writes() == []
 
 
 # -- IPAM ----------------------------------------------------------------------------------------------

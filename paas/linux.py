@@ -1,0 +1,150 @@
+"""Thin ctypes wrappers of Linux system calls that Python 3.11's os module lacks.
+
+Calling mount(2), setns(2) and unshare(2) directly saves a fork+exec of mount(8)/ip(8) per container
+(several ms each); every wrapper raises OSError with errno like the os module does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
+MNT_DETACH = 0x2
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+
+
+def _check(result: int, what: str, path: str | None = None) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+
+
+def _b(value: str | os.PathLike | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def mount(source: str | None, target: str | os.PathLike, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), "mount", os.fspath(target))
+
+
+def umount(target: str | os.PathLike, flags: int = 0) -> None:
+    _check(_libc.umount2(_b(target), flags), "umount", os.fspath(target))
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def in_thread(fn: Callable[[], T]) -> T:
+    """Run fn in a fresh thread and return its result (or raise its exception).
+
+    Namespace switches (setns/unshare of CLONE_NEWNET) change only the calling thread; doing them in a
+    throw-away thread keeps every other thread, and the caller, in the namespaces it had.
+    """
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="paas-ns")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def in_netns(path: str, fn: Callable[[], T]) -> T:
+    """Run fn inside the network namespace bound at path (in a throw-away thread, see in_thread).
+
+    Sockets created by fn stay in that namespace after the thread is gone.
+    """
+    def enter_and_run() -> T:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            setns(fd, CLONE_NEWNET)
+        finally:
+            os.close(fd)
+        return fn()
+
+    return in_thread(enter_and_run)
+
+
+IN_MODIFY = 0x2
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_NONBLOCK = 0o4000
+IN_CLOEXEC = 0o2000000
+_libc.inotify_init1.argtypes = [ctypes.c_int]
+_libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+
+
+class DirWatch:
+    """Wake up when files in some directories change (inotify), instead of sleeping in a polling loop.
+
+    `wait(timeout)` returns as soon as any watched event happened since the last call, or after timeout;
+    callers re-check their condition either way, so a missed event only costs the timeout.
+    """
+
+    EVENTS = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
+
+    def __init__(self, *directories: str | os.PathLike):
+        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        _check(0 if fd >= 0 else -1, "inotify_init1")
+        self.fd = fd
+        for directory in directories:
+            self.add(directory)
+
+    def add(self, directory: str | os.PathLike) -> bool:
+        """Watch one more directory; False when it does not exist (yet)."""
+        return _libc.inotify_add_watch(self.fd, _b(directory), self.EVENTS) >= 0
+
+    def wait(self, timeout: float) -> bool:
+        """True when something changed (events are consumed), False on timeout."""
+        import select  # local: most users of this module never wait
+
+        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        if not ready:
+            return False
+        try:
+            while os.read(self.fd, 65536):
+                pass
+        except BlockingIOError:
+            pass
+        return True
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> DirWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
