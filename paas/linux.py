@@ -16,6 +16,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
+MS_RDONLY = 0x1
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20

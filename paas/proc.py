@@ -6,9 +6,13 @@ secrets masked, and a non-zero exit raises CommandFailed carrying the output tai
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .errors import CommandFailed, UserError
 
@@ -65,3 +69,42 @@ def run(
         tail = " ".join(redact([out.decode(errors="replace")[-TAIL_CHARS:]], secrets))
         raise CommandFailed(desc, result.returncode, tail)
     return result
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    desc: str,
+    on_line: Callable[[str], None],
+    on_interrupt: Callable[[subprocess.Popen], None] | None = None,
+    tail_lines: int = 20,
+) -> tuple[int, list[str]]:
+    """Run argv with stdout+stderr streamed line by line to on_line, as the lines come.
+
+    Returns (exit code, last tail_lines lines). On an exception while streaming (Ctrl-C), on_interrupt gets
+    the child (to stop what it started) before the child's process group is killed.
+    """
+    argv = [str(a) for a in argv]
+    log.debug("stream: %s", " ".join(argv))
+    try:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    except FileNotFoundError as exc:
+        raise UserError(f"{desc}: command not found: {argv[0]}", "install it (see README.md)") from exc
+    tail: deque[str] = deque(maxlen=tail_lines)
+    assert child.stdout is not None
+    try:
+        with child.stdout:
+            for raw in child.stdout:
+                line = raw.decode(errors="replace").rstrip("\n")
+                tail.append(line)
+                on_line(line)
+        return child.wait(), list(tail)
+    except BaseException:
+        if on_interrupt:
+            on_interrupt(child)
+        with contextlib.suppress(OSError):
+            os.killpg(child.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(5)
+        raise

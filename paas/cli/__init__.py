@@ -18,7 +18,7 @@ import click
 
 from ..errors import PaasError
 
-COMMAND_MODULES = ("init", "images", "containers")
+COMMAND_MODULES = ("init", "images", "containers", "build")
 
 
 class PaasGroup(click.Group):

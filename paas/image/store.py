@@ -307,4 +307,7 @@ class ImageStore:
             except (ImageError, NotFound):
                 continue  # a broken image keeps what it has; `images:rm` removes it
             live.update(d for d, _ in image.blobs())
+        # layers the builder's cache points at stay until `build:prune` drops those entries
+        live.update(r[0] for r in self.conn.execute(
+            "SELECT layer_digest FROM build_cache WHERE layer_digest IS NOT NULL"))
         return live

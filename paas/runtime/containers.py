@@ -371,7 +371,7 @@ def _cleanup(ctx: Context, container_id: str) -> None:
     # a shim that reported the exit deletes the runtime's state meanwhile (see shim.c); wait for it
     if finished and not supervisor.wait_shim_exit(status, container_id):
         _runtime_delete(ctx, container_id)
-    _remove_cgroups(container_id)
+    remove_cgroups(container_id)
     if cpaths.dir.exists():
         shutil.rmtree(cpaths.dir)
     ctx.snapshots.release(holder(container_id))
@@ -392,7 +392,7 @@ def _remove_idle_network(ctx: Context) -> None:
     network.remove_network(ctx.conn, ctx.config, only_if_unused=True)
 
 
-def _remove_cgroups(container_id: str, base: Path = Path("/sys/fs/cgroup")) -> None:
+def remove_cgroups(container_id: str, base: Path = Path("/sys/fs/cgroup")) -> None:
     rel = cgroups_path(container_id).lstrip("/")
     if not base.is_dir():
         return

@@ -1,0 +1,183 @@
+"""The builder for real: Dockerfile + context -> layered image in the store, RUN in containers, the cache."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from paas.build.executor import BuildOptions, build
+from paas.errors import BuildError, DockerfileError, UserError
+from paas.runtime import containers, spec
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+def do_build(ctx, context: Path, tag: str = "app:1", **options):
+    lines: list[str] = []
+    options.setdefault("network", "none")
+    result = build(ctx, BuildOptions(context_dir=context, tags=(tag,), progress=lines.append, **options))
+    return result, lines
+
+
+def run_image(ctx, image: str, *cmd: str) -> str:
+    out: list[str] = []
+    opts = spec.RunOptions(cmd=cmd or None, network="none")
+    info = containers.run(ctx, image, opts, remove_after=True, on_line=lambda line: out.append(line.text))
+    assert info["exit_code"] == 0, out
+    return "\n".join(out)
+
+
+@pytest.fixture
+def app(tmp_path):
+    return write(tmp_path / "app", {
+        "Dockerfile": """
+            FROM bb:1
+            ENV GREETING=hello APP_HOME=/srv/app
+            WORKDIR $APP_HOME
+            COPY requirements.txt ./
+            RUN wc -l < requirements.txt > /deps.count
+            COPY . .
+            RUN echo "built $(cat main.txt)" > /built.txt
+            USER 1000:1000
+            EXPOSE 5000
+            CMD ["sh", "-c", "echo $GREETING from $(pwd) as $(id -u); cat /built.txt /deps.count"]
+        """,
+        "requirements.txt": "flask\ngunicorn\n",
+        "main.txt": "v1",
+        ".dockerignore": "secret.txt\n",
+        "secret.txt": "do not ship",
+    })
+
+
+def test_build_runs_and_the_image_behaves(ctx, bb_image, app):
+    result, lines = do_build(ctx, app)
+    assert result.cached == 0 or all(not s.cached for s in result.steps if s.text.startswith(("RUN", "COPY")))
+    config = result.image.config["config"]
+    assert config["WorkingDir"] == "/srv/app" and config["User"] == "1000:1000"
+    assert config["ExposedPorts"] == {"5000/tcp": {}}
+    assert "GREETING=hello" in config["Env"]
+    assert config["Cmd"][0] == "sh"
+    assert any(line.startswith("[stage-0 5/10] RUN") for line in lines)
+    out = run_image(ctx, "app:1")
+    assert out.splitlines() == ["hello from /srv/app as 1000", "built v1", "2"]
+    assert "do not ship" not in run_image(ctx, "app:1", "sh", "-c", "cat /srv/app/secret.txt 2>&1; true")
+    history = result.image.config["history"]
+    assert any(h.get("empty_layer") and h["created_by"].startswith("ENV") for h in history)
+    assert len(result.image.layers) == len(bb_image.layers) + 5  # WORKDIR, COPY, RUN, COPY, RUN
+
+
+def test_cache_hits_touch_and_edit(ctx, bb_image, app):
+    do_build(ctx, app)
+    again, _ = do_build(ctx, app)
+    fs_steps = [s for s in again.steps if s.text.split()[0] in ("RUN", "COPY", "WORKDIR")]
+    assert all(s.cached for s in fs_steps)
+    first_digest = again.image.digest
+
+    os.utime(app / "main.txt", (time.time() + 100, time.time() + 100))  # touch: no content change
+    touched, _ = do_build(ctx, app)
+    assert all(s.cached for s in touched.steps if s.text.split()[0] in ("RUN", "COPY", "WORKDIR"))
+    assert touched.image.diff_ids == again.image.diff_ids
+
+    (app / "main.txt").write_text("v2")
+    edited, _ = do_build(ctx, app)
+    states = [(s.text.split()[0], s.cached) for s in edited.steps if s.text.split()[0] in ("RUN", "COPY")]
+    assert states == [("COPY", True), ("RUN", True), ("COPY", False), ("RUN", False)]
+    assert edited.image.digest != first_digest
+    assert "built v2" in run_image(ctx, "app:1")
+
+
+def test_arg_change_only_reaches_steps_after_its_declaration(ctx, bb_image, tmp_path):
+    ctx_dir = write(tmp_path / "argapp", {"Dockerfile": """
+        FROM bb:1
+        RUN echo early > /early
+        ARG VERSION=1
+        RUN echo "v$VERSION" > /version
+        RUN cat /version
+    """})
+    do_build(ctx, ctx_dir, build_args={"VERSION": "1"})
+    second, _ = do_build(ctx, ctx_dir, build_args={"VERSION": "2"})
+    runs = [s.cached for s in second.steps if s.text.startswith("RUN")]
+    assert runs == [True, False, False]
+    assert run_image(ctx, "app:1", "cat", "/version") == "v2"
+    assert "VERSION=2" not in " ".join(second.image.config["config"].get("Env", []))  # ARGs are not persisted
+
+
+def test_multi_stage_copy_from_and_target(ctx, bb_image, tmp_path):
+    ctx_dir = write(tmp_path / "multi", {"Dockerfile": """
+        FROM bb:1 AS builder
+        RUN mkdir -p /out && echo compiled > /out/app.bin && echo junk > /junk
+        FROM bb:1 AS unused
+        RUN exit 1
+        FROM scratch AS final
+        COPY --from=builder /out/app.bin /app.bin
+        COPY --from=bb:1 /bin/busybox /bin/busybox
+        CMD ["/bin/busybox", "cat", "/app.bin"]
+    """})
+    result, lines = do_build(ctx, ctx_dir)
+    assert not any("exit 1" in line for line in lines)  # the unused stage was not built
+    assert run_image(ctx, "app:1") == "compiled"
+    only_builder, _ = do_build(ctx, ctx_dir, tag="builder:1", target="builder")
+    assert run_image(ctx, "builder:1", "cat", "/junk") == "junk"
+
+
+def test_heredocs_onbuild_and_user_workdir(ctx, bb_image, tmp_path):
+    base = write(tmp_path / "base", {"Dockerfile": """
+        FROM bb:1
+        ONBUILD COPY hello.txt /hello.txt
+        ONBUILD RUN echo triggered > /triggered
+    """})
+    do_build(ctx, base, tag="onbase:1")
+    child = write(tmp_path / "child", {"Dockerfile": """
+        FROM onbase:1
+        RUN <<EOF
+        echo from heredoc > /heredoc.txt
+        EOF
+        COPY <<EOT /etc/motd
+        welcome
+        EOT
+        RUN cat > /script.txt <<'END'
+        literal $HOME
+        END
+    """, "hello.txt": "hi\n"})
+    result, _ = do_build(ctx, child, tag="onchild:1")
+    out = run_image(ctx, "onchild:1", "cat", "/hello.txt", "/triggered", "/heredoc.txt", "/etc/motd",
+                    "/script.txt")
+    assert out.splitlines() == ["hi", "triggered", "from heredoc", "welcome", "literal $HOME"]
+    assert "OnBuild" not in result.image.config["config"]
+
+
+def test_failures_tag_nothing(ctx, bb_image, tmp_path):
+    broken = write(tmp_path / "broken", {"Dockerfile": "FROM bb:1\nRUN echo about to fail; exit 7\n"})
+    with pytest.raises(BuildError, match="exit code 7") as info:
+        do_build(ctx, broken, tag="broken:1")
+    assert "about to fail" in str(info.value)
+    assert not ctx.conn.execute("SELECT 1 FROM image_tags WHERE name LIKE 'broken%'").fetchone()
+
+    outside = write(tmp_path / "outside", {"Dockerfile": "FROM bb:1\nCOPY ../x /x\n"})
+    with pytest.raises(DockerfileError, match="Dockerfile:2: COPY source ../x is outside the build context"):
+        do_build(ctx, outside, tag="broken:1")
+    (tmp_path / "outside" / "link").symlink_to("/etc/passwd")
+    (tmp_path / "outside" / "Dockerfile").write_text("FROM bb:1\nCOPY link /x\n")
+    with pytest.raises(DockerfileError, match="outside the build context"):
+        do_build(ctx, outside, tag="broken:1")
+
+    missing = write(tmp_path / "missing", {"Dockerfile": "FROM nosuch:1\n"})
+    with pytest.raises(DockerfileError, match="not found"):
+        do_build(ctx, missing, tag="broken:1")
+    syntax = write(tmp_path / "syntax", {"Dockerfile": "FROM bb:1\nRUN echo ok\nBOGUS thing\n"})
+    with pytest.raises(DockerfileError, match=r"Dockerfile:3"):
+        do_build(ctx, syntax, tag="broken:1")
+    stage = write(tmp_path / "stage", {"Dockerfile": "FROM bb:1\nCOPY --from=nostage /a /a\n"})
+    with pytest.raises((DockerfileError, UserError), match="nostage"):
+        do_build(ctx, stage, tag="broken:1")
+    assert not ctx.conn.execute("SELECT 1 FROM image_tags WHERE name LIKE 'broken%'").fetchone()
