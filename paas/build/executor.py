@@ -42,7 +42,7 @@ from . import imageconfig
 from . import instructions as I
 from .context import BuildContext
 from .ignore import IgnoreMatcher
-from .runstep import StepRun, remove_mountpoints, run_step
+from .runstep import MountPoints, StepRun, remove_mountpoints, run_step
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -338,13 +338,13 @@ class Builder:
             if isinstance(instruction, I.Run):
                 created = self._run(st, instruction, root, bundle)
             elif isinstance(instruction, I.Workdir):
-                created = []
+                created = MountPoints()
                 path = imageconfig.workdir(st.config, instruction.path)
                 target = rootfs.resolve_in_root(root, path)
                 if not target.exists():
                     target.mkdir(parents=True, mode=0o755)
             else:
-                created = []
+                created = MountPoints()
                 self._copy(st, instruction, root)
             rootfs.unmount(root)
             remove_mountpoints(upper, created)
@@ -379,7 +379,7 @@ class Builder:
             return "none"
         return "none" if self.opts.network == "none" else "bridge"
 
-    def _run(self, st: StageState, run: I.Run, root: Path, bundle: Path) -> list[str]:
+    def _run(self, st: StageState, run: I.Run, root: Path, bundle: Path) -> MountPoints:
         shell = tuple(st.config.get("Shell") or DEFAULT_SHELL)
         argv = _run_argv(run, shell)
         env = tuple(f"{k}={v}" for k, v in st.args.items())

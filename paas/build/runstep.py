@@ -41,21 +41,44 @@ class StepRun:
     extra_files: dict[str, str] = field(default_factory=dict)
 
 
-def _created_mountpoints(root: Path, destinations: list[str]) -> list[str]:
-    """Mount destinations (and their parents) that do not exist in root yet: the runtime creates them."""
-    created = set()
+@dataclass(frozen=True)
+class MountPoints:
+    """Mount points the runtime will create in the step root, and the existing directories above them.
+
+    Creating a mount point copies its parent directories up into the step's upper dir; both kinds are
+    dropped from the step's changes afterwards unless the step really changed them.
+    """
+
+    created: tuple[str, ...] = ()                                     # relative, deepest first
+    parents: tuple[tuple[str, tuple[int, int, int]], ...] = ()        # (relative, (mode, uid, gid))
+
+
+def plan_mountpoints(root: Path, destinations: list[str]) -> MountPoints:
+    created: set[str] = set()
+    parents: dict[str, tuple[int, int, int]] = {}
     for destination in destinations:
         parts = [p for p in destination.split("/") if p]
         for depth in range(1, len(parts) + 1):
             target = rootfs.resolve_in_root(root, "/".join(parts[:depth]))
+            rel = os.path.relpath(target, root)
+            if rel == ".":
+                continue
             if not os.path.lexists(target):
-                created.add(os.path.relpath(target, root))
-    return sorted(created, key=lambda p: (-p.count("/"), p))  # deepest first
+                created.add(rel)
+            elif depth < len(parts) and target.is_dir():
+                st = target.stat()
+                parents[rel] = (st.st_mode, st.st_uid, st.st_gid)
+
+    def deepest_first(rel: str) -> tuple[int, str]:
+        return (-rel.count("/"), rel)
+
+    return MountPoints(tuple(sorted(created, key=deepest_first)),
+                       tuple(sorted(parents.items(), key=lambda item: deepest_first(item[0]))))
 
 
-def remove_mountpoints(upper: Path, created: list[str]) -> None:
-    """Drop what the runtime made as mount points (empty files, empty dirs) from the step's changes."""
-    for rel in created:  # deepest first, so parents are empty when their turn comes
+def remove_mountpoints(upper: Path, points: MountPoints) -> None:
+    """Drop what only mount points put into the step's upper dir (the step itself did not change it)."""
+    for rel in points.created:  # deepest first, so parents are empty when their turn comes
         path = upper / rel
         try:
             if path.is_symlink():
@@ -66,14 +89,22 @@ def remove_mountpoints(upper: Path, created: list[str]) -> None:
                 path.unlink()
         except OSError:
             pass
+    for rel, meta in points.parents:  # copied up only to hold a mount point: same owner and mode, empty
+        path = upper / rel
+        try:
+            st = os.lstat(path)
+            if (st.st_mode, st.st_uid, st.st_gid) == meta and not any(path.iterdir()):
+                os.rmdir(path)
+        except OSError:
+            pass
 
 
 def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
-             on_line: Callable[[str], None]) -> list[str]:
+             on_line: Callable[[str], None]) -> MountPoints:
     """Run step.argv in a container whose root filesystem is the mounted `root`.
 
-    Returns the mount points to remove from the upper dir afterwards. Raises BuildError with the exit code
-    and the last lines of output when the command fails.
+    Returns the mount points to remove from the upper dir afterwards (remove_mountpoints). Raises
+    BuildError with the exit code and the last lines of output when the command fails.
     """
     container_id = "build-" + secrets.token_hex(8)
     image_config = step.image_config
@@ -102,7 +133,7 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
         config = spec.plan_config(image_config, opts, ctx.host_facts, container_id=container_id, rootfs=str(root),
                                   user=user, netns_path=netns_path, cgroups_path=f"/paas/{container_id}",
                                   seccomp=default_profile(spec.capabilities((), ())), files=files)
-        created = _created_mountpoints(root, [m["destination"] for m in config["mounts"]])
+        created = plan_mountpoints(root, [m["destination"] for m in config["mounts"]])
         (bundle / "config.json").write_text(json.dumps(config))
         code, tail = _run_runtime(ctx, container_id, bundle, on_line)
     finally:

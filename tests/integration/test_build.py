@@ -181,3 +181,94 @@ def test_failures_tag_nothing(ctx, bb_image, tmp_path):
     with pytest.raises((DockerfileError, UserError), match="nostage"):
         do_build(ctx, stage, tag="broken:1")
     assert not ctx.conn.execute("SELECT 1 FROM image_tags WHERE name LIKE 'broken%'").fetchone()
+
+
+def layer_names(ctx, layer: dict) -> list[str]:
+    import tarfile
+
+    from paas.image.compress import decompressor
+    from paas.image.mediatypes import layer_compression
+
+    with ctx.store.blobs.open_verified(layer["digest"], "layer") as blob:
+        with tarfile.open(fileobj=decompressor(layer_compression(layer["mediaType"]), blob), mode="r|") as tar:
+            return sorted(m.name.rstrip("/") for m in tar)
+
+
+def test_run_on_the_bridge_with_the_host_ca_and_nothing_extra_in_the_layer(ctx, runtime_name, bb_image, tmp_path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n")
+    ctx_dir = write(tmp_path / "net", {"Dockerfile": """
+        FROM bb:1
+        RUN ip -4 -o addr show eth0 | grep -q 'inet ' && head -1 "$SSL_CERT_FILE" > /seen \\
+            && echo "$PIP_CERT $NODE_EXTRA_CA_CERTS" >> /seen
+    """})
+    result, _ = do_build(ctx, ctx_dir, network="bridge", ca_bundle=str(ca))
+    # only the file the step wrote: no mount points (/etc/hosts, /proc, the CA file, …) in the layer
+    assert layer_names(ctx, result.image.layers[-1]) == ["seen"]
+    seen = run_image(ctx, "app:1", "cat", "/seen").splitlines()
+    assert seen[0] == "-----BEGIN CERTIFICATE-----"
+    assert seen[1] == "/run/paas-build/ca-certificates.crt /run/paas-build/ca-certificates.crt"
+    assert not any("SSL_CERT_FILE" in e for e in result.image.config["config"].get("Env", []))
+    assert ctx.conn.execute("SELECT COUNT(*) FROM ip_leases").fetchone()[0] == 0  # the step's lease is gone
+
+
+def test_run_cache_mount_persists_between_builds_but_not_in_layers(ctx, bb_image, tmp_path):
+    ctx_dir = write(tmp_path / "cachemount", {"Dockerfile": """
+        FROM bb:1
+        RUN --mount=type=cache,target=/root/.cache \\
+            (cat /root/.cache/count 2>/dev/null || echo 0) > /before && \\
+            echo $(( $(cat /before) + 1 )) > /root/.cache/count
+    """})
+    do_build(ctx, ctx_dir)
+    second, _ = do_build(ctx, ctx_dir, no_cache=True)
+    assert run_image(ctx, "app:1", "cat", "/before") == "1"
+    assert layer_names(ctx, second.image.layers[-1]) == ["before"]
+
+
+def test_add_tar_and_url_with_checksum(ctx, bb_image, tmp_path):
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    ctx_dir = tmp_path / "adds"
+    ctx_dir.mkdir()
+    with tarfile.open(ctx_dir / "bundle.tgz", "w:gz") as tar:
+        data = b"from the tar\n"
+        info = tarfile.TarInfo("pkg/readme.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    payload = b"downloaded\n"
+    checksum = "sha256:" + hashlib.sha256(payload).hexdigest()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/files/data.txt"
+        write(ctx_dir, {"Dockerfile": f"""
+            FROM bb:1
+            ADD bundle.tgz /opt/
+            ADD --checksum={checksum} {url} /downloads/
+        """})
+        do_build(ctx, ctx_dir)
+        assert run_image(ctx, "app:1", "cat", "/opt/pkg/readme.txt", "/downloads/data.txt") == \
+            "from the tar\ndownloaded"
+        (ctx_dir / "Dockerfile").write_text(f"FROM bb:1\nADD --checksum=sha256:{'0' * 64} {url} /d/\n")
+        with pytest.raises(BuildError, match="checksum"):
+            do_build(ctx, ctx_dir, tag="bad:1")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
