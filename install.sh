@@ -16,5 +16,8 @@ cp /bin/busybox "$rootfs/bin/busybox"
 for applet in sh hostname ls cat; do ln -s busybox "$rootfs/bin/$applet"; done
 paas images:create demo/busybox:latest "$rootfs" --cmd /bin/sh
 paas images
-# ...and a first isolated container from it, on the bridge network
+# ...a first isolated container from it, on the bridge network
 paas container:run --rm demo/busybox:latest sh -c 'echo "hello from a paas container: $(hostname)"'
+# ...and an image built from a Dockerfile by our layered builder (RUN steps in containers, cached layers)
+paas build -t demo/hello:latest demo/hello
+paas container:run --rm demo/hello:latest

@@ -42,10 +42,10 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 def build_cmd(tags, dockerfile, build_args, target, no_cache, zstd, network, no_host_ca, as_json, context_dir):
     """Build an image from a Dockerfile and a context directory."""
     from ..build.executor import HOST_CA_BUNDLE, BuildOptions, build
-    from ..image.reference import local_name
+    from ..image.reference import local_name, parse
 
     ctx = context()
-    names = tuple(local_name(t) for t in tags)
+    names = tuple(local_name(parse(t)) for t in tags)  # a bad name fails now, not after the build
     compression = "zstd" if zstd else str(ctx.config.get("images.compression", "gzip"))
     ca = None if no_host_ca or not ctx.config.get("build.host_ca", True) else HOST_CA_BUNDLE
     opts = BuildOptions(context_dir=context_dir, dockerfile=dockerfile, tags=names,

@@ -194,7 +194,18 @@ def layer_names(ctx, layer: dict) -> list[str]:
             return sorted(m.name.rstrip("/") for m in tar)
 
 
+def own_network(ctx) -> None:
+    """A bridge and subnet of this test's own (parallel tests must not share paas0 with other state DBs)."""
+    import secrets
+
+    subnet = f"10.{200 + secrets.randbelow(40)}.{secrets.randbelow(250)}.0/24"
+    with open(ctx.paths.config_file, "a") as fh:
+        fh.write(f"network:\n  bridge: pb{secrets.token_hex(3)}\n  subnet: {subnet}\n")
+    ctx.__dict__.pop("config", None)
+
+
 def test_run_on_the_bridge_with_the_host_ca_and_nothing_extra_in_the_layer(ctx, runtime_name, bb_image, tmp_path):
+    own_network(ctx)
     ca = tmp_path / "ca.crt"
     ca.write_text("-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n")
     ctx_dir = write(tmp_path / "net", {"Dockerfile": """
