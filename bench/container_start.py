@@ -478,7 +478,7 @@ def install_profiler(profiler: PhaseProfiler, ctx: Context) -> None:
     profiler.wrap(proc, "run", exec_label)
     profiler.wrap(time, "sleep", "sleep (polling)")
     for attr in ("run", "create", "start", "wait_exit", "remove", "_cleanup", "_attach_network",
-                 "_remove_idle_network", "_remove_cgroups", "get", "default_profile", "_write_json"):
+                 "_remove_idle_network", "remove_cgroups", "get", "default_profile", "_write_json"):
         profiler.wrap(containers, attr, f"containers.{attr}")
     profiler.wrap(logs, "follow", "logs.follow (stream output until exit)")
     for attr in ("mount_overlay", "unmount", "is_mounted", "read_in_root"):
