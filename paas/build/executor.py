@@ -520,6 +520,7 @@ class Builder:
         else:
             layer, diff_id = commit_layer(self.ctx.store, upper, compression=self.opts.compression)
             entry = {"layer": layer, "diff_id": diff_id}
+            self._keep_as_snapshot(upper, diff_id)
         layer = entry["layer"]
         with state.transaction(self.ctx.conn):
             self.ctx.conn.execute(
@@ -528,6 +529,21 @@ class Builder:
                 (key, layer and layer["digest"], layer and layer["mediaType"], layer and layer["size"],
                  entry["diff_id"], text[:500]))
         return entry
+
+    def _keep_as_snapshot(self, upper: Path, diff_id: str) -> None:
+        """The step's upper dir becomes the layer's snapshot (as containerd's overlay snapshotter commits
+        an active snapshot): the next step mounts it as a lowerdir instead of extracting the new blob.
+
+        It holds exactly the layer's content: the tar was written from it, with overlay whiteouts and
+        opaque markers in the form snapshots use."""
+        target = self.ctx.snapshots.path(diff_id)
+        if target.exists():
+            return
+        try:
+            os.rename(upper, target)
+        except OSError:  # another build made it meanwhile, or another filesystem: extract when needed
+            return
+        upper.mkdir()  # the step root's cleanup expects it
 
     def _cache_get(self, key: str) -> dict | None:
         row = self.ctx.conn.execute("SELECT * FROM build_cache WHERE key = ?", (key,)).fetchone()
