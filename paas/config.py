@@ -33,6 +33,10 @@ DEFAULTS: dict[str, Any] = {
         "retries": 4,
         "retry_backoff_s": 0.5,
     },
+    "build": {
+        # mount the host's CA bundle read-only into RUN steps (TLS-intercepting proxies); never in layers
+        "host_ca": True,
+    },
     # per registry host (with port): insecure (plain HTTP), username, password, token
     # loopback hosts are insecure unless configured otherwise
     "registries": {},
