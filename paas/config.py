@@ -170,6 +170,8 @@ images:
   chunk_size_mb: 64             # blobs larger than this are pushed in chunks
   retries: 4                    # retries of a registry request (5xx, 429, connection reset)
   retry_backoff_s: 0.5          # first retry delay, doubled each time
+build:
+  host_ca: true                 # mount the host's CA bundle into RUN steps (TLS proxies), never in layers
 registries: {}
 #  registry.example.com:
 #    username: me
