@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import need_root, need_tool
+from tests.netkit import outside  # noqa: F401 (a fixture for every integration test)
 from tests.services import start_registry
 
 

@@ -12,6 +12,7 @@ import pytest
 from paas.build.executor import BuildOptions, build
 from paas.errors import BuildError, DockerfileError, UserError
 from paas.runtime import containers, spec
+from tests.netkit import serve, stop
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -283,3 +284,18 @@ def test_add_tar_and_url_with_checksum(ctx, bb_image, tmp_path):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_run_has_nat_egress_to_a_server_outside(ctx, bb_image, tmp_path, outside):
+    """RUN reaches "the internet" (a namespace of this test, routable only from the host's address)."""
+    own_network(ctx)
+    server = serve(outside.ns, 9000)
+    try:
+        ctx_dir = write(tmp_path / "egress", {"Dockerfile": f"""
+            FROM bb:1
+            RUN nc -w 5 {outside.server_ip} 9000 < /dev/null > /seen-as
+        """})
+        do_build(ctx, ctx_dir, network="bridge")
+    finally:
+        stop(server)
+    assert run_image(ctx, "app:1", "cat", "/seen-as") == outside.host_ip  # masqueraded
