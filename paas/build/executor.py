@@ -384,7 +384,9 @@ class Builder:
         argv = _run_argv(run, shell)
         env = tuple(f"{k}={v}" for k, v in st.args.items())
         volumes = tuple(self._mount_volumes(run, root))
-        step = StepRun(argv, st.config, env=env, network=self._network(run), volumes=volumes,
+        tmpfs = tuple(_abs_target(m.target, run) + ":exec" + (f",size={m.size}" if m.size else "")
+                      for m in run.mounts if m.type == "tmpfs")
+        step = StepRun(argv, st.config, env=env, network=self._network(run), volumes=volumes, tmpfs=tmpfs,
                        ca_bundle=self._ca_bundle())
         return run_step(self.ctx, step, root=root, bundle=bundle, on_line=lambda line: self.progress(f"  {line}"))
 
@@ -417,7 +419,7 @@ class Builder:
                                     "mount it read-only and copy what you need to change")
                 yield Volume(str(source), _abs_target(mount.target, run), read_only=True)
             elif mount.type == "tmpfs":
-                continue  # handled as tmpfs below? keep simple: not supported yet
+                continue  # see _tmpfs
             else:
                 raise run.error(f"RUN --mount=type={mount.type} is not supported",
                                 "use type=cache or type=bind")

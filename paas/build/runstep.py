@@ -37,6 +37,7 @@ class StepRun:
     env: tuple[str, ...] = ()          # build args in scope, K=V
     network: str = "bridge"            # bridge or none
     volumes: tuple[spec.Volume, ...] = ()
+    tmpfs: tuple[str, ...] = ()        # "/path[:size=N]" (RUN --mount=type=tmpfs)
     ca_bundle: str | None = None       # host file mounted read-only at CA_DESTINATION
     extra_files: dict[str, str] = field(default_factory=dict)
 
@@ -116,7 +117,7 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
         volumes.append(spec.Volume(step.ca_bundle, CA_DESTINATION, read_only=True))
         env += [f"{name}={CA_DESTINATION}" for name in CA_ENV]
     opts = spec.RunOptions(entrypoint=tuple(step.argv), cmd=(), env=tuple(env), network=step.network,
-                           volumes=tuple(volumes), hostname=container_id[:12])
+                           volumes=tuple(volumes), tmpfs=step.tmpfs, hostname=container_id[:12])
     bundle.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     netns_path = None

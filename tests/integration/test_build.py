@@ -299,3 +299,14 @@ def test_run_has_nat_egress_to_a_server_outside(ctx, bb_image, tmp_path, outside
     finally:
         stop(server)
     assert run_image(ctx, "app:1", "cat", "/seen-as") == outside.host_ip  # masqueraded
+
+
+def test_run_tmpfs_mount_is_writable_and_leaves_nothing(ctx, bb_image, tmp_path):
+    ctx_dir = write(tmp_path / "tmpfsmount", {"Dockerfile": """
+        FROM bb:1
+        RUN --mount=type=tmpfs,target=/scratch,size=1m \\
+            echo data > /scratch/f && grep -c tmpfs /proc/mounts > /tmpfs-count && cat /scratch/f >> /tmpfs-count
+    """})
+    result, _ = do_build(ctx, ctx_dir)
+    assert layer_names(ctx, result.image.layers[-1]) == ["tmpfs-count"]
+    assert run_image(ctx, "app:1", "tail", "-1", "/tmpfs-count") == "data"
