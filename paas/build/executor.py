@@ -256,14 +256,14 @@ class Builder:
                               "this builder makes linux/amd64 images; drop --platform or use linux/amd64")
         ref = from_.image
         if ref.lower() == "scratch":
-            return StageState(label, {}, key=digest_of("FROM", "scratch"))
+            return StageState(label, imageconfig.with_default_path({}), key=digest_of("FROM", "scratch"))
         other = _stage_index(dockerfile, ref, before=stage.index)
         if other is not None:
             base = self.stages[other]
             return StageState(label, json.loads(json.dumps(base.config)), list(base.layers), list(base.diff_ids),
                               list(base.history), key=digest_of("FROM stage", base.key), author=base.author)
         image = self._image(ref, from_)
-        config = json.loads(json.dumps(image.config.get("config") or {}))
+        config = imageconfig.with_default_path(json.loads(json.dumps(image.config.get("config") or {})))
         return StageState(label, config, list(image.layers), list(image.diff_ids),
                           list(image.config.get("history") or []), key=digest_of("FROM", image.config_digest),
                           author=image.config.get("author"))
@@ -339,10 +339,7 @@ class Builder:
                 created = self._run(st, instruction, root, bundle)
             elif isinstance(instruction, I.Workdir):
                 created = MountPoints()
-                path = imageconfig.workdir(st.config, instruction.path)
-                target = rootfs.resolve_in_root(root, path)
-                if not target.exists():
-                    target.mkdir(parents=True, mode=0o755)
+                _make_workdir(root, imageconfig.workdir(st.config, instruction.path), st.config.get("User"))
             else:
                 created = MountPoints()
                 self._copy(st, instruction, root)
@@ -362,7 +359,7 @@ class Builder:
                     "shell": st.config.get("Shell"), "network": self._network(instruction),
                     "heredocs": [(h.name, h.data) for h in instruction.heredocs]}
         if isinstance(instruction, I.Workdir):
-            return {"workdir": st.config.get("WorkingDir")}
+            return {"workdir": st.config.get("WorkingDir"), "user": st.config.get("User")}
         if isinstance(instruction, I.Add) and any(_is_url(s) for s in instruction.sources):
             # without --checksum the content is unknown until downloaded: such a step never hits the cache
             return {"url": True, "checksum": instruction.checksum or secrets.token_hex(8)}
@@ -606,6 +603,24 @@ class Builder:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
+
+def _make_workdir(root: Path, path: str, user: str | None) -> None:
+    """mkdir -p inside the step root; what it creates belongs to the stage's USER (as BuildKit does)."""
+    from ..runtime import spec
+
+    owner = spec.resolve_user(user, rootfs.read_in_root(root, "/etc/passwd"), rootfs.read_in_root(root, "/etc/group"))
+    current = "/"
+    for part in [p for p in path.split("/") if p]:
+        current = posixpath.join(current, part)
+        target = rootfs.resolve_in_root(root, current)
+        if target.is_dir():
+            continue
+        if os.path.lexists(target):
+            raise BuildError(f"WORKDIR {path}: {current} exists and is not a directory", "pick another path")
+        target.mkdir(mode=0o755)
+        os.chmod(target, 0o755)  # not subject to the umask
+        os.chown(target, owner.uid, owner.gid)
+
 
 def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))

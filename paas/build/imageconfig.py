@@ -15,6 +15,15 @@ if TYPE_CHECKING:
     from .executor import StageState
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def with_default_path(config: dict) -> dict:
+    """A stage's base without PATH gets Docker's default one, first in Env (as BuildKit does)."""
+    env = list(config.get("Env") or [])
+    if not any(item.partition("=")[0] == "PATH" for item in env):
+        config["Env"] = [f"PATH={DEFAULT_PATH}", *env]
+    return config
 
 
 def env_dict(config: dict) -> dict[str, str]:

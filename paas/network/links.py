@@ -80,6 +80,15 @@ def _check_overlap(ipr: IPRoute, subnet: ipaddress.IPv4Network, bridge_index: in
                             "choose another network.subnet in the config")
 
 
+def _bridge_ready(ipr: IPRoute, index: int, gw: ipaddress.IPv4Interface) -> bool:
+    """An existing bridge that is up and holds exactly the gateway address."""
+    link = ipr.get_links(index)[0]
+    if link.get(("linkinfo", "kind")) != "bridge" or not link["flags"] & 1:  # IFF_UP
+        return False
+    present = [(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=socket.AF_INET)]
+    return present == [(str(gw.ip), gw.network.prefixlen)]
+
+
 def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, route_localnet: bool = True) -> int:
     """Create the bridge if missing, give it exactly the gateway address, set it up. Returns its index.
 
@@ -90,7 +99,18 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
     gw = ipaddress.IPv4Interface(str(gateway_cidr))
     with IPRoute() as ipr, _netlink(f"cannot set up bridge {name}"):
         index = _index(ipr, name)
-        _check_overlap(ipr, gw.network, index)
+        if index is not None and _bridge_ready(ipr, index, gw):
+            index_ready = index
+        else:
+            index_ready = None
+            _check_overlap(ipr, gw.network, index)
+    if index_ready is not None:  # the common case: checked when it was made, nothing to change
+        _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+        if route_localnet:
+            _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+        return index_ready
+    with IPRoute() as ipr, _netlink(f"cannot set up bridge {name}"):
+        index = _index(ipr, name)
         if index is None:
             try:
                 ipr.link("add", ifname=name, kind="bridge")
