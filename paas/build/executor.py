@@ -204,6 +204,12 @@ class Builder:
 
     # -- the flow -------------------------------------------------------------------------------
     def build(self) -> BuildResult:
+        # GC waits while we build: our new layers are reachable only through the cache table until the
+        # tag lands, and our step roots mount snapshots that nothing holds a reference to
+        with self.ctx.store.writing():
+            return self._build()
+
+    def _build(self) -> BuildResult:
         started = time.monotonic()
         try:
             dockerfile_path = self.opts.dockerfile or self.opts.context_dir / "Dockerfile"
@@ -281,8 +287,10 @@ class Builder:
         except UserError as exc:
             raise where.error(exc.message, exc.hint) from None
         if not registry:
-            raise where.error(f"base image {ref!r} not found in the image store",
-                              "pull it (paas images:pull HOST/NAME:TAG), build a stack, or name a registry host")
+            problem = (f"base image {ref!r} not found in the image store" if isinstance(where, I.From)
+                       else f"{ref!r} is neither an earlier stage nor an image in the store")
+            raise where.error(problem, "pull it (paas images:pull HOST/NAME:TAG), build a stack, "
+                                       "or name a registry host")
         self.progress(f"pulling {ref}")
         pull(self.ctx, ref, progress=self.progress)
         return self.ctx.store.get(ref)
