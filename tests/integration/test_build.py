@@ -310,3 +310,46 @@ def test_run_tmpfs_mount_is_writable_and_leaves_nothing(ctx, bb_image, tmp_path)
     result, _ = do_build(ctx, ctx_dir)
     assert layer_names(ctx, result.image.layers[-1]) == ["tmpfs-count"]
     assert run_image(ctx, "app:1", "tail", "-1", "/tmpfs-count") == "data"
+
+
+def test_an_enormous_context_file_is_streamed_not_loaded(ctx, bb_image, tmp_path):
+    import tracemalloc
+
+    ctx_dir = write(tmp_path / "big", {"Dockerfile": "FROM bb:1\nCOPY big.bin /big.bin\n"})
+    with open(ctx_dir / "big.bin", "wb") as fh:  # 256 MiB, sparse on the host
+        fh.truncate(256 << 20)
+        fh.seek(100 << 20)
+        fh.write(b"marker")
+    tracemalloc.start()
+    try:
+        result, _ = do_build(ctx, ctx_dir, compression="zstd")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"peak Python allocation {peak >> 20} MiB while building a 256 MiB file"
+    assert run_image(ctx, "app:1", "sh", "-c", "wc -c < /big.bin; grep -c marker /big.bin") == "268435456\n1"
+
+
+def test_bind_mounts_network_none_and_shell(ctx, bb_image, tmp_path):
+    own_network(ctx)
+    ctx_dir = write(tmp_path / "binds", {
+        "Dockerfile": """
+            FROM bb:1 AS tools
+            RUN echo tool-output > /tool.txt
+            FROM bb:1
+            RUN --mount=type=bind,source=scripts,target=/scripts sh /scripts/make.sh > /made
+            RUN --mount=type=bind,from=tools,source=/tool.txt,target=/in/tool.txt cat /in/tool.txt > /from-stage
+            RUN --network=none echo $(ls /sys/class/net) > /ifaces
+            SHELL ["/bin/sh", "-ec"]
+            RUN echo "$0 $-" > /shell-flags
+        """,
+        "scripts/make.sh": "echo made by script\n",
+    })
+    result, _ = do_build(ctx, ctx_dir, network="bridge")
+    out = run_image(ctx, "app:1", "cat", "/made", "/from-stage", "/ifaces", "/shell-flags")
+    made, from_stage, ifaces, flags = out.splitlines()
+    assert made == "made by script" and from_stage == "tool-output"
+    assert "eth0" not in ifaces and "lo" in ifaces  # RUN --network=none: loopback only
+    assert "e" in flags.split()[-1]  # SHELL's -e reached the RUN
+    names = layer_names(ctx, result.image.layers[-4])  # the bind-mount RUN left no mount point behind
+    assert names == ["made"]
