@@ -29,8 +29,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from .. import state
 from ..context import Context
 from ..errors import BuildError, NotFound, UserError
@@ -53,6 +51,8 @@ PREDEFINED_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FT
 PLATFORM_ARGS = {"TARGETPLATFORM": "linux/amd64", "TARGETOS": "linux", "TARGETARCH": "amd64", "TARGETVARIANT": "",
                  "BUILDPLATFORM": "linux/amd64", "BUILDOS": "linux", "BUILDARCH": "amd64", "BUILDVARIANT": ""}
 SUPPORTED_PLATFORMS = ("linux/amd64", "linux/x86_64", "amd64")
+# the time of metadata steps on a base that records none (scratch): fixed, so rebuilds keep the image id
+EPOCH = "1970-01-01T00:00:00Z"
 
 Progress = Callable[[str], None]
 
@@ -78,6 +78,7 @@ class StepReport:
     text: str
     cached: bool
     seconds: float
+    changes_files: bool = False  # RUN, COPY, ADD, WORKDIR (the steps the cache is about)
 
 
 @dataclass
@@ -88,7 +89,12 @@ class BuildResult:
 
     @property
     def cached(self) -> int:
-        return sum(1 for s in self.steps if s.cached)
+        """Filesystem steps taken from the cache."""
+        return sum(1 for s in self.steps if s.changes_files and s.cached)
+
+    @property
+    def filesystem_steps(self) -> int:
+        return sum(1 for s in self.steps if s.changes_files)
 
 
 @dataclass
@@ -104,6 +110,9 @@ class StageState:
     args: dict[str, str] = field(default_factory=dict)  # ARGs in scope, with their values
     cmd_set: bool = False
     author: str | None = None
+    # when the stage's content last changed: the base image's time, then each layer's cache entry time.
+    # History and image get these times, so a rebuild from cache gives the same image id.
+    created: str | None = None
 
 
 def digest_of(*parts: object) -> str:
@@ -267,12 +276,13 @@ class Builder:
         if other is not None:
             base = self.stages[other]
             return StageState(label, json.loads(json.dumps(base.config)), list(base.layers), list(base.diff_ids),
-                              list(base.history), key=digest_of("FROM stage", base.key), author=base.author)
+                              list(base.history), key=digest_of("FROM stage", base.key), author=base.author,
+                              created=base.created)
         image = self._image(ref, from_)
         config = imageconfig.with_default_path(json.loads(json.dumps(image.config.get("config") or {})))
         return StageState(label, config, list(image.layers), list(image.diff_ids),
                           list(image.config.get("history") or []), key=digest_of("FROM", image.config_digest),
-                          author=image.config.get("author"))
+                          author=image.config.get("author"), created=image.config.get("created"))
 
     def _image(self, ref: str, where: I.Instruction) -> Image:
         try:
@@ -312,9 +322,11 @@ class Builder:
             cached = self._fs_step(st, instruction, label, number, text)
         else:
             imageconfig.apply(st, instruction, text)
+            st.history[-1]["created"] = st.created or EPOCH
             cached = True
-        self._report(label, number, text, cached, time.monotonic() - t0,
-                     quiet=not isinstance(instruction, (I.Run, I.Copy, I.Add, I.Workdir)))
+        changes_files = isinstance(instruction, (I.Run, I.Copy, I.Add, I.Workdir))
+        self._report(label, number, text, cached, time.monotonic() - t0, quiet=not changes_files,
+                     changes_files=changes_files)
 
     def _arg(self, st: StageState, arg: I.Arg, dockerfile: I.Dockerfile) -> None:
         globals_ = global_scope(dockerfile, self.opts.build_args)
@@ -329,7 +341,8 @@ class Builder:
             else:
                 continue  # declared without a value: in scope but unset
             st.args[name] = value
-        st.history.append({"created": now_rfc3339(), "created_by": arg.original.strip(), "empty_layer": True})
+        st.history.append({"created": st.created or EPOCH, "created_by": arg.original.strip(),
+                           "empty_layer": True})
 
     # -- filesystem steps --------------------------------------------------------------------------
     def _fs_step(self, st: StageState, instruction: I.Instruction, label: str, number: str, text: str) -> bool:
@@ -444,6 +457,8 @@ class Builder:
             return
         urls = [s for s in instruction.sources if _is_url(s)]
         if urls:
+            import requests  # only here: it is slow to import
+
             session = requests.Session()
             if self._ca_bundle():
                 session.verify = self._ca_bundle()
@@ -529,12 +544,13 @@ class Builder:
             entry = {"layer": layer, "diff_id": diff_id}
             self._keep_as_snapshot(upper, diff_id)
         layer = entry["layer"]
+        entry["created"] = now_rfc3339()
         with state.transaction(self.ctx.conn):
             self.ctx.conn.execute(
-                "INSERT OR REPLACE INTO build_cache (key, layer_digest, media_type, size, diff_id, created_by) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO build_cache (key, layer_digest, media_type, size, diff_id, created_by, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, layer and layer["digest"], layer and layer["mediaType"], layer and layer["size"],
-                 entry["diff_id"], text[:500]))
+                 entry["diff_id"], text[:500], entry["created"]))
         return entry
 
     def _keep_as_snapshot(self, upper: Path, diff_id: str) -> None:
@@ -562,12 +578,13 @@ class Builder:
             self.ctx.conn.execute("UPDATE build_cache SET last_used_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
                                   "WHERE key = ?", (key,))
         if not row["layer_digest"]:
-            return {"layer": None, "diff_id": None}
+            return {"layer": None, "diff_id": None, "created": row["created_at"]}
         return {"layer": {"mediaType": row["media_type"], "digest": row["layer_digest"], "size": row["size"]},
-                "diff_id": row["diff_id"]}
+                "diff_id": row["diff_id"], "created": row["created_at"]}
 
     def _append(self, st: StageState, entry: dict, text: str, key: str) -> None:
-        history = {"created": now_rfc3339(), "created_by": text}
+        st.created = entry["created"]
+        history = {"created": st.created, "created_by": text}
         if entry["layer"] is None:
             history["empty_layer"] = True
         else:
@@ -577,7 +594,8 @@ class Builder:
         st.key = key
 
     def _write_image(self, st: StageState) -> Image:
-        config = imageconfig.image_config(st.config, st.diff_ids, st.history, author=st.author)
+        config = imageconfig.image_config(st.config, st.diff_ids, st.history, author=st.author,
+                                          created=st.created or EPOCH)
         store = self.ctx.store
         with store.writing():
             image = store.add_image(st.layers, config)
@@ -590,8 +608,8 @@ class Builder:
         self.progress(f"[{label} {number}] {text}")
 
     def _report(self, label: str, number: str, text: str, cached: bool, seconds: float, *,
-                quiet: bool = False, announce: bool = False) -> None:
-        self.reports.append(StepReport(label, number, text, cached, seconds))
+                quiet: bool = False, announce: bool = False, changes_files: bool = False) -> None:
+        self.reports.append(StepReport(label, number, text, cached, seconds, changes_files))
         if quiet:
             self.progress(f"[{label} {number}] {text}")
         elif announce:

@@ -14,13 +14,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import network, proc
-from ..context import Context
+from .. import proc
 from ..errors import BuildError
 from ..runtime import rootfs, spec
-from ..runtime.containers import remove_cgroups
-from ..runtime.seccomp import default_profile
+
+if TYPE_CHECKING:
+    from ..context import Context
 
 CA_DESTINATION = "/run/paas-build/ca-certificates.crt"
 CA_ENV = ("SSL_CERT_FILE", "PIP_CERT", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
@@ -107,6 +108,10 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
     Returns the mount points to remove from the upper dir afterwards (remove_mountpoints). Raises
     BuildError with the exit code and the last lines of output when the command fails.
     """
+    from .. import network  # imported here: a fully cached build never needs it
+    from ..runtime.containers import remove_cgroups
+    from ..runtime.seccomp import default_profile
+
     container_id = "build-" + secrets.token_hex(8)
     image_config = step.image_config
     user = spec.resolve_user(image_config.get("User"), rootfs.read_in_root(root, "/etc/passwd"),

@@ -59,7 +59,7 @@ def build_cmd(tags, dockerfile, build_args, target, no_cache, zstd, network, no_
                               "seconds": round(s.seconds, 3)} for s in result.steps]})
         return
     click.echo(f"built {result.image.digest}" + (f" as {', '.join(names)}" if names else "")
-               + f" in {result.seconds:.1f}s ({result.cached}/{len(result.steps)} steps cached)")
+               + f" in {result.seconds:.1f}s ({result.cached}/{result.filesystem_steps} filesystem steps from cache)")
 
 
 @cli.command("build:cache")
