@@ -103,27 +103,47 @@ IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 _libc.inotify_init1.argtypes = [ctypes.c_int]
 _libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+_libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+
+
+_inotify_fd = -1
+_inotify_lock = threading.Lock()
+
+
+def _shared_inotify() -> int:
+    """One inotify instance per process, never closed: closing one waits for an RCU grace period
+    (~10 ms), more than a container start spends on everything else it does in Python."""
+    global _inotify_fd
+    with _inotify_lock:
+        if _inotify_fd < 0:
+            fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+            _check(0 if fd >= 0 else -1, "inotify_init1")
+            _inotify_fd = fd
+        return _inotify_fd
 
 
 class DirWatch:
     """Wake up when files in some directories change (inotify), instead of sleeping in a polling loop.
 
-    `wait(timeout)` returns as soon as any watched event happened since the last call, or after timeout;
-    callers re-check their condition either way, so a missed event only costs the timeout.
+    `wait(timeout)` returns as soon as a watched event happened since the last call, or after timeout;
+    callers re-check their condition either way, so a missed or foreign event costs at most the timeout.
+    All watches share the process's inotify instance; closing removes this object's watches.
     """
 
     EVENTS = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
 
     def __init__(self, *directories: str | os.PathLike):
-        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        _check(0 if fd >= 0 else -1, "inotify_init1")
-        self.fd = fd
+        self.fd = _shared_inotify()
+        self.watches: list[int] = []
         for directory in directories:
             self.add(directory)
 
     def add(self, directory: str | os.PathLike) -> bool:
         """Watch one more directory; False when it does not exist (yet)."""
-        return _libc.inotify_add_watch(self.fd, _b(directory), self.EVENTS) >= 0
+        wd = _libc.inotify_add_watch(self.fd, _b(directory), self.EVENTS)
+        if wd >= 0:
+            self.watches.append(wd)
+        return wd >= 0
 
     def wait(self, timeout: float) -> bool:
         """True when something changed (events are consumed), False on timeout."""
@@ -140,9 +160,9 @@ class DirWatch:
         return True
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        for wd in self.watches:
+            _libc.inotify_rm_watch(self.fd, wd)  # a watch with the same wd may be gone already: fine
+        self.watches = []
 
     def __enter__(self) -> DirWatch:
         return self

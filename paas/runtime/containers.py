@@ -222,7 +222,7 @@ def _mount_rootfs(ctx: Context, container_id: str, image, progress: Progress = _
 
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    tmp.write_text(json.dumps(data, separators=(",", ":")))  # compact: the seccomp profile is large
     os.replace(tmp, path)
 
 
