@@ -277,10 +277,9 @@ def remove_network(conn: sqlite3.Connection, config: Any, *, only_if_unused: boo
                 return False
             raise UserError(f"network {settings.bridge} still has {len(holders)} container(s): "
                             + ", ".join(sorted(holders)[:5]), "remove those containers first")
-        firewall.remove_rules(kind, port_tag(settings.bridge))  # ports left by crashed containers
-        firewall.remove_rules(kind, network_tag(settings.bridge))
+        # the network's rules and ports left by crashed containers (and our table when it is the last user)
+        firewall.remove_tags_and_base_if_unused(kind, [port_tag(settings.bridge), network_tag(settings.bridge)])
         _links().teardown_bridge(settings.bridge)
-        firewall.remove_base_if_unused(kind)
     return True
 
 

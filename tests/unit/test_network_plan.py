@@ -469,3 +469,16 @@ def test_concurrent_processes_get_distinct_addresses(tmp_path, conn):
         for proc in procs:
             if proc.is_alive():
                 proc.kill()
+
+
+def test_removing_the_last_network_drops_the_table_in_one_transaction(monkeypatch):
+    nft = FakeNft(NFT_LISTING)
+    monkeypatch.setattr(nftlib, "run", nft)
+    assert firewall.remove_tags_and_base_if_unused("nft", ["paas:port:br0", "paas:net:br0"]) == 2
+    assert nft.writes() == ["delete table ip paas\n"]  # its rules go with it: one kernel commit
+
+    other = NFT_LISTING.replace('comment "someone else"', 'comment "paas:net:br1@1234abcd"')
+    nft = FakeNft(other)
+    monkeypatch.setattr(nftlib, "run", nft)
+    assert firewall.remove_tags_and_base_if_unused("nft", ["paas:port:br0", "paas:net:br0"]) == 2
+    assert nft.writes() == ["delete rule ip paas guard handle 9\ndelete rule ip paas postrouting handle 12\n"]
