@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   python3 python3-venv python3-dev gcc git
-  crun runc umoci skopeo buildah docker-registry busybox-static zstd
+  crun runc umoci skopeo buildah docker-registry busybox-static zstd mmdebstrap
   apache2-utils iproute2 nftables iptables tini util-linux
 )
 
