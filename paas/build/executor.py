@@ -28,19 +28,24 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import state
 from ..context import Context
 from ..errors import BuildError, NotFound, UserError
-from ..image.create import commit_layer, now_rfc3339
 from ..image.store import Image
 from ..runtime import rootfs
-from . import copy as copyops
 from . import imageconfig
 from . import instructions as I
 from .context import BuildContext
 from .ignore import IgnoreMatcher
-from .runstep import MountPoints, StepRun, remove_mountpoints, run_step
+
+if TYPE_CHECKING:
+    from . import copy as copyops
+    from .runstep import MountPoints
+
+# Executing steps needs more modules (runstep -> runtime/network, copy, image.create) than a build that is
+# all cache hits: those are imported where steps run, which keeps `paas build` of an unchanged app quick.
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -113,6 +118,10 @@ class StageState:
     # when the stage's content last changed: the base image's time, then each layer's cache entry time.
     # History and image get these times, so a rebuild from cache gives the same image id.
     created: str | None = None
+
+
+def now_rfc3339() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def digest_of(*parts: object) -> str:
@@ -354,6 +363,8 @@ class Builder:
             if isinstance(instruction, I.Workdir):
                 st.config["WorkingDir"] = imageconfig.workdir(st.config, instruction.path)
             return True
+        from .runstep import MountPoints, remove_mountpoints
+
         self._announce(label, number, text)
         with self._step_root(st) as (root, upper, bundle):
             if isinstance(instruction, I.Run):
@@ -398,6 +409,8 @@ class Builder:
         return "none" if self.opts.network == "none" else "bridge"
 
     def _run(self, st: StageState, run: I.Run, root: Path, bundle: Path) -> MountPoints:
+        from .runstep import StepRun, run_step
+
         shell = tuple(st.config.get("Shell") or DEFAULT_SHELL)
         argv = _run_argv(run, shell)
         env = tuple(f"{k}={v}" for k, v in st.args.items())
@@ -443,6 +456,8 @@ class Builder:
                                 "use type=cache or type=bind")
 
     def _copy(self, st: StageState, instruction: I.Copy | I.Add, root: Path) -> None:
+        from . import copy as copyops
+
         workdir = st.config.get("WorkingDir") or "/"
         unpack = isinstance(instruction, I.Add) and instruction.unpack is not False
         keep_owner = isinstance(instruction, I.Copy) and bool(instruction.from_)
@@ -470,6 +485,8 @@ class Builder:
         copyops.copy_sources(context, sources, root, spec)
 
     def _copy_heredocs(self, instruction: I.Copy | I.Add, root: Path, spec: copyops.CopySpec) -> None:
+        from . import copy as copyops
+
         staging = Path(tempfile.mkdtemp(prefix="heredoc-", dir=self.work))
         for doc in instruction.heredocs:
             (staging / doc.name).write_text(doc.data)
@@ -540,6 +557,8 @@ class Builder:
         if not any(upper.iterdir()):
             entry = {"layer": None, "diff_id": None}
         else:
+            from ..image.create import commit_layer
+
             layer, diff_id = commit_layer(self.ctx.store, upper, compression=self.opts.compression)
             entry = {"layer": layer, "diff_id": diff_id}
             self._keep_as_snapshot(upper, diff_id)

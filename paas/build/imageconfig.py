@@ -123,12 +123,9 @@ def apply(st: StageState, instruction: I.Instruction, text: str) -> None:
     st.history.append({"created_by": text, "empty_layer": True})
 
 
-def image_config(config: dict, diff_ids: list[str], history: list[dict], *, author: str | None = None,
-                 created: str | None = None) -> dict:
+def image_config(config: dict, diff_ids: list[str], history: list[dict], *, created: str,
+                 author: str | None = None) -> dict:
     """The OCI image config of a finished stage."""
-    from ..image.create import now_rfc3339
-
-    created = created or now_rfc3339()
     body = {k: v for k, v in config.items() if v not in (None, [], {}) or k in ("Entrypoint",) and v}
     out: dict = {
         "created": created,

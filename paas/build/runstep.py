@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 from .. import proc
 from ..errors import BuildError
-from ..runtime import rootfs, spec
+from ..runtime import rootfs
 
 if TYPE_CHECKING:
     from ..context import Context
+    from ..runtime import spec
 
 CA_DESTINATION = "/run/paas-build/ca-certificates.crt"
 CA_ENV = ("SSL_CERT_FILE", "PIP_CERT", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
@@ -109,6 +110,7 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
     BuildError with the exit code and the last lines of output when the command fails.
     """
     from .. import network  # imported here: a fully cached build never needs it
+    from ..runtime import spec
     from ..runtime.containers import remove_cgroups
     from ..runtime.seccomp import default_profile
 
