@@ -7,7 +7,6 @@ Calling mount(2), setns(2) and unshare(2) directly saves a fork+exec of mount(8)
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Callable
@@ -23,7 +22,7 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 0x2
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)  # glibc; find_library would run ldconfig
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]

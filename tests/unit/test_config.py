@@ -173,3 +173,18 @@ def test_unreadable_config_path_is_a_config_error(paths):
         load_config(paths)
     assert str(paths.config_file) in info.value.message
     assert os.path.isdir(paths.config_file)
+
+
+def test_config_is_reparsed_when_the_file_changes(tmp_path):
+    from paas.config import load_config, paths_from_env
+
+    paths = paths_from_env(tmp_path / "root")
+    paths.root.mkdir()
+    paths.config_file.write_text("domain: one.example\n")
+    assert load_config(paths).get("domain") == "one.example"
+    assert (paths.root / ".config-cache.json").exists()
+    assert load_config(paths).get("domain") == "one.example"  # from the cache
+    paths.config_file.write_text("domain: two.example\n")
+    assert load_config(paths).get("domain") == "two.example"
+    paths.config_file.write_text("created: 2024-01-01\n")  # a date: JSON cannot hold it, YAML each time
+    assert str(load_config(paths).get("created")) == "2024-01-01"
