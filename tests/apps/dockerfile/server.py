@@ -1,0 +1,18 @@
+"""Sample app with its own Dockerfile: the standard library's HTTP server on $PORT (8080 there)."""
+
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class Hello(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello from dockerfile\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+if __name__ == "__main__":
+    HTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Hello).serve_forever()
