@@ -66,6 +66,19 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
+def run_tool(name: str, argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 300,
+             check: bool = True) -> subprocess.CompletedProcess:
+    """Run a peer tool (podman, buildah) to completion: a signal takes effect once it is done, since an
+    interrupted tool could leave a half-made container behind. Failure raises with its stderr tail."""
+    with signals_deferred():
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                                timeout=timeout)
+    if check and result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-12:])
+        raise RuntimeError(f"{name} {' '.join(argv[-3:])} failed ({result.returncode}): {tail}")
+    return result
+
+
 def need_tools(*names: str) -> None:
     if os.geteuid() != 0:
         raise SystemExit("run the benchmarks as root (umoci unpack, skopeo in a private mount namespace)")

@@ -70,7 +70,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import REPO, fill, fmt_times, human, log, median, need_tools, signals_deferred, timed, workspace
+from _common import REPO, fill, fmt_times, human, log, median, need_tools, run_tool, signals_deferred, timed, workspace
 
 from paas.config import init_root, paths_from_env
 from paas.context import Context, open_context
@@ -415,12 +415,7 @@ class Buildah:
                 str(self.storage / "run"), "--storage-driver", self.driver, "--cgroup-manager", "cgroupfs", *args]
 
     def call(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        with signals_deferred():
-            result = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env,
-                                    stdin=subprocess.DEVNULL, timeout=600)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"buildah {' '.join(args)} failed ({result.returncode}): {tail(result.stderr)}")
-        return result
+        return run_tool("buildah", self.argv(*args), env=self.env, timeout=600, check=check)
 
     def _drop_storage(self) -> None:
         if self.storage and (self.storage / "root").exists():

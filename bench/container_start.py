@@ -71,7 +71,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import REPO, log, median, need_tools, run, signals_deferred, timed, workspace
+from _common import REPO, log, median, need_tools, run, run_tool, signals_deferred, timed, workspace
 
 from paas.config import init_root, paths_from_env
 from paas.context import Context, open_context
@@ -247,13 +247,7 @@ class Podman:
         return ["podman", *self.global_args, *args]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        # a signal takes effect once podman is done: interrupted, it would leave a half-made container behind
-        with signals_deferred():
-            result = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env,
-                                    stdin=subprocess.DEVNULL, timeout=300)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"podman {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
-        return result
+        return run_tool("podman", self.argv(*args), env=self.env, timeout=300, check=check)
 
     def pull(self, layout: Path, tag: str) -> str:
         """Import the image from our OCI layout (untimed); c/image's blob-info cache goes to a private tmpfs."""
