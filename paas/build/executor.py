@@ -214,6 +214,7 @@ class Builder:
         self._mounts: list[Path] = []
         self._used_args: set[str] = set()
         self._hash_cache: dict = {}
+        self.global_scope: dict[str, str] = {}
 
     def _tmp_root(self) -> Path:
         tmp = self.ctx.paths.tmp
@@ -240,11 +241,12 @@ class Builder:
             dockerfile = I.parse_dockerfile(text, dockerfile_path.name)
             ignore = IgnoreMatcher.for_context(self.opts.context_dir, dockerfile_path)
             self.context = BuildContext(self.opts.context_dir, ignore)
-            scope = global_scope(dockerfile, self.opts.build_args)
-            froms = expand_from(dockerfile, scope)
+            self.global_scope = global_scope(dockerfile, self.opts.build_args)
+            self._used_args.update(name for arg in dockerfile.global_args for name, _ in arg.args)
+            froms = expand_from(dockerfile, self.global_scope)
             wanted = needed_stages(dockerfile, froms, self.opts.target)
             for index in wanted:
-                self.stages[index] = self._build_stage(dockerfile, dockerfile[index], froms[index], scope)
+                self.stages[index] = self._build_stage(dockerfile, dockerfile[index], froms[index])
             final = self.stages[wanted[-1]]
             unused = sorted(set(self.opts.build_args) - self._used_args - set(PREDEFINED_ARGS))
             if unused:
@@ -254,8 +256,7 @@ class Builder:
         finally:
             self._cleanup()
 
-    def _build_stage(self, dockerfile: I.Dockerfile, stage: I.Stage, from_: I.From, scope: dict[str, str]
-                     ) -> StageState:
+    def _build_stage(self, dockerfile: I.Dockerfile, stage: I.Stage, from_: I.From) -> StageState:
         label = stage_label(stage)
         total = len(stage.instructions) + 1
         t0 = time.monotonic()
@@ -320,7 +321,7 @@ class Builder:
         escape = dockerfile.escape
         env_scope = {**st.args, **imageconfig.env_dict(st.config)}
         if isinstance(instruction, I.Arg):
-            self._arg(st, I.expand(instruction, env_scope, escape), dockerfile)
+            self._arg(st, I.expand(instruction, env_scope, escape))
             self._report(label, number, instruction.original, True, 0.0, quiet=True)
             return
         if not isinstance(instruction, (I.Run, I.Cmd, I.Entrypoint, I.Shell, I.Healthcheck, I.Onbuild)):
@@ -337,8 +338,8 @@ class Builder:
         self._report(label, number, text, cached, time.monotonic() - t0, quiet=not changes_files,
                      changes_files=changes_files)
 
-    def _arg(self, st: StageState, arg: I.Arg, dockerfile: I.Dockerfile) -> None:
-        globals_ = global_scope(dockerfile, self.opts.build_args)
+    def _arg(self, st: StageState, arg: I.Arg) -> None:
+        globals_ = self.global_scope
         for name, default in arg.args:
             self._used_args.add(name)
             if name in self.opts.build_args:

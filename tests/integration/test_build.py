@@ -354,3 +354,10 @@ def test_bind_mounts_network_none_and_shell(ctx, bb_image, tmp_path):
     assert "e" in flags.split()[-1]  # SHELL's -e reached the RUN
     names = layer_names(ctx, result.image.layers[-4])  # the bind-mount RUN left no mount point behind
     assert names == ["made"]
+
+
+def test_unused_build_args_are_reported_but_global_ones_count(ctx, bb_image, tmp_path):
+    ctx_dir = write(tmp_path / "gargs", {"Dockerfile": "ARG BASE=bb:1\nFROM $BASE\nRUN true\n"})
+    _, lines = do_build(ctx, ctx_dir, build_args={"BASE": "bb:1", "NOPE": "x"})
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert warnings == ["warning: build-arg(s) not consumed by the Dockerfile: NOPE"]
