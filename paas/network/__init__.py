@@ -26,7 +26,7 @@ import socket
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import PaasError, UserError
 from . import firewall, ipam
@@ -49,6 +49,9 @@ from .plan import (
     resolv_conf,
     veth_names,
 )
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 __all__ = [
     "NetworkAttachment", "NetworkSettings", "PortMapping", "network_settings", "ensure_network",
@@ -103,33 +106,22 @@ class NetworkAttachment:
         return {"type": "network", "path": self.netns_path}
 
 
-def _setting(config: Any, dotted: str, default: Any = None) -> Any:
-    if isinstance(config, Mapping):
-        node: Any = config
-        for part in dotted.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return default
-            node = node[part]
-        return node
-    return config.get(dotted, default)
-
-
-def network_settings(config: Any) -> NetworkSettings:
+def network_settings(config: Config) -> NetworkSettings:
     """Validated network settings from the config (UserError naming the bad key)."""
-    bridge = check_bridge_name(_setting(config, "network.bridge", "paas0"))
-    subnet = parse_subnet(_setting(config, "network.subnet", "10.88.0.0/16"))
-    kind = _setting(config, "network.firewall")
+    bridge = check_bridge_name(config.get("network.bridge", "paas0"))
+    subnet = parse_subnet(config.get("network.subnet", "10.88.0.0/16"))
+    kind = config.get("network.firewall")
     if kind in ("", "auto"):
         kind = None
     if kind is not None:
         check_kind(kind)
-    dns = _setting(config, "network.dns") or DEFAULT_FALLBACK_NAMESERVERS
+    dns = config.get("network.dns") or DEFAULT_FALLBACK_NAMESERVERS
     if isinstance(dns, str):
         dns = [dns]
     return NetworkSettings(bridge, subnet, kind, tuple(str(s) for s in dns))
 
 
-def ensure_network(config: Any) -> NetworkSettings:
+def ensure_network(config: Config) -> NetworkSettings:
     """The bridge (with its gateway address) and the network's NAT/forward rules exist. Idempotent."""
     settings = network_settings(config)
     with firewall.host_lock():
@@ -150,7 +142,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def setup_container_network(conn: sqlite3.Connection, config: Any, container_id: str, *,
+def setup_container_network(conn: sqlite3.Connection, config: Config, container_id: str, *,
                             hostname: str | None = None,
                             extra_hosts: Mapping[str, str] | None = None) -> NetworkAttachment:
     """Give the container an address and a namespace attached to the bridge. Idempotent: a second
@@ -177,7 +169,7 @@ def setup_container_network(conn: sqlite3.Connection, config: Any, container_id:
                              settings.bridge, resolv, hosts)
 
 
-def teardown_container_network(conn: sqlite3.Connection, config: Any, container_id: str) -> None:
+def teardown_container_network(conn: sqlite3.Connection, config: Config, container_id: str) -> None:
     """Remove the container's published ports, veth pair, namespace and lease. Idempotent."""
     check_container_id(container_id)
     settings = network_settings(config)
@@ -204,7 +196,7 @@ def _check_host_port_free(mapping: PortMapping) -> None:
                             "pick another host port") from exc
 
 
-def publish_port(conn: sqlite3.Connection, config: Any, container_id: str, mapping: PortMapping | str) -> None:
+def publish_port(conn: sqlite3.Connection, config: Config, container_id: str, mapping: PortMapping | str) -> None:
     """DNAT host_port (from other hosts, containers and the host's loopback) to the container. Idempotent."""
     if isinstance(mapping, str):
         mapping = parse_port_spec(mapping)
@@ -226,7 +218,7 @@ def publish_port(conn: sqlite3.Connection, config: Any, container_id: str, mappi
         firewall.apply_rules(port_rules_plan(kind, settings.bridge, container_id, address, mapping))
 
 
-def unpublish_port(config: Any, container_id: str, mapping: PortMapping | str | None = None) -> int:
+def unpublish_port(config: Config, container_id: str, mapping: PortMapping | str | None = None) -> int:
     """Remove one published port of the container (all of them when mapping is None). Returns rules removed."""
     if isinstance(mapping, str):
         mapping = parse_port_spec(mapping)
@@ -235,7 +227,7 @@ def unpublish_port(config: Any, container_id: str, mapping: PortMapping | str | 
         return firewall.remove_rules(settings.firewall_kind, port_tag(settings.bridge, container_id, mapping))
 
 
-def published_ports(config: Any, container_id: str | None = None) -> dict[str, list[str]]:
+def published_ports(config: Config, container_id: str | None = None) -> dict[str, list[str]]:
     """container id -> its published ports ("8080/tcp") on this network, read from the firewall rules."""
     settings = network_settings(config)
     found: dict[str, list[str]] = {}
@@ -250,7 +242,7 @@ def published_ports(config: Any, container_id: str | None = None) -> dict[str, l
     return found
 
 
-def reclaim_network(conn: sqlite3.Connection, config: Any, live_container_ids: Iterable[str]) -> list[str]:
+def reclaim_network(conn: sqlite3.Connection, config: Config, live_container_ids: Iterable[str]) -> list[str]:
     """After a crash: remove the leases, veths, namespaces and port rules of containers that no
     longer exist. Returns the container ids cleaned up."""
     live = set(live_container_ids)
@@ -262,7 +254,7 @@ def reclaim_network(conn: sqlite3.Connection, config: Any, live_container_ids: I
     return sorted(dead)
 
 
-def remove_network(conn: sqlite3.Connection, config: Any, *, only_if_unused: bool = False) -> bool:
+def remove_network(conn: sqlite3.Connection, config: Config, *, only_if_unused: bool = False) -> bool:
     """Delete the bridge and the network's rules (and our firewall table once unused). True when done.
 
     While containers hold addresses on the network this is refused: a UserError, or with

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from paas import network, state
+from paas.config import Config
 from paas.errors import UserError
 from paas.network import firewall, links
 from paas.network import plan as P
@@ -145,8 +146,8 @@ def _private_network(kind: str, tmp_path: Path):
     tables_before = _nft_tables()
     bridge = f"pt{secrets.token_hex(3)}"
 
-    def config_for(subnet: str) -> dict:  # always this test's own bridge: never the default paas0
-        return {"network": {"bridge": bridge, "subnet": subnet, "firewall": kind}}
+    def config_for(subnet: str) -> Config:  # always this test's own bridge: never the default paas0
+        return Config({"network": {"bridge": bridge, "subnet": subnet, "firewall": kind}})
 
     subnet = _free_test_subnet()
     conn = state.connect(tmp_path / "state.db")
