@@ -13,7 +13,7 @@ if [ ! -x "$PY" ]; then
   exit 1
 fi
 status=0
-for script in registry_transfer layer_extract container_start build; do
+for script in registry_transfer layer_extract container_start build buildpacks; do
   echo "== bench/$script.py $*"
   "$PY" "bench/$script.py" "$@" || status=1
 done
