@@ -119,6 +119,12 @@ class Outcome:
     inner: float | None = None    # paas CLI: build()'s own seconds inside the CLI process
     steps: tuple[tuple[str, float], ...] = ()  # paas: (instruction, seconds) of the steps that ran
 
+    @classmethod
+    def of_build(cls, seconds: float, result) -> Outcome:
+        """From an in-process build()'s BuildResult."""
+        ran = tuple((step.text, step.seconds) for step in result.steps if not step.cached)
+        return cls(seconds, len(ran), result.image.digest, steps=ran)
+
 
 @dataclass
 class Measured:
@@ -374,9 +380,7 @@ class PaasApi:
                 took, result = timed(build, self.ctx, opts)
             except Exception as exc:  # report it, keep measuring the others
                 raise StepFailed(f"build() failed: {type(exc).__name__}: {exc}") from exc
-        ran = sum(1 for step in result.steps if not step.cached)
-        steps = tuple((step.text, step.seconds) for step in result.steps if not step.cached)
-        return Outcome(took, ran, result.image.digest, steps=steps)
+        return Outcome.of_build(took, result)
 
     def cleanup(self) -> None:
         if self.ctx:

@@ -160,9 +160,7 @@ class Ours:
                 (logs / "output").write_text("\n".join(lines))
                 raise StepFailed(f"build() failed: {type(exc).__name__}: {exc}\n{tail(chr(10).join(lines))}") \
                     from exc
-        ran = sum(1 for step in result.steps if not step.cached)
-        steps = tuple((step.text, step.seconds) for step in result.steps if not step.cached)
-        return Outcome(took, ran, result.image.digest, steps=steps)
+        return Outcome.of_build(took, result)
 
     def cleanup(self) -> None:
         if self.ctx:
