@@ -386,6 +386,10 @@ class Builder:
 
     def _step_inputs(self, st: StageState, instruction: I.Instruction) -> dict:
         """What besides the expanded text decides the step's result."""
+        if isinstance(instruction, (I.Copy, I.Add)) and (getattr(instruction, "parents", False)
+                                                         or instruction.excludes):
+            raise instruction.error("COPY/ADD --parents and --exclude are not supported by this builder",
+                                    "list the sources explicitly, or use .dockerignore")
         if isinstance(instruction, I.Run):
             return {"env": imageconfig.env_list(st.config), "args": sorted(st.args.items()),
                     "user": st.config.get("User"), "workdir": st.config.get("WorkingDir"),

@@ -179,6 +179,9 @@ def test_failures_tag_nothing(ctx, bb_image, tmp_path):
     syntax = write(tmp_path / "syntax", {"Dockerfile": "FROM bb:1\nRUN echo ok\nBOGUS thing\n"})
     with pytest.raises(DockerfileError, match=r"Dockerfile:3"):
         do_build(ctx, syntax, tag="broken:1")
+    parents = write(tmp_path / "parents", {"Dockerfile": "FROM bb:1\nCOPY --parents a/b /x/\n"})
+    with pytest.raises(DockerfileError, match="Dockerfile:2: COPY/ADD --parents and --exclude are not supported"):
+        do_build(ctx, parents, tag="broken:1")
     stage = write(tmp_path / "stage", {"Dockerfile": "FROM bb:1\nCOPY --from=nostage /a /a\n"})
     with pytest.raises((DockerfileError, UserError), match="nostage"):
         do_build(ctx, stage, tag="broken:1")
