@@ -79,6 +79,17 @@ def run_tool(name: str, argv: list[str], *, env: dict[str, str] | None = None, t
     return result
 
 
+def top_imports(importtime_stderr: str) -> tuple[float, list[tuple[str, float]]]:
+    """`python -X importtime` output -> (seconds importing, top-level modules by cumulative seconds)."""
+    top: dict[str, float] = {}
+    for line in importtime_stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = line.split("|")
+            if not name.startswith("  ") and cumulative.strip().isdigit():  # indented: imported by another
+                top[name.strip()] = top.get(name.strip(), 0) + int(cumulative) / 1e6
+    return sum(top.values()), sorted(top.items(), key=lambda kv: -kv[1])
+
+
 def need_tools(*names: str) -> None:
     if os.geteuid() != 0:
         raise SystemExit("run the benchmarks as root (umoci unpack, skopeo in a private mount namespace)")

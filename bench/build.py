@@ -70,7 +70,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import REPO, fill, fmt_times, human, log, median, need_tools, run_tool, signals_deferred, timed, workspace
+from _common import (
+    REPO,
+    fill,
+    fmt_times,
+    human,
+    log,
+    median,
+    need_tools,
+    run_tool,
+    signals_deferred,
+    timed,
+    top_imports,
+    workspace,
+)
 
 from paas.config import init_root, paths_from_env
 from paas.context import Context, open_context
@@ -337,13 +350,8 @@ class PaasCli:
                 str(context)]
         with signals_deferred():
             took, result = timed(subprocess.run, argv, env=self.env(), capture_output=True, text=True)
-        top: dict[str, float] = {}
-        for line in result.stderr.splitlines():
-            if line.startswith("import time:") and "|" in line:
-                _, cumulative, name = line.split("|")
-                if not name.startswith("  ") and cumulative.strip().isdigit():  # indented: imported by another
-                    top[name.strip()] = top.get(name.strip(), 0) + int(cumulative) / 1e6
-        return took, sum(top.values()), sorted(top.items(), key=lambda kv: -kv[1])
+        total, ranked = top_imports(result.stderr)
+        return took, total, ranked
 
     def cli_floor(self) -> float:
         took, _ = timed(subprocess.run, [sys.executable, "-m", "paas", "--help"], env=self.env(),
@@ -429,12 +437,18 @@ class Buildah:
             drop_dir(self.storage)
         self.storage = None
 
+    base_names: tuple[str, ...] = (IMAGE,)  # the base image's layout tag first, then more names for it
+
+    def _pull(self) -> str:
+        return self.call("pull", "-q", f"oci:{self.layout}:{self.base_names[0]}").stdout.split()[-1]
+
     def reset(self) -> None:
+        """Fresh storage holding only the base image, under base_names (overlay driver, else vfs)."""
         self._drop_storage()
         self.count += 1
         self.storage = self.dir / f"storage{self.count}"
         try:
-            image = self.call("pull", "-q", f"oci:{self.layout}:{IMAGE}").stdout.split()[-1]
+            image = self._pull()
         except RuntimeError as exc:
             if self.driver != "overlay":
                 raise
@@ -442,11 +456,15 @@ class Buildah:
             self._drop_storage()
             self.driver = "vfs"
             self.storage = self.dir / f"storage{self.count}"
-            image = self.call("pull", "-q", f"oci:{self.layout}:{IMAGE}").stdout.split()[-1]
+            image = self._pull()
         names = self.call("images", "--noheading", "--format", "{{.Name}}:{{.Tag}}").stdout.split()
-        self.call("tag", image, IMAGE)
+        for name in self.base_names:
+            self.call("tag", image, name)
+        keep = {n if "/" in n.split(":")[0] and "." in n.split("/")[0] else f"localhost/{n}"
+                for n in self.base_names}
         for name in names:  # the name `pull oci:` made up from the layout path
-            self.call("rmi", name)
+            if name not in keep:
+                self.call("rmi", name)
 
     def bud_args(self, context: Path, build_args: dict[str, str], runtime: str) -> list[str]:
         argv = ["bud", "--layers", "--timestamp", "0", "--isolation", "oci", "--runtime", runtime,

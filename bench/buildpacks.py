@@ -187,33 +187,14 @@ class StackBuildah(Buildah):
         self.network: str | None = None  # None: buildah's default
         self.extra_tags: tuple[str, ...] = ()
 
-    def _pull(self) -> str:
-        return self.call("pull", "-q", f"oci:{self.layout}:{self.image}").stdout.split()[-1]
+    @property
+    def base_names(self) -> tuple[str, ...]:
+        return (self.image, *self.extra_tags)
 
     def reset(self) -> None:
-        self._drop_storage()
         shutil.rmtree(self.dir / "tmp", ignore_errors=True)
         (self.dir / "tmp").mkdir()
-        self.count += 1
-        self.storage = self.dir / f"storage{self.count}"
-        try:
-            image = self._pull()
-        except RuntimeError as exc:
-            if self.driver != "overlay":
-                raise
-            log(f"buildah with the overlay driver failed ({exc}); using vfs")
-            self._drop_storage()
-            self.driver = "vfs"
-            self.storage = self.dir / f"storage{self.count}"
-            image = self._pull()
-        names = self.call("images", "--noheading", "--format", "{{.Name}}:{{.Tag}}").stdout.split()
-        for name in (self.image, *self.extra_tags):
-            self.call("tag", image, name)
-        keep = {n if "/" in n.split(":")[0] and "." in n.split("/")[0] else f"localhost/{n}"
-                for n in (self.image, *self.extra_tags)}
-        for name in names:  # the name `pull oci:` made up from the layout path
-            if name not in keep:
-                self.call("rmi", name)
+        super().reset()
 
     def run_args(self) -> list[str]:
         argv = ["--volume", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]

@@ -71,7 +71,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import REPO, log, median, need_tools, run, run_tool, signals_deferred, timed, workspace
+from _common import REPO, log, median, need_tools, run, run_tool, signals_deferred, timed, top_imports, workspace
 
 from paas.config import init_root, paths_from_env
 from paas.context import Context, open_context
@@ -820,14 +820,8 @@ def cli_imports(env: dict[str, str]) -> tuple[float, float, list[tuple[str, floa
         result = subprocess.run([sys.executable, "-X", "importtime", "-m", "paas", "container:run", "--rm", IMAGE,
                                  "true"], env=env, capture_output=True, text=True, timeout=120)
         wall = time.perf_counter() - t0
-    top: dict[str, float] = {}
-    for line in result.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            _, cumulative, name = line.split("|")
-            if not name.startswith("  ") and cumulative.strip().isdigit():  # indented: imported by another
-                top[name.strip()] = top.get(name.strip(), 0) + int(cumulative) / 1e6
-    ranked = sorted(top.items(), key=lambda kv: -kv[1])
-    return wall, sum(top.values()), ranked
+    total, ranked = top_imports(result.stderr)
+    return wall, total, ranked
 
 
 def bench_http(fn: Callable[[], tuple[float, float]], returned: dict[str, list[float]], name: str) -> float:
