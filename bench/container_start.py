@@ -478,7 +478,8 @@ def install_profiler(profiler: PhaseProfiler, ctx: Context) -> None:
     for attr in ("mount_overlay", "unmount", "is_mounted", "read_in_root"):
         profiler.wrap(rootfs, attr, f"rootfs.{attr}")
     profiler.wrap(spec, "plan_config", "spec.plan_config")
-    for attr in ("ensure_shim", "read_status"):
+    profiler.wrap(shutil, "rmtree", "shutil.rmtree")
+    for attr in ("ensure_shim", "read_status", "wait_shim_exit"):
         profiler.wrap(supervisor, attr, f"supervisor.{attr}")
     for attr in ("setup_container_network", "teardown_container_network", "publish_port", "remove_network",
                  "_ensure_network_locked"):

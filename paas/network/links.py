@@ -19,7 +19,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import linux
 from ..errors import PaasError, UserError
-from .plan import check_bridge_name, veth_names
+from . import rtnl
+from .plan import VethNames, check_bridge_name, veth_names
 
 NETNS_DIR = "/run/netns"
 MAIN_TABLE = 254
@@ -80,13 +81,19 @@ def _check_overlap(ipr: IPRoute, subnet: ipaddress.IPv4Network, bridge_index: in
                             "choose another network.subnet in the config")
 
 
-def _bridge_ready(ipr: IPRoute, index: int, gw: ipaddress.IPv4Interface) -> bool:
-    """An existing bridge that is up and holds exactly the gateway address."""
-    link = ipr.get_links(index)[0]
-    if link.get(("linkinfo", "kind")) != "bridge" or not link["flags"] & 1:  # IFF_UP
+def _bridge_ready(name: str, gw: ipaddress.IPv4Interface) -> bool:
+    """An existing bridge that is up and holds exactly the gateway address (sysfs + one address dump:
+    this runs for every container start)."""
+    try:
+        with open(f"/sys/class/net/{name}/flags") as fh:
+            up = int(fh.read(), 16) & rtnl.IFF_UP
+        if not up or not os.path.isdir(f"/sys/class/net/{name}/bridge"):
+            return False
+        index = socket.if_nametoindex(name)
+    except (OSError, ValueError):
         return False
-    present = [(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=socket.AF_INET)]
-    return present == [(str(gw.ip), gw.network.prefixlen)]
+    with rtnl.open_socket() as sock:
+        return rtnl.ipv4_addresses(sock, index) == [(str(gw.ip), gw.network.prefixlen)]
 
 
 def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, route_localnet: bool = True) -> int:
@@ -97,20 +104,14 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
     """
     check_bridge_name(name)
     gw = ipaddress.IPv4Interface(str(gateway_cidr))
-    with IPRoute() as ipr, _netlink(f"cannot set up bridge {name}"):
-        index = _index(ipr, name)
-        if index is not None and _bridge_ready(ipr, index, gw):
-            index_ready = index
-        else:
-            index_ready = None
-            _check_overlap(ipr, gw.network, index)
-    if index_ready is not None:  # the common case: checked when it was made, nothing to change
+    if _bridge_ready(name, gw):  # the common case: checked when it was made, nothing to change
         _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
         if route_localnet:
             _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
-        return index_ready
+        return socket.if_nametoindex(name)
     with IPRoute() as ipr, _netlink(f"cannot set up bridge {name}"):
         index = _index(ipr, name)
+        _check_overlap(ipr, gw.network, index)
         if index is None:
             try:
                 ipr.link("add", ifname=name, kind="bridge")
@@ -223,19 +224,16 @@ def delete_netns(name: str) -> bool:
     return existed
 
 
-def _default_route_mtu(ipr: IPRoute) -> int | None:
-    for route in ipr.get_routes(family=socket.AF_INET, table=MAIN_TABLE):
-        if route["dst_len"] == 0 and route.get("oif"):
-            found = ipr.get_links(route.get("oif"))
-            if found:
-                return found[0].get("mtu")
-    return None
-
-
 def default_route_mtu() -> int | None:
     """The MTU of the interface holding the host's default route (None without one)."""
-    with IPRoute() as ipr:
-        return _default_route_mtu(ipr)
+    ifname = rtnl.default_route_interface()
+    if ifname is None:
+        return None
+    try:
+        with open(f"/sys/class/net/{ifname}/mtu") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return None
 
 
 def attach(netns_name: str, bridge: str, container_id: str, address: ipaddress.IPv4Interface,
@@ -248,29 +246,68 @@ def attach(netns_name: str, bridge: str, container_id: str, address: ipaddress.I
     """
     names = veth_names(container_id)
     address = ipaddress.IPv4Interface(str(address))
+    gateway = ipaddress.IPv4Address(str(gateway))
     path = netns_path(netns_name)
     if not os.path.exists(path):
         raise PaasError(f"network namespace {netns_name} does not exist")
+    try:
+        bridge_index = socket.if_nametoindex(bridge)
+    except OSError:
+        raise PaasError(f"bridge {bridge} does not exist") from None
+    size = min(mtu or default_route_mtu() or 1500, 1500)
+    try:
+        _attach_new(path, names, bridge_index, container_id, address, gateway, size)
+    except rtnl.RtnlError as exc:
+        if exc.errno != errno.EEXIST:
+            raise PaasError(f"cannot attach {container_id} to bridge {bridge}: {exc.strerror}") from exc
+        # the pair exists (a second call, or one interrupted half-way): check and repair each part
+        _attach_existing(path, names, bridge_index, container_id, address, gateway, size, bridge)
+    return names.host
+
+
+def _attach_new(path: str, names: VethNames, bridge_index: int, container_id: str,
+                address: ipaddress.IPv4Interface, gateway: ipaddress.IPv4Address, mtu: int) -> None:
+    """The common case, a fresh namespace: three netlink round trips in all (see rtnl)."""
+    inside = linux.in_netns(path, rtnl.open_socket)
+    with rtnl.open_socket() as host, inside:
+        ns_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            batch = rtnl.Batch(host)
+            rtnl.add_veth(batch, names.host, names.container, ns_fd, master=bridge_index, mtu=mtu)
+            rtnl.set_alias(batch, names.host, container_id)
+            batch.send()
+        finally:
+            os.close(ns_fd)
+        eth = rtnl.link_index(inside, names.container)
+        if eth is None:
+            raise rtnl.RtnlError(errno.ENODEV, f"{names.container} is missing in {path}")
+        batch = rtnl.Batch(inside)
+        rtnl.set_up(batch, rtnl.LOOPBACK_IFINDEX, "lo")
+        rtnl.set_up(batch, eth, names.container)
+        rtnl.add_address(batch, eth, address)
+        rtnl.replace_default_route(batch, gateway, eth)
+        batch.send()
+
+
+def _attach_existing(path: str, names: VethNames, bridge_index: int, container_id: str,
+                     address: ipaddress.IPv4Interface, gateway: ipaddress.IPv4Address, mtu: int,
+                     bridge: str) -> None:
     with IPRoute() as ipr, _iproute_in(path) as inside, \
             _netlink(f"cannot attach {container_id} to bridge {bridge}"):
-        bridge_index = _index(ipr, bridge)
-        if bridge_index is None:
-            raise PaasError(f"bridge {bridge} does not exist")
         host_index = _index(ipr, names.host)
         if host_index is None:
             stale = _index(inside, names.container)  # left by an earlier, interrupted attach
             if stale is not None:
                 inside.link("del", index=stale)
-            size = min(mtu or _default_route_mtu(ipr) or 1500, 1500)
-            ipr.link("add", ifname=names.host, kind="veth", mtu=size,
-                     peer={"ifname": names.container, "net_ns_fd": path, "mtu": size})
+            ipr.link("add", ifname=names.host, kind="veth", mtu=mtu,
+                     peer={"ifname": names.container, "net_ns_fd": path, "mtu": mtu})
             host_index = _index(ipr, names.host)
         ipr.link("set", index=host_index, master=bridge_index, state="up", ifalias=container_id)
 
         inside.link("set", index=_index(inside, "lo"), state="up")
         eth = _index(inside, names.container)
         if eth is None:
-            raise PaasError(f"{names.container} is missing in network namespace {netns_name}")
+            raise PaasError(f"{names.container} is missing in network namespace {path}")
         wanted = (str(address.ip), address.network.prefixlen)
         present = [(a.get("address"), a["prefixlen"]) for a in inside.get_addr(index=eth, family=socket.AF_INET)]
         for other in present:
@@ -280,7 +317,6 @@ def attach(netns_name: str, bridge: str, container_id: str, address: ipaddress.I
             inside.addr("add", index=eth, address=wanted[0], prefixlen=wanted[1])
         inside.link("set", index=eth, state="up")
         inside.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=eth)
-    return names.host
 
 
 def detach(container_id: str) -> bool:

@@ -254,7 +254,9 @@ def _attach_network(ctx: Context, container_id: str, name: str, hostname: str, o
     return netns_path, mounts
 
 
-def start(ctx: Context, ref: str, *, wait: float = 15.0) -> dict:
+def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False) -> dict:
+    """Start the container under its supervisor. attached: the caller waits for the exit and removes the
+    container then (`run --rm` in the foreground): the runtime itself waits and deletes its state."""
     info = get(ctx, ref)
     if is_active(info):
         raise UserError(f"container {info['name']} is already running")
@@ -268,7 +270,7 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0) -> dict:
     image_config = image.config.get("config") or {}
     stop_signal = spec.parse_signal(opts.stop_signal or image_config.get("StopSignal"))
     plan = supervisor.ShimPlan(info["id"], cpaths.bundle, cpaths.state, cpaths.log, opts.restart, stop_signal,
-                               opts.stop_timeout)
+                               opts.stop_timeout, attached=attached)
     previous = supervisor.read_status(cpaths.state)
     if not supervisor.wait_shim_exit(previous, info["id"]):  # the last run's shim is still cleaning up
         raise PaasError(f"the supervisor of container {info['name']}'s last run is still busy",
@@ -508,7 +510,7 @@ def run(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | None
     """create + start; in the foreground, stream output until exit (then remove when asked)."""
     info = create(ctx, image_ref, opts, name=name, progress=progress)
     try:
-        info = start(ctx, info["id"])
+        info = start(ctx, info["id"], attached=remove_after and not detach and opts.restart.name == "no")
     except BaseException:
         if remove_after:
             remove(ctx, info["id"], force=True)

@@ -63,6 +63,7 @@ class ShimPlan:
     log_keep: int = 3
     backoff_ms: int = 100
     backoff_max_ms: int = 30_000
+    attached: bool = False  # someone waits for the exit: the runtime stays resident and deletes its own state
 
 
 def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
@@ -75,6 +76,8 @@ def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
     ]
     if runtime.hybrid_workaround:
         argv.append("--hybrid-fix")
+    if plan.attached:
+        argv.append("--attached")
     return argv + ["--", runtime.path]
 
 

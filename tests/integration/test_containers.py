@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +50,31 @@ def test_exit_code_and_streams(ctx, runtime_name, bb_image, cleanup):
     assert info["exit_code"] == 3
     assert out == "to-out" and err == "to-err"
     assert ctx.conn.execute("SELECT COUNT(*) FROM containers").fetchone()[0] == 0  # --rm
+
+
+def test_foreground_rm_reports_signals_and_leaves_no_runtime_state(ctx, runtime_name, bb_image, cleanup):
+    """`run --rm` in the foreground lets the runtime wait and delete (the shim's --attached mode): a killed
+    init still reports 128+signal, the runtime knows no such container afterwards, and a runtime refusal
+    (a missing executable) is reported as a failed run, not as a hang."""
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(info=run(ctx, "sleep", "60")[0]))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while not (rows := ctx.conn.execute("SELECT id FROM containers").fetchall()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pid = 0
+    while not pid and time.monotonic() < deadline:
+        pid = containers.get(ctx, rows[0]["id"]).get("pid") or 0
+        time.sleep(0.01)
+    os.kill(pid, 9)  # from outside: init ignores SIGKILL sent from inside its own namespace
+    runner.join(10)
+    info = outcome["info"]
+    assert info["exit_code"] == 137
+    listing = subprocess.run(ctx.runtime.argv("list", "--format", "json"), capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    assert info["id"] not in [c["id"] for c in json.loads(listing.stdout or "[]") or []]
+    info, out, err = run(ctx, "/no/such/program")
+    assert info["exit_code"] != 0 and info["status"] == "exited"
 
 
 def test_isolation_seen_from_outside(ctx, runtime_name, bb_image, cleanup):

@@ -291,6 +291,30 @@ def test_setup_is_idempotent_and_returns_the_files(net):
     assert Path(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet").read_text().strip() == "1"
 
 
+def test_setup_repairs_a_half_attached_namespace(net):
+    """An attach interrupted earlier: a stale eth0 inside (no host end), then a wrong address and no route."""
+    cid = net.new_id()
+    name = network.netns_name(cid)
+    links.create_netns(name)
+    sh("ip", "netns", "exec", name, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "stale1")
+    first = network.setup_container_network(net.conn, net.config, cid)
+    inside_links = sh("ip", "netns", "exec", name, "ip", "-o", "link")
+    assert "stale1" not in inside_links and "eth0@" in inside_links
+    sh("ip", "netns", "exec", name, "ip", "addr", "flush", "dev", "eth0")
+    sh("ip", "netns", "exec", name, "ip", "addr", "add", "10.99.99.9/24", "dev", "eth0")
+    again = network.setup_container_network(net.conn, net.config, cid)
+    assert again == first
+    inside = sh("ip", "netns", "exec", name, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+    assert f"{first.address}" in inside and "10.99.99.9" not in inside and len(inside.splitlines()) == 1
+    assert f"default via {net.gateway} dev eth0" in sh("ip", "netns", "exec", name, "ip", "route")
+    peer = net.container()
+    server = serve(peer.netns_name, 8080)
+    try:
+        assert connect_from(name, str(peer.address.ip), 8080) == str(first.address.ip)
+    finally:
+        stop(server)
+
+
 def test_reclaim_cleans_up_after_a_crash(net):
     live, dead = net.container(), net.container()
     network.publish_port(net.conn, net.config, dead.container_id, f"{free_port()}:80")
