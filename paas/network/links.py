@@ -1,7 +1,11 @@
-"""Bridge, network namespaces and veth pairs over netlink (pyroute2). Every function is idempotent.
+"""Bridge, network namespaces and veth pairs over netlink. Every function is idempotent.
 
 A container's veth pair is created with its peer directly inside the container's namespace
 (named eth0 there), so no interface named eth0 ever appears in the host's namespace.
+
+The paths every container start and removal takes (bridge check, attach, delete) use the raw batched
+requests of rtnl; pyroute2, which takes ~150 ms to import, is imported only to make the bridge and to
+repair a half-made attachment.
 """
 
 from __future__ import annotations
@@ -13,25 +17,35 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING
 
 from .. import linux
 from ..errors import PaasError, UserError
 from . import rtnl
 from .plan import VethNames, check_bridge_name, veth_names
 
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
 NETNS_DIR = "/run/netns"
 MAIN_TABLE = 254
+
+
+def _pyroute2():
+    """(IPRoute, NetlinkError), imported on first use."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return IPRoute, NetlinkError
 
 
 @contextmanager
 def _netlink(what: str) -> Iterator[None]:
     """Turn a netlink failure into a one-line PaasError naming what we were doing."""
+    netlink_error = _pyroute2()[1]
     try:
         yield
-    except NetlinkError as exc:
+    except netlink_error as exc:
         raise PaasError(f"{what}: {os.strerror(exc.code) if exc.code else exc}") from exc
 
 
@@ -39,7 +53,7 @@ def _index(ipr: IPRoute, ifname: str) -> int | None:
     # one RTM_GETLINK by name, not a dump of every link (hosts with many containers have many veths)
     try:
         found = ipr.link("get", ifname=ifname)
-    except NetlinkError as exc:
+    except _pyroute2()[1] as exc:
         if exc.code == errno.ENODEV:
             return None
         raise
@@ -53,12 +67,15 @@ def _iproute_in(path: str) -> IPRoute:
     netns= option forks a helper process for that, which costs ~10 ms per call.
     """
     sock = linux.in_netns(path, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0))
-    return IPRoute(fileno=sock.detach())
+    return _pyroute2()[0](fileno=sock.detach())
 
 
 def link_exists(ifname: str) -> bool:
-    with IPRoute() as ipr:
-        return _index(ipr, ifname) is not None
+    try:
+        socket.if_nametoindex(ifname)
+    except OSError:
+        return False
+    return True
 
 
 def _write_sysctl(path: str, value: str) -> None:
@@ -109,13 +126,14 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
         if route_localnet:
             _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
         return socket.if_nametoindex(name)
-    with IPRoute() as ipr, _netlink(f"cannot set up bridge {name}"):
+    iproute, netlink_error = _pyroute2()
+    with iproute() as ipr, _netlink(f"cannot set up bridge {name}"):
         index = _index(ipr, name)
         _check_overlap(ipr, gw.network, index)
         if index is None:
             try:
                 ipr.link("add", ifname=name, kind="bridge")
-            except NetlinkError as exc:
+            except netlink_error as exc:
                 if exc.code != errno.EEXIST:  # another process was quicker
                     raise
             index = _index(ipr, name)
@@ -139,15 +157,15 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
 
 def _delete_link(name: str, what: str) -> bool:
     """Delete a link by name; True when it existed (gone meanwhile counts as deleted)."""
-    with IPRoute() as ipr, _netlink(f"cannot delete {what} {name}"):
-        index = _index(ipr, name)
-        if index is None:
-            return False
+    with rtnl.open_socket() as sock:
+        batch = rtnl.Batch(sock)
+        rtnl.delete_link(batch, name)
         try:
-            ipr.link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code != errno.ENODEV:
-                raise
+            batch.send()
+        except rtnl.RtnlError as exc:
+            if exc.errno == errno.ENODEV:
+                return False
+            raise PaasError(f"cannot delete {what} {name}: {exc.strerror}") from exc
         return True
 
 
@@ -292,7 +310,7 @@ def _attach_new(path: str, names: VethNames, bridge_index: int, container_id: st
 def _attach_existing(path: str, names: VethNames, bridge_index: int, container_id: str,
                      address: ipaddress.IPv4Interface, gateway: ipaddress.IPv4Address, mtu: int,
                      bridge: str) -> None:
-    with IPRoute() as ipr, _iproute_in(path) as inside, \
+    with _pyroute2()[0]() as ipr, _iproute_in(path) as inside, \
             _netlink(f"cannot attach {container_id} to bridge {bridge}"):
         host_index = _index(ipr, names.host)
         if host_index is None:

@@ -16,7 +16,7 @@ import socket
 import struct
 
 NLMSG_ERROR = 2
-RTM_NEWLINK, RTM_GETLINK = 16, 18
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 NLMSG_DONE = 3
 NLM_F_DUMP = 0x300
@@ -170,6 +170,11 @@ def add_veth(batch: Batch, host: str, peer: str, peer_netns_fd: int, *, master: 
 def set_alias(batch: Batch, ifname: str, alias: str) -> None:
     batch.add(RTM_NEWLINK, 0, ifinfo() + attr(IFLA_IFNAME, _name(ifname)) + attr(IFLA_IFALIAS, _name(alias)),
               f"set alias of {ifname}")
+
+
+def delete_link(batch: Batch, ifname: str) -> None:
+    """Delete a link by name (ENODEV when there is none); a veth takes its peer along."""
+    batch.add(RTM_DELLINK, 0, ifinfo() + attr(IFLA_IFNAME, _name(ifname)), f"delete {ifname}")
 
 
 def set_up(batch: Batch, index: int, label: str) -> None:
