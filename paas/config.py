@@ -40,6 +40,21 @@ DEFAULTS: dict[str, Any] = {
     # per registry host (with port): insecure (plain HTTP), username, password, token
     # loopback hosts are insecure unless configured otherwise
     "registries": {},
+    # paasd's SSH server: git push and CLI commands, key authentication only
+    "ssh": {"listen": "0.0.0.0", "port": 2222},
+    # nginx, run by paasd with its own config tree under <root>/nginx
+    "proxy": {
+        "listen": "",                     # address for `listen` (empty: all addresses)
+        "http_port": 80,
+        "client_max_body_size": "100m",
+        "proxy_read_timeout_s": 60,
+    },
+    "deploy": {
+        "branch": "main",                 # per app: apps:set APP deploy-branch ... (master is accepted too)
+        "health_timeout_s": 60,           # a new web process must accept connections within this
+        "lock_wait_s": 600,               # a second push to the same app waits this long for the first
+        "drain_s": 1,                     # old containers keep serving this long after the switch
+    },
 }
 
 
@@ -89,10 +104,14 @@ class Paths:
     def locks(self) -> Path:
         return self.root / "locks"
 
+    @property
+    def ssh(self) -> Path:
+        return self.root / "ssh"
+
     def all_dirs(self) -> list[Path]:
         return [
             self.root, self.images, self.snapshots, self.tmp, self.repos,
-            self.containers, self.nginx, self.logs, self.locks,
+            self.containers, self.nginx, self.logs, self.locks, self.ssh,
         ]
 
 
@@ -200,6 +219,19 @@ images:
   retry_backoff_s: 0.5          # first retry delay, doubled each time
 build:
   host_ca: true                 # mount the host's CA bundle into RUN steps (TLS proxies), never in layers
+ssh:
+  listen: 0.0.0.0
+  port: 2222                    # git remote: ssh://paas@HOST:2222/APP
+proxy:
+  listen: ""                    # nginx listen address (empty: all)
+  http_port: 80                 # apps answer on http://APP.<domain>:<http_port>
+  client_max_body_size: 100m
+  proxy_read_timeout_s: 60
+deploy:
+  branch: main                  # the branch that deploys (master is accepted too)
+  health_timeout_s: 60          # a new web process must accept connections within this
+  lock_wait_s: 600              # a second push to the same app waits this long
+  drain_s: 1                    # old containers keep serving this long after the switch
 registries: {}
 #  registry.example.com:
 #    username: me

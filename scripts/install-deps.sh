@@ -7,6 +7,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-dev gcc git
   crun runc umoci skopeo buildah docker-registry busybox-static zstd mmdebstrap
   apache2-utils iproute2 nftables iptables tini util-linux
+  nginx openssh-client curl
 )
 
 missing=()
@@ -17,6 +18,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "-----> installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # packages must not start their own services (Debian's nginx would take port 80 with its default
+  # site): paasd runs nginx with its own config tree
+  policy=/usr/sbin/policy-rc.d
+  [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; trap 'rm -f "$policy"' EXIT; }
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
