@@ -1,40 +1,121 @@
-"""paasd: the long-running service. For now it checks the data root and state and reports.
+"""paasd: the long-running service. On start it reconciles (containers, interrupted deploys, routes), makes sure
+nginx runs with our config, then serves SSH (git push, CLI commands) until SIGTERM/SIGINT.
 
-Later issues give it the SSH server, nginx supervision and reconciliation.
+Containers (under their own supervisors) and nginx outlive paasd on purpose: restarting paasd never interrupts
+the apps. One paasd per data root (a lock file); `--check` verifies and exits.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
+import threading
 
 import click
 
 from .context import open_context
-from .errors import PaasError
+from .errors import PaasError, UserError
+
+log = logging.getLogger("paas.daemon")
+
+
+def _single_instance(ctx) -> int:
+    """Hold <root>/locks/paasd.lock for the life of the process (released by the kernel when it dies)."""
+    import fcntl
+
+    ctx.paths.locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(ctx.paths.locks / "paasd.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(fd, 32, 0).decode().strip()
+        os.close(fd)
+        raise UserError(f"paasd already runs for {ctx.paths.root}" + (f" (pid {other})" if other else ""),
+                        "stop it first, or set PAAS_ROOT for another data root") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def reconcile_all(ctx) -> None:
+    from .deploy import reconcile_apps
+    from .runtime.containers import reconcile
+
+    result = reconcile(ctx)
+    click.echo(f"paasd: reconciled {result['containers']} containers "
+               f"({len(result['removed_incomplete'])} incomplete removed, "
+               f"{len(result['reclaimed_network'])} network leases reclaimed)")
+    click.echo(f"paasd: runtime {ctx.runtime.name}" + (f" ({ctx.runtime.notice})" if ctx.runtime.notice else ""))
+    apps = reconcile_apps(ctx)
+    if apps["interrupted_deploys"]:
+        click.echo(f"paasd: undid interrupted deploys: {', '.join(apps['interrupted_deploys'])}")
+    if apps["replaced_processes"]:
+        click.echo(f"paasd: replaced dead processes: {', '.join(apps['replaced_processes'])}")
+    click.echo(f"paasd: nginx routes {len(apps['routes'])} app(s)"
+               + (f": {', '.join(apps['routes'])}" if apps["routes"] else ""))
 
 
 @click.command()
 @click.option("--check", is_flag=True, help="Verify the data root and state, then exit.")
 def paasd(check: bool) -> None:
-    """Run the paas daemon."""
-    from .runtime.containers import reconcile
-
+    """Run the paas daemon in the foreground: SSH server for git push and CLI commands, nginx, recovery."""
     ctx = open_context()
     images = len(ctx.store.tags())
     click.echo(f"paasd: data root {ctx.paths.root}, {images} images in the store")
-    if ctx.host_facts.is_root:
-        result = reconcile(ctx)
-        click.echo(f"paasd: reconciled {result['containers']} containers "
-                   f"({len(result['removed_incomplete'])} incomplete removed, "
-                   f"{len(result['reclaimed_network'])} network leases reclaimed)")
-        click.echo(f"paasd: runtime {ctx.runtime.name}" + (f" ({ctx.runtime.notice})" if ctx.runtime.notice else ""))
-    if not check:
-        click.echo("paasd: no services to supervise yet (SSH, nginx and containers arrive in later releases)")
+    if check:
+        if ctx.host_facts.is_root:
+            from .runtime.containers import reconcile
+
+            reconcile(ctx)
+            click.echo(f"paasd: runtime {ctx.runtime.name}"
+                       + (f" ({ctx.runtime.notice})" if ctx.runtime.notice else ""))
+        return
+    if not ctx.host_facts.is_root:
+        raise UserError("paasd needs root (containers, networks, nginx on port 80)", "run it as root")
+    lock_fd = _single_instance(ctx)
+    try:
+        reconcile_all(ctx)
+        _serve(ctx)
+    finally:
+        os.close(lock_fd)
+
+
+def _serve(ctx) -> None:
+    from .context import Context
+    from .sshd import SSHServer
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        click.echo(f"paasd: {signal.Signals(signum).name}: stopping (apps and nginx keep running)")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    listen = str(ctx.config.get("ssh.listen", "0.0.0.0"))
+    port = int(ctx.config.get("ssh.port", 2222))
+    server = SSHServer(lambda: Context(ctx.paths), listen, port)
+    server.start()
+    click.echo(f"paasd: SSH on {listen}:{server.port} (git push ssh://paas@HOST:{server.port}/APP)", nl=True)
+    sys.stdout.flush()
+    try:
+        while not stop.wait(1):
+            pass
+    finally:
+        server.stop()
+        click.echo("paasd: stopped")
 
 
 def entry() -> None:
+    logging.basicConfig(level=logging.DEBUG if os.environ.get("PAAS_DEBUG") == "1" else logging.INFO,
+                        format="paasd: %(name)s: %(message)s", stream=sys.stderr)
     try:
         paasd.main(standalone_mode=False)
     except PaasError as exc:
         click.echo(f"paasd: error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
         sys.exit(exc.exit_code)

@@ -1,0 +1,141 @@
+"""Apps: names (the trust boundary for everything keyed by them), records, config, releases, processes.
+
+Service functions take the Context (or its connection) explicitly, so the CLI, the SSH server, the git hook
+and the dashboard share them. Destroying an app is in paas.deploy (it stops containers and routes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Any
+
+from . import state
+from .errors import NotFound, UserError
+
+# A lowercase DNS label: it becomes a hostname (APP.domain), a directory and part of container names.
+APP_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+RESERVED_NAMES = frozenset({"paas", "default", "localhost"})
+# Environment variable names a user may set (config:set); PORT and PAAS_* are ours.
+CONFIG_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEFAULT_BRANCHES = ("main", "master")
+
+
+def check_app_name(name: str) -> str:
+    """Return name when it is a valid app name, else raise a UserError saying what is allowed."""
+    if not isinstance(name, str) or not APP_NAME_RE.fullmatch(name):
+        raise UserError(f"invalid app name {name!r}",
+                        "use lowercase letters, digits and '-', 1-63 characters, starting and ending with a "
+                        "letter or digit")
+    if name in RESERVED_NAMES:
+        raise UserError(f"app name {name!r} is reserved", "choose another name")
+    return name
+
+
+def _row_to_app(row: sqlite3.Row) -> dict[str, Any]:
+    return {"name": row["name"], "deploy_branch": row["deploy_branch"], "created_at": row["created_at"]}
+
+
+def get_app(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
+    check_app_name(name)
+    row = conn.execute("SELECT * FROM apps WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"no app named {name}", "see `paas apps:list`, or create it with `paas apps:create NAME`")
+    return _row_to_app(row)
+
+
+def app_exists(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone() is not None
+
+
+def create_app(conn: sqlite3.Connection, name: str, *, exist_ok: bool = False) -> dict[str, Any]:
+    check_app_name(name)
+    with state.transaction(conn):
+        if app_exists(conn, name):
+            if not exist_ok:
+                raise UserError(f"app {name} already exists", "pick another name or deploy to it")
+        else:
+            conn.execute("INSERT INTO apps (name) VALUES (?)", (name,))
+    return get_app(conn, name)
+
+
+def list_apps(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [_row_to_app(r) for r in conn.execute("SELECT * FROM apps ORDER BY name")]
+
+
+def deploy_branches(app: dict[str, Any], default: str = "main") -> tuple[str, ...]:
+    """Branches whose push deploys: the app's own setting, else the configured default (+ master for main)."""
+    if app.get("deploy_branch"):
+        return (app["deploy_branch"],)
+    return DEFAULT_BRANCHES if default == "main" else (default,)
+
+
+def set_deploy_branch(conn: sqlite3.Connection, name: str, branch: str | None) -> None:
+    get_app(conn, name)
+    if branch is not None and (not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or branch.startswith("-")):
+        raise UserError(f"invalid branch name {branch!r}", "use a plain git branch name such as main")
+    with state.transaction(conn):
+        conn.execute("UPDATE apps SET deploy_branch = ? WHERE name = ?", (branch, name))
+
+
+# -- config (environment) ------------------------------------------------------------------------------------
+
+def check_config_key(key: str) -> str:
+    if not CONFIG_KEY_RE.fullmatch(key):
+        raise UserError(f"invalid config key {key!r}", "use letters, digits and '_', not starting with a digit")
+    if key == "PORT" or key.startswith("PAAS_"):
+        raise UserError(f"config key {key} is set by paas", "choose another name")
+    return key
+
+
+def get_config(conn: sqlite3.Connection, name: str) -> dict[str, str]:
+    get_app(conn, name)
+    rows = conn.execute("SELECT key, value FROM app_config WHERE app = ? ORDER BY key", (name,))
+    return {r["key"]: r["value"] for r in rows}
+
+
+def set_config(conn: sqlite3.Connection, name: str, values: dict[str, str]) -> None:
+    get_app(conn, name)
+    for key in values:
+        check_config_key(key)
+    with state.transaction(conn):
+        conn.executemany("INSERT INTO app_config (app, key, value) VALUES (?, ?, ?) "
+                         "ON CONFLICT (app, key) DO UPDATE SET value = excluded.value",
+                         [(name, k, v) for k, v in values.items()])
+
+
+def unset_config(conn: sqlite3.Connection, name: str, keys: list[str]) -> None:
+    get_app(conn, name)
+    with state.transaction(conn):
+        conn.executemany("DELETE FROM app_config WHERE app = ? AND key = ?", [(name, k) for k in keys])
+
+
+# -- releases and processes -----------------------------------------------------------------------------------
+
+def _row_to_release(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    out["config"] = json.loads(row["config"])
+    out["processes"] = json.loads(row["processes"])
+    return out
+
+
+def releases(conn: sqlite3.Connection, name: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM releases WHERE app = ? ORDER BY version", (name,))
+    return [_row_to_release(r) for r in rows]
+
+
+def active_release(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM releases WHERE app = ? AND status = 'active'", (name,)).fetchone()
+    return _row_to_release(row) if row else None
+
+
+def processes(conn: sqlite3.Connection, name: str, version: int | None = None) -> list[dict[str, Any]]:
+    query = "SELECT * FROM app_processes WHERE app = ?" + (" AND version = ?" if version is not None else "")
+    args = (name,) if version is None else (name, version)
+    return [dict(r) for r in conn.execute(query + " ORDER BY version, type, idx", args)]
+
+
+def last_deploy(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM deploys WHERE app = ? ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+    return dict(row) if row else None

@@ -1,0 +1,213 @@
+"""App commands: apps:list|create|destroy|info, config:get|set|unset, logs APP, and the git hook entry point."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import cli, context, emit_json, json_option, progress, table
+
+APP_ARGUMENT = click.argument("app", metavar="APP")
+
+
+@cli.command("apps:list")
+@json_option
+def list_cmd(as_json):
+    """List apps with their active release and URL."""
+    from .. import apps
+    from ..proxy import app_hostname, proxy_settings
+
+    ctx = context()
+    settings = proxy_settings(ctx.config)
+    rows = []
+    for app in apps.list_apps(ctx.conn):
+        release = apps.active_release(ctx.conn, app["name"])
+        rows.append({"name": app["name"], "release": f"v{release['version']}" if release else None,
+                     "commit": (release["commit_sha"] or "")[:12] if release else None,
+                     "url": _url(ctx, app_hostname(app["name"], settings)) if release else None,
+                     "created_at": app["created_at"]})
+    if as_json:
+        emit_json(rows)
+        return
+    table([(r["name"], r["release"] or "-", r["commit"] or "-", r["url"] or "(not deployed)") for r in rows],
+          ("APP", "RELEASE", "COMMIT", "URL"))
+
+
+def _url(ctx, hostname: str) -> str:
+    port = int(ctx.config.get("proxy.http_port", 80))
+    return f"http://{hostname}" + ("" if port == 80 else f":{port}")
+
+
+@cli.command("apps:create")
+@APP_ARGUMENT
+def create_cmd(app):
+    """Create an app (a push to a new name creates it too)."""
+    from .. import apps
+    from ..receive import ensure_repo
+
+    ctx = context()
+    apps.create_app(ctx.conn, app)
+    ensure_repo(ctx, app)
+    click.echo(f"created {app}; push to it: git remote add paas ssh://paas@HOST:{ctx.config.get('ssh.port')}/{app}")
+
+
+@cli.command("apps:destroy")
+@APP_ARGUMENT
+@click.option("--force", is_flag=True, help="Do not ask for the app's name (needed without a terminal).")
+def destroy_cmd(app, force):
+    """Stop and remove an app: containers, route, repository, images and settings."""
+    from .. import apps
+    from ..deploy import destroy_app
+    from ..errors import UserError
+
+    ctx = context()
+    apps.get_app(ctx.conn, app)
+    if not force:
+        if not sys.stdin.isatty():
+            raise UserError(f"destroying {app} needs confirmation", f"run `paas apps:destroy {app} --force`")
+        if click.prompt(f"type the app's name ({app}) to destroy it") != app:
+            raise UserError("the name did not match; nothing was destroyed")
+    result = destroy_app(ctx, app)
+    click.echo(f"destroyed {app} ({result['containers']} containers, {len(result['images'])} images)")
+
+
+@cli.command("apps:info")
+@json_option
+@APP_ARGUMENT
+def info_cmd(as_json, app):
+    """Show an app: URL, active release, processes with their state, last deploy, repository."""
+    from .. import apps
+    from ..proxy import app_hostname, proxy_settings
+    from ..receive import repo_path
+    from ..runtime import containers
+
+    ctx = context()
+    record = apps.get_app(ctx.conn, app)
+    release = apps.active_release(ctx.conn, app)
+    procs = []
+    for row in apps.processes(ctx.conn, app):
+        try:
+            info = containers.inspect(ctx, row["container_id"])
+        except Exception:  # noqa: BLE001 - a container removed by hand shows as gone
+            info = {"status": "gone", "address": None, "name": row["container_id"]}
+        procs.append({"type": row["type"], "index": row["idx"], "release": f"v{row['version']}",
+                      "container": info["name"], "status": info["status"], "address": info["address"]})
+    data = {
+        "name": app,
+        "url": _url(ctx, app_hostname(app, proxy_settings(ctx.config))),
+        "deploy_branches": list(apps.deploy_branches(record, str(ctx.config.get("deploy.branch", "main")))),
+        "repository": str(repo_path(ctx, app)),
+        "release": None if release is None else {
+            "version": release["version"], "commit": release["commit_sha"], "image": release["image"],
+            "image_digest": release["image_digest"], "processes": release["processes"], "port": release["port"],
+            "deployed_at": release["finished_at"]},
+        "processes": procs,
+        "last_deploy": apps.last_deploy(ctx.conn, app),
+        "created_at": record["created_at"],
+    }
+    if as_json:
+        emit_json(data)
+        return
+    echo = click.echo
+    echo(f"app:        {app}")
+    echo(f"url:        {data['url'] if release else '(not deployed)'}")
+    echo(f"repository: {data['repository']} (deploys from {', '.join(data['deploy_branches'])})")
+    if release:
+        echo(f"release:    v{release['version']} commit {(release['commit_sha'] or '')[:12]} "
+             f"image {release['image']} (port {release['port']})")
+    deploy = data["last_deploy"]
+    if deploy:
+        echo(f"last deploy: {deploy['status']} at {deploy['started_at']}"
+             + (f": {deploy['error']}" if deploy["error"] else ""))
+    echo("processes:" + ("" if procs else "  none"))
+    for p in procs:
+        echo(f"  {p['type']}.{p['index']}  {p['release']}  {p['status']}  {p['address'] or ''}  {p['container']}")
+
+
+@cli.command("apps:set")
+@APP_ARGUMENT
+@click.argument("key", type=click.Choice(["deploy-branch"]))
+@click.argument("value", required=False)
+def set_cmd(app, key, value):
+    """Change an app setting: deploy-branch BRANCH (no value: back to the default, main or master)."""
+    from .. import apps
+
+    apps.set_deploy_branch(context().conn, app, value or None)
+    click.echo(f"{app}: {key} = {value or '(default)'}")
+
+
+@cli.command("config:get")
+@json_option
+@APP_ARGUMENT
+@click.argument("key", required=False)
+def config_get_cmd(as_json, app, key):
+    """Show the app's environment (or one KEY). Changes apply on the next deploy."""
+    from .. import apps
+    from ..errors import NotFound
+
+    values = apps.get_config(context().conn, app)
+    if key:
+        if key not in values:
+            raise NotFound(f"{app} has no config key {key}", f"see `paas config:get {app}`")
+        click.echo(values[key])
+    elif as_json:
+        emit_json(values)
+    else:
+        for k, v in values.items():
+            click.echo(f"{k}={v}")
+
+
+@cli.command("config:set")
+@APP_ARGUMENT
+@click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+def config_set_cmd(app, pairs):
+    """Set environment variables of the app (used from its next deploy on)."""
+    from .. import apps
+    from ..errors import UserError
+
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UserError(f"{pair!r} is not KEY=VALUE", "e.g. paas config:set myapp DEBUG=1")
+        values[key] = value
+    apps.set_config(context().conn, app, values)
+    progress(f"set {', '.join(values)} for {app} (applies on the next deploy)")
+
+
+@cli.command("config:unset")
+@APP_ARGUMENT
+@click.argument("keys", nargs=-1, required=True, metavar="KEY...")
+def config_unset_cmd(app, keys):
+    """Remove environment variables of the app (from its next deploy on)."""
+    from .. import apps
+
+    apps.unset_config(context().conn, app, list(keys))
+    progress(f"unset {', '.join(keys)} for {app} (applies on the next deploy)")
+
+
+@cli.command("logs")
+@APP_ARGUMENT
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("-n", "--tail", type=int, default=None, help="Only the last N lines of each process.")
+@click.option("--deploy", "deploy_log", is_flag=True, help="The deploy log (what pushes printed) instead.")
+def logs_cmd(app, follow, tail, deploy_log):
+    """The output of the app's processes, each line prefixed with its process (web.1, worker.1)."""
+    from ..deploy.logs import follow_app_logs, print_deploy_log
+
+    ctx = context()
+    if deploy_log:
+        print_deploy_log(ctx, app, tail=tail)
+        return
+    follow_app_logs(ctx, app, follow=follow, tail=tail, emit=click.echo)
+
+
+@cli.command("git-hook", hidden=True)
+@click.argument("hook", type=click.Choice(["pre-receive"]))
+@click.argument("app")
+def git_hook_cmd(hook, app):
+    """Called by the hook in the app's repository with git's `OLD NEW REF` lines on stdin."""
+    from ..deploy.hook import pre_receive
+
+    sys.exit(pre_receive(context(), app, sys.stdin.read()))

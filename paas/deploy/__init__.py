@@ -1,0 +1,37 @@
+"""Deploying apps: the pipeline from a pushed commit to a routed release, destroying apps, crash recovery."""
+
+from __future__ import annotations
+
+import shutil
+
+from .. import apps, state
+from ..context import Context
+from .output import DeployAborted, Output
+from .pipeline import DeployError, deploy_commit, deploy_lock_path, nginx_for, remove_processes
+from .recovery import reconcile_apps
+
+__all__ = ["DeployAborted", "DeployError", "Output", "deploy_commit", "destroy_app", "reconcile_apps"]
+
+
+def destroy_app(ctx: Context, app: str) -> dict:
+    """Stop and remove the app's containers, its route, repository, image tags, logs and records.
+
+    Waits for a deploy of the app that is under way (the deploy lock), so nothing is started afterwards."""
+    from ..receive import repo_path
+    from . import lock
+
+    apps.get_app(ctx.conn, app)
+    with lock.exclusive(deploy_lock_path(ctx, app), wait_s=float(ctx.config.get("deploy.lock_wait_s", 600)),
+                        what=f"a deploy of {app}"):
+        rows = apps.processes(ctx.conn, app)
+        remove_processes(ctx, rows)
+        if (ctx.paths.nginx / "nginx.conf").exists():
+            nginx_for(ctx).remove_route(app)
+        images = [t["name"] for t in ctx.store.tags() if t["name"].startswith(f"paas/{app}:")]
+        for name in images:
+            ctx.store.untag(name)
+        shutil.rmtree(repo_path(ctx, app), ignore_errors=True)
+        shutil.rmtree(ctx.paths.logs / app, ignore_errors=True)
+        with state.transaction(ctx.conn):
+            ctx.conn.execute("DELETE FROM apps WHERE name = ?", (app,))
+    return {"app": app, "containers": len(rows), "images": images}

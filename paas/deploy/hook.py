@@ -1,0 +1,88 @@
+"""The pre-receive hook: git hands us `OLD NEW REF` lines; a push to the deploy branch is deployed before git
+accepts it. Our exit code is git's verdict: non-zero rejects the whole push."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+from .. import apps
+from ..context import Context
+from ..errors import PaasError
+from ..receive import SERVER_PID_ENV
+from .output import DeployAborted, Output
+from .pipeline import deploy_commit, deploy_log_path
+
+ZERO = "0" * 40
+
+
+def parse_updates(text: str) -> list[tuple[str, str, str]]:
+    updates = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            updates.append((parts[0], parts[1], parts[2]))
+    return updates
+
+
+def pre_receive(ctx: Context, app: str, stdin_text: str) -> int:
+    record = apps.get_app(ctx.conn, app)
+    branches = apps.deploy_branches(record, str(ctx.config.get("deploy.branch", "main")))
+    # the pusher pressing Ctrl-C or the connection dropping ends the hook with SIGPIPE/SIGHUP/SIGTERM: turn
+    # them into exceptions so the deploy undoes its work
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, _raise_abort)
+    server_pid = os.environ.get(SERVER_PID_ENV)
+    if server_pid and server_pid.isdigit():
+        threading.Thread(target=_abort_when_gone, args=(int(server_pid),), daemon=True).start()
+    log_path = deploy_log_path(ctx, app)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    out = Output(sys.stderr, log_path)
+    try:
+        deployed = False
+        for _old, new, ref in parse_updates(stdin_text):
+            branch = ref.removeprefix("refs/heads/")
+            if not ref.startswith("refs/heads/") or branch not in branches:
+                out.step(f"{ref} pushed; deploys come from {' or '.join(branches)}")
+                continue
+            if new == ZERO:
+                out.step(f"{branch} deleted; the running release stays")
+                continue
+            if deployed:
+                out.step(f"{branch} pushed too; deployed once already in this push")
+                continue
+            deploy_commit(ctx, app, new, out)
+            deployed = True
+        return 0
+    except DeployAborted:
+        return 1
+    except PaasError as exc:
+        try:
+            out.warn(f"deploy failed: {exc.one_line()}")
+            out.warn("the push was rejected; the running release (if any) is unchanged")
+        except DeployAborted:
+            pass
+        return 1
+    finally:
+        out.close()
+
+
+def _raise_abort(signum, frame):
+    raise DeployAborted(f"signal {signum}")
+
+
+def _abort_when_gone(pid: int) -> None:
+    """The SSH server that runs this push died (paasd killed): SIGTERM ourselves, so the deploy undoes its work
+    and the hook fails, whatever it was doing."""
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        except PermissionError:
+            pass

@@ -1,0 +1,49 @@
+"""What a deploy says, to the pusher (`remote: -----> ...` through git) and to the app's deploy log.
+
+A pusher who goes away (Ctrl-C, a dropped SSH connection, paasd killed) breaks the output pipe: the next
+write raises DeployAborted, so the deploy rolls back instead of finishing unseen.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+
+class DeployAborted(Exception):
+    """The pusher is gone (output pipe closed)."""
+
+
+class Output:
+    def __init__(self, stream: TextIO | None = None, log_path: Path | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.log = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115 - closed in close()
+        self.started = time.monotonic()
+
+    def _write(self, text: str) -> None:
+        if self.log:
+            self.log.write(text)
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ValueError, OSError) as exc:  # ValueError: the stream was closed
+            raise DeployAborted("the pusher's connection closed") from exc
+
+    def step(self, message: str) -> None:
+        """A phase: `-----> Building myapp (v3)`."""
+        self._write(f"-----> {message}\n")
+
+    def info(self, message: str) -> None:
+        """Detail under a phase, indented like Heroku and Dokku do."""
+        for line in message.splitlines() or [""]:
+            self._write(f"       {line}\n")
+
+    def warn(self, message: str) -> None:
+        self._write(f" !     {message}\n")
+
+    def close(self) -> None:
+        if self.log:
+            self.log.close()
+            self.log = None

@@ -1,0 +1,390 @@
+"""One deploy, start to end: checkout -> detect/generate -> build -> start -> health -> switch -> retire.
+
+Until the switch nothing the running release uses is touched, so any failure before it (a build error, a
+crash at start, a failed health check, the pusher going away) removes what the deploy started and leaves the
+old release serving. The `deploys` row names the process doing it: a restarted paasd finds deploys whose
+process is gone and undoes them (paas.deploy.recovery).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import apps, state
+from ..context import Context
+from ..errors import PaasError
+from . import health, lock
+from .output import DeployAborted, Output
+from .processes import ProcessPlan, address_of, one_off, plan_processes
+
+
+class DeployError(PaasError):
+    pass
+
+
+@dataclass
+class Deploy:
+    """The deploy in progress: its rows and what it has started (removed again when it fails)."""
+
+    ctx: Context
+    app: str
+    commit: str
+    out: Output
+    deploy_id: int = 0
+    version: int = 0
+    workdir: Path | None = None
+    started: list[str] | None = None  # container ids of the new release
+    phase_started: float = 0.0
+    timings: dict[str, float] | None = None
+
+    def phase(self, name: str) -> None:
+        now = time.monotonic()
+        if self.timings is not None and self.phase_started:
+            last = self.ctx.conn.execute("SELECT phase FROM deploys WHERE id = ?", (self.deploy_id,)).fetchone()
+            self.timings[last["phase"]] = round(now - self.phase_started, 3)
+        self.phase_started = now
+        with state.transaction(self.ctx.conn):
+            self.ctx.conn.execute("UPDATE deploys SET phase = ? WHERE id = ?", (name, self.deploy_id))
+
+
+def deploy_lock_path(ctx: Context, app: str) -> Path:
+    return ctx.paths.locks / f"deploy-{apps.check_app_name(app)}.lock"
+
+
+def deploy_log_path(ctx: Context, app: str) -> Path:
+    return ctx.paths.logs / app / "deploy.log"
+
+
+def deploy_commit(ctx: Context, app: str, commit: str, out: Output) -> dict[str, Any]:
+    """Deploy `commit` of the app's repository; returns the new active release. Raises DeployError (or
+    DeployAborted) after undoing its own work when anything fails."""
+    apps.get_app(ctx.conn, app)
+    wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
+    with lock.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
+                        on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish")):
+        run = Deploy(ctx, app, commit, out, started=[], timings={})
+        _begin(run)
+        try:
+            release = _run(run)
+        except BaseException as exc:
+            _undo(run, exc)
+            if isinstance(exc, (PaasError, DeployAborted)):
+                raise
+            if isinstance(exc, Exception):
+                raise DeployError(f"deploy of {app} failed: {type(exc).__name__}: {exc}") from exc
+            raise
+        finally:
+            if run.workdir is not None:
+                shutil.rmtree(run.workdir, ignore_errors=True)
+        return release
+
+
+def _begin(run: Deploy) -> None:
+    conn = run.ctx.conn
+    with state.transaction(conn):
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM releases WHERE app = ?",
+                           (run.app,)).fetchone()
+        run.version = row["v"]
+        config = apps.get_config(conn, run.app)
+        conn.execute("INSERT INTO releases (app, version, commit_sha, config, status) VALUES (?, ?, ?, ?, 'building')",
+                     (run.app, run.version, run.commit, json.dumps(config)))
+        cur = conn.execute("INSERT INTO deploys (app, version, commit_sha, pid, log_path) VALUES (?, ?, ?, ?, ?)",
+                           (run.app, run.version, run.commit, os.getpid(), str(deploy_log_path(run.ctx, run.app))))
+        run.deploy_id = cur.lastrowid
+    run.phase_started = time.monotonic()
+
+
+def _run(run: Deploy) -> dict[str, Any]:
+    ctx, out, app = run.ctx, run.out, run.app
+    out.step(f"Deploying {app} (v{run.version}, commit {run.commit[:12]})")
+    run.workdir = ctx.paths.tmp / f"deploy-{app}-v{run.version}-{secrets.token_hex(4)}"
+    src = checkout(ctx, app, run.commit, run.workdir)
+
+    run.phase("build")
+    detection, image = _build(run, src)
+    release = _record_build(run, detection, image)
+
+    run.phase("start")
+    config, port = release["config"], release["port"]
+    for kind, command in (("predeploy", detection.app_json.predeploy), ("release", detection.processes.get("release"))):
+        if command:
+            _run_one_off(run, release, kind, command)
+    plans = plan_processes(app, run.version, run.commit, release["processes"], config, port)
+    if not plans:
+        out.warn("no processes to run (add a Procfile with `web: COMMAND`)")
+    infos = {}
+    for plan in plans:
+        infos[plan.type, plan.index] = _start_process(run, plan, release["image"])
+
+    run.phase("health")
+    web = [infos[k] for k in sorted(infos) if k[0] == "web"]
+    hostname = _hostname(ctx, app)
+    for info in web:
+        _check_health(run, info, port, hostname, detection.app_json.healthchecks.get("web", ()))
+    for (process_type, index), info in infos.items():
+        if process_type != "web" and not _running(ctx, info["id"]):
+            raise DeployError(f"the {process_type}.{index} process exited at start", "see its output above")
+
+    run.phase("switch")
+    _switch(run, web, port, hostname)
+    previous = _activate(run)
+    run.phase("retire")
+    _retire(run, previous)
+    run.phase("done")
+    _finish(run, "succeeded")
+    out.info("took " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in run.timings.items()))
+    if detection.app_json.postdeploy:
+        try:
+            _run_one_off(run, release, "postdeploy", detection.app_json.postdeploy)
+        except PaasError as exc:  # the release is live already: say so, do not pretend it was rolled back
+            out.warn(f"postdeploy failed: {exc.one_line()}")
+    url = _url(ctx, hostname)
+    out.step(f"Deployed {app} v{run.version}: {url}")
+    return apps.active_release(ctx.conn, app)
+
+
+# -- phases ------------------------------------------------------------------------------------------------
+
+def checkout(ctx: Context, app: str, commit: str, workdir: Path) -> Path:
+    """The commit's tree, as `git archive` gives it (no .git), extracted into workdir/src.
+
+    Inside the pre-receive hook the pushed objects are still in git's quarantine; git finds them through the
+    environment the hook inherited, so this works before the push is accepted."""
+    import git
+
+    from ..receive import repo_path
+
+    src = workdir / "src"
+    src.mkdir(parents=True)
+    archive = workdir / "src.tar"
+    repo = git.Repo(repo_path(ctx, app))
+    try:
+        with open(archive, "wb") as fh:
+            repo.archive(fh, commit, format="tar")
+    except git.GitCommandError as exc:
+        raise DeployError(f"cannot read commit {commit[:12]} of {app}: {exc.stderr.strip() or exc}") from exc
+    finally:
+        repo.close()
+    with tarfile.open(archive) as tar:
+        tar.extractall(src, filter="data")
+    archive.unlink()
+    return src
+
+
+def _stacks_config(ctx: Context) -> dict[str, str]:
+    from ..cli.buildpacks import LANGUAGES
+
+    configured = {lang: ctx.config.get(f"stacks.{lang}.image") for lang in LANGUAGES}
+    return {lang: str(image) for lang, image in configured.items() if image}
+
+
+def _build(run: Deploy, src: Path):
+    from .. import stacks
+    from ..build.executor import BuildOptions, build
+    from ..detect import detect, generate
+
+    ctx, out = run.ctx, run.out
+    detection = detect(src, stacks=_stacks_config(ctx))
+    described = detection.buildpack + (f" ({detection.framework})" if detection.framework else "")
+    out.step(f"{described} app detected")
+    for reason in detection.reasons:
+        out.info(reason)
+    for warning in detection.warnings:
+        out.warn(warning)
+    dockerfile = None
+    if detection.buildpack != "dockerfile":
+        dockerfile = run.workdir / "Dockerfile"  # outside the build context: not copied into the image
+        dockerfile.write_text(generate(detection))
+        for image in {detection.base_image, detection.runtime_image} - {None}:
+            for stack in stacks.STACKS.values():
+                if image == stack.image:
+                    stacks.ensure_stack(ctx, stack.name, progress=out.info)
+    tag = f"paas/{run.app}:v{run.version}"
+    out.step(f"Building {tag}")
+    result = build(ctx, BuildOptions(context_dir=src, dockerfile=dockerfile, tags=(tag,), network="bridge",
+                                     compression=str(ctx.config.get("images.compression", "gzip")),
+                                     ca_bundle=_ca_bundle(ctx), progress=out.info))
+    out.info(f"built in {result.seconds:.1f}s ({result.cached} of {len(result.steps)} steps cached)")
+    return detection, result.image
+
+
+def _ca_bundle(ctx: Context) -> str | None:
+    from ..build.executor import HOST_CA_BUNDLE
+
+    return HOST_CA_BUNDLE if ctx.config.get("build.host_ca", True) else None
+
+
+def _record_build(run: Deploy, detection, image) -> dict[str, Any]:
+    conn = run.ctx.conn
+    processes = {k: v for k, v in detection.processes.items()}
+    with state.transaction(conn):
+        conn.execute("UPDATE releases SET image = ?, image_digest = ?, processes = ?, port = ?, status = 'starting' "
+                     "WHERE app = ? AND version = ?",
+                     (f"paas/{run.app}:v{run.version}", image.digest, json.dumps(processes), detection.port,
+                      run.app, run.version))
+    row = conn.execute("SELECT * FROM releases WHERE app = ? AND version = ?", (run.app, run.version)).fetchone()
+    return apps._row_to_release(row)
+
+
+def _run_one_off(run: Deploy, release: dict[str, Any], kind: str, command: str) -> None:
+    from ..runtime import containers
+
+    run.out.step(f"Running {kind}: {command}")
+    opts = one_off(run.app, run.version, run.commit, command, release["config"], release["port"], kind)
+    info = containers.run(run.ctx, release["image"], opts, remove_after=True,
+                          on_line=lambda line: run.out.info(line.text))
+    if info.get("exit_code") != 0:
+        raise DeployError(f"{kind} `{command}` exited with code {info.get('exit_code')}", "see its output above")
+
+
+def _start_process(run: Deploy, plan: ProcessPlan, image: str) -> dict[str, Any]:
+    from ..runtime import containers
+
+    run.out.step(f"Starting {plan.type}.{plan.index}")
+    info = containers.create(run.ctx, image, plan.options, name=plan.name)
+    run.started.append(info["id"])
+    with state.transaction(run.ctx.conn):
+        run.ctx.conn.execute("INSERT INTO app_processes (container_id, app, version, type, idx) VALUES (?, ?, ?, ?, ?)",
+                             (info["id"], run.app, run.version, plan.type, plan.index))
+    containers.start(run.ctx, info["id"])
+    return containers.inspect(run.ctx, info["id"])
+
+
+def _running(ctx: Context, container_id: str) -> bool:
+    from ..runtime import containers
+
+    return containers.get(ctx, container_id)["status"] in ("running", "restarting")
+
+
+def _tail(ctx: Context, container_id: str, lines: int = 20) -> list[str]:
+    from ..runtime import containers
+
+    return [line.text for line in containers.read_logs(ctx, container_id, tail=lines)]
+
+
+def _check_health(run: Deploy, info: dict[str, Any], port: int, hostname: str, checks) -> None:
+    from ..runtime import containers
+
+    address = address_of(info)
+    if address is None:
+        raise DeployError(f"web process {info['name']} has no network address")
+    timeout = float(run.ctx.config.get("deploy.health_timeout_s", 60))
+
+    def still_running() -> bool:
+        return containers.get(run.ctx, info["id"])["status"] == "running"
+
+    try:
+        seconds = health.wait_for_port(address, port, timeout=timeout, still_running=still_running)
+        run.out.info(f"{info['name']} accepts connections on port {port} ({seconds:.2f}s)")
+        health.run_checks(address, port, hostname, tuple(checks), still_running=still_running,
+                          report=run.out.info)
+    except health.HealthError:
+        run.out.warn(f"last output of {info['name']}:")
+        for line in _tail(run.ctx, info["id"]):
+            run.out.info(line)
+        raise
+
+
+def _hostname(ctx: Context, app: str) -> str:
+    from ..proxy import app_hostname, proxy_settings
+
+    return app_hostname(app, proxy_settings(ctx.config))
+
+
+def _url(ctx: Context, hostname: str) -> str:
+    port = int(ctx.config.get("proxy.http_port", 80))
+    return f"http://{hostname}" + ("" if port == 80 else f":{port}")
+
+
+def nginx_for(ctx: Context):
+    from ..proxy import Nginx, proxy_settings
+
+    return Nginx(ctx.paths.nginx, proxy_settings(ctx.config))
+
+
+def _switch(run: Deploy, web: list[dict[str, Any]], port: int, hostname: str) -> None:
+    from ..proxy import Backend, Route
+
+    nginx = nginx_for(run.ctx)
+    nginx.ensure_running()
+    if web:
+        backends = tuple(Backend(address_of(info), port) for info in web)
+        run.out.step(f"Routing {hostname} to {', '.join(f'{b.address}:{b.port}' for b in backends)}")
+        nginx.apply_route(Route(run.app, (hostname,), backends))
+    else:
+        nginx.remove_route(run.app)
+
+
+def _activate(run: Deploy) -> list[dict[str, Any]]:
+    """New release active, the previous one superseded; returns the previous release's processes."""
+    conn = run.ctx.conn
+    with state.transaction(conn):
+        previous = [dict(r) for r in conn.execute(
+            "SELECT * FROM app_processes WHERE app = ? AND version != ?", (run.app, run.version))]
+        conn.execute("UPDATE releases SET status = 'superseded' WHERE app = ? AND status = 'active'", (run.app,))
+        conn.execute("UPDATE releases SET status = 'active', finished_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
+                     "WHERE app = ? AND version = ?", (run.app, run.version))
+    run.started = []  # live now: a later failure must not remove them
+    return previous
+
+
+def _retire(run: Deploy, previous: list[dict[str, Any]]) -> None:
+    if not previous:
+        return
+    drain = float(run.ctx.config.get("deploy.drain_s", 1))
+    run.out.step(f"Retiring {len(previous)} container(s) of the previous release"
+                 + (f" after {drain:g}s of draining" if drain else ""))
+    time.sleep(drain)
+    remove_processes(run.ctx, previous)
+
+
+def remove_processes(ctx: Context, rows: list[dict[str, Any]]) -> None:
+    """Stop (StopSignal, then SIGKILL after the timeout) and remove these app process containers."""
+    from ..errors import NotFound
+    from ..runtime import containers
+
+    for row in rows:
+        try:
+            containers.remove(ctx, row["container_id"], force=True)
+        except NotFound:
+            pass
+        with state.transaction(ctx.conn):
+            ctx.conn.execute("DELETE FROM app_processes WHERE container_id = ?", (row["container_id"],))
+
+
+def _finish(run: Deploy, status: str, error: str | None = None) -> None:
+    with state.transaction(run.ctx.conn):
+        run.ctx.conn.execute("UPDATE deploys SET status = ?, error = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', "
+                             "'now') WHERE id = ?", (status, error, run.deploy_id))
+
+
+def _undo(run: Deploy, exc: BaseException) -> None:
+    """Remove what this deploy started; the release and the deploy are marked failed."""
+    ctx = run.ctx
+    message = exc.one_line() if isinstance(exc, PaasError) else (str(exc) or type(exc).__name__)
+    try:
+        rows = [dict(r) for r in ctx.conn.execute(
+            "SELECT * FROM app_processes WHERE app = ? AND version = ?", (run.app, run.version))]
+        if run.started:  # activated releases have started = []: nothing to undo then
+            remove_processes(ctx, rows)
+            with state.transaction(ctx.conn):
+                ctx.conn.execute("UPDATE releases SET status = 'failed', error = ?, finished_at = "
+                                 "strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE app = ? AND version = ? "
+                                 "AND status != 'active'", (message, run.app, run.version))
+        else:
+            with state.transaction(ctx.conn):
+                ctx.conn.execute("UPDATE releases SET status = 'failed', error = ? WHERE app = ? AND version = ? "
+                                 "AND status IN ('building', 'starting')", (message, run.app, run.version))
+        _finish(run, "failed", message)
+    except Exception as cleanup_error:  # noqa: BLE001 - keep the original failure; recovery finishes the rest
+        import logging
+
+        logging.getLogger("paas.deploy").warning("cleanup after failed deploy of %s: %s", run.app, cleanup_error)

@@ -1,0 +1,75 @@
+"""The containers of a release: what each process runs (pure planning) and starting/stopping them."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from ..runtime import spec
+
+NAME_LIMIT = 64  # container names (paas.runtime.containers)
+ONE_OFF_TYPES = frozenset({"release"})  # Procfile types that run once per deploy instead of staying up
+
+
+@dataclass(frozen=True)
+class ProcessPlan:
+    type: str
+    index: int
+    name: str | None          # container name; None when app.type.i.vN would not fit
+    options: spec.RunOptions
+
+
+def formation(processes: dict[str, str | None]) -> dict[str, int]:
+    """How many containers of each type a release runs: one of each long-running type (web first)."""
+    types = [t for t in processes if t not in ONE_OFF_TYPES]
+    types.sort(key=lambda t: (t != "web", list(processes).index(t)))
+    return {t: 1 for t in types}
+
+
+def command_for(command: str | None) -> tuple[str, ...] | None:
+    """A Procfile command runs through sh (it may use $PORT and shell syntax); None keeps the image's CMD."""
+    return None if command is None else ("/bin/sh", "-c", command)
+
+
+def environment(app: str, version: int, commit: str | None, config: dict[str, str], port: int,
+                process_type: str) -> tuple[str, ...]:
+    env = dict(config)
+    env.update(PORT=str(port), PAAS_APP=app, PAAS_PROCESS_TYPE=process_type, PAAS_RELEASE=f"v{version}")
+    if commit:
+        env["PAAS_COMMIT"] = commit
+    return tuple(f"{k}={v}" for k, v in env.items())
+
+
+def container_name(app: str, process_type: str, index: int, version: int) -> str | None:
+    name = f"{app}.{process_type}.{index}.v{version}"
+    return name if len(name) <= NAME_LIMIT else None
+
+
+def plan_processes(app: str, version: int, commit: str | None, processes: dict[str, str | None],
+                   config: dict[str, str], port: int) -> list[ProcessPlan]:
+    plans = []
+    for process_type, count in formation(processes).items():
+        for index in range(1, count + 1):
+            options = spec.RunOptions(
+                cmd=command_for(processes[process_type]),
+                env=environment(app, version, commit, config, port, process_type),
+                hostname=f"{app}-{process_type}-{index}"[:63].rstrip("-"),
+                init=True,  # reaps zombies of apps that fork (gunicorn workers, shells)
+                restart=spec.RestartPolicy("on-failure", 10),
+            )
+            plans.append(ProcessPlan(process_type, index, container_name(app, process_type, index, version), options))
+    return plans
+
+
+def one_off(app: str, version: int, commit: str | None, command: str, config: dict[str, str], port: int,
+            process_type: str) -> spec.RunOptions:
+    """A command run once in the new image (release, predeploy, postdeploy), output streamed."""
+    return spec.RunOptions(cmd=command_for(command), env=environment(app, version, commit, config, port, process_type),
+                           hostname=f"{app}-{process_type}"[:63].rstrip("-"), init=True)
+
+
+def address_of(info: dict[str, Any]) -> str | None:
+    """The container's IP on the bridge (inspect's `address`, with or without a prefix length)."""
+    value = info.get("address")
+    return str(ipaddress.ip_interface(value).ip) if value else None

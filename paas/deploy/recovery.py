@@ -1,0 +1,105 @@
+"""After a crash (paasd killed mid-deploy, a reboot): make containers, releases, routes and state agree.
+
+- a deploy whose process is gone was interrupted: its containers go, its release is marked failed;
+- containers of releases that are not active (an interrupted retire) go;
+- processes of an active release that died with their supervisor are replaced (same release, new container);
+- nginx routes every app with an active web process to its containers, and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .. import apps, state
+from ..context import Context
+from ..runtime import supervisor
+
+log = logging.getLogger("paas.deploy")
+
+
+def _deploy_alive(pid: int | None) -> bool:
+    # the deploying process is `python -m paas git-hook ...` (or a test/bench calling deploy_commit in-process)
+    return supervisor.process_alive(pid, "paas")
+
+
+def reconcile_apps(ctx: Context) -> dict[str, Any]:
+    from .pipeline import nginx_for, remove_processes
+
+    conn = ctx.conn
+    interrupted = []
+    for row in conn.execute("SELECT * FROM deploys WHERE status = 'running'").fetchall():
+        if _deploy_alive(row["pid"]):
+            continue
+        interrupted.append(f"{row['app']} v{row['version']}")
+        with state.transaction(conn):
+            conn.execute("UPDATE deploys SET status = 'interrupted', error = 'the deploying process went away', "
+                         "finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?", (row["id"],))
+            conn.execute("UPDATE releases SET status = 'failed', error = 'deploy interrupted' "
+                         "WHERE app = ? AND version = ? AND status IN ('building', 'starting')",
+                         (row["app"], row["version"]))
+    running = {(r["app"], r["version"]) for r in conn.execute("SELECT app, version FROM deploys WHERE status = "
+                                                             "'running'")}
+    active = {r["app"]: r["version"] for r in conn.execute("SELECT app, version FROM releases WHERE status = 'active'")}
+    stale = [dict(r) for r in conn.execute("SELECT * FROM app_processes")
+             if active.get(r["app"]) != r["version"] and (r["app"], r["version"]) not in running]
+    remove_processes(ctx, stale)
+    replaced = _replace_dead_processes(ctx, active)
+    routes = _reconcile_routes(ctx, nginx_for(ctx), active)
+    return {"interrupted_deploys": interrupted, "removed_containers": len(stale), "replaced_processes": replaced,
+            "routes": routes}
+
+
+def _replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
+    from ..errors import NotFound
+    from ..runtime import containers
+    from .processes import plan_processes
+
+    replaced = []
+    for app, version in active.items():
+        release = apps.active_release(ctx.conn, app)
+        plans = {(p.type, p.index): p for p in plan_processes(app, version, release["commit_sha"],
+                                                               release["processes"], release["config"],
+                                                               release["port"])}
+        for row in apps.processes(ctx.conn, app, version):
+            try:
+                status = containers.get(ctx, row["container_id"])["status"]
+            except NotFound:
+                status = "gone"
+            if status not in ("dead", "gone") or (row["type"], row["idx"]) not in plans:
+                continue
+            from .pipeline import remove_processes
+
+            remove_processes(ctx, [row])
+            plan = plans[row["type"], row["idx"]]
+            info = containers.create(ctx, release["image"], plan.options, name=plan.name)
+            with state.transaction(ctx.conn):
+                ctx.conn.execute("INSERT INTO app_processes (container_id, app, version, type, idx) "
+                                 "VALUES (?, ?, ?, ?, ?)", (info["id"], app, version, plan.type, plan.index))
+            containers.start(ctx, info["id"])
+            replaced.append(f"{app}.{plan.type}.{plan.index}")
+    return replaced
+
+
+def _reconcile_routes(ctx: Context, nginx, active: dict[str, int]) -> list[str]:
+    from ..proxy import Backend, Route, app_hostname, proxy_settings
+    from ..runtime import containers
+    from .processes import address_of
+
+    settings = proxy_settings(ctx.config)
+    nginx.ensure_running()
+    routed = []
+    for app, version in sorted(active.items()):
+        release = apps.active_release(ctx.conn, app)
+        backends = []
+        for row in apps.processes(ctx.conn, app, version):
+            if row["type"] == "web":
+                address = address_of(containers.inspect(ctx, row["container_id"]))
+                if address:
+                    backends.append(Backend(address, release["port"]))
+        if backends:
+            nginx.apply_route(Route(app, (app_hostname(app, settings),), tuple(backends)))
+            routed.append(app)
+    for app in set(nginx.routes()) - set(routed):
+        nginx.remove_route(app)
+    return routed
