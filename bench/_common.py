@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shlex
 import shutil
 import signal
 import statistics
@@ -141,6 +142,110 @@ def workspace(prefix: str) -> Iterator[tuple[Path, contextlib.ExitStack]]:
     finally:
         shutil.rmtree(base, ignore_errors=True)
         log(f"removed {base}")
+
+
+# ---------------------------------------------------------------------------------------------
+# what netavark (podman's and buildah's network backend) leaves on the host
+# ---------------------------------------------------------------------------------------------
+
+# nft tables netavark makes: through iptables-nft (its iptables driver) or its own (nftables driver)
+NETAVARK_TABLES = frozenset({"table ip nat", "table ip filter", "table ip mangle", "table ip6 nat",
+                             "table ip6 filter", "table ip6 mangle", "table inet netavark"})
+
+
+def command_lines(cmd: list[str]) -> list[str]:
+    """The output lines of a host query (iptables-save, ip, nft); none when it fails or is not installed."""
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError:
+        return []
+    return result.stdout.splitlines() if result.returncode == 0 else []
+
+
+def iptables_chains() -> set[tuple[str, str]]:
+    """{(table, chain)} of the IPv4 iptables rules (`iptables-save`)."""
+    table, chains = "", set()
+    for line in command_lines(["iptables-save"]):
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":"):
+            chains.add((table, line[1:].split()[0]))
+    return chains
+
+
+def nft_tables() -> set[str]:
+    """`nft list tables`: {"table ip nat", ...}."""
+    return set(command_lines(["nft", "list", "tables"]))
+
+
+def drop_new_netavark_chains(before: set[tuple[str, str]]) -> list[str]:
+    """Delete the NETAVARK* iptables chains that were not in `before` (an earlier iptables_chains()), and the jumps
+    to them from other chains: netavark's iptables driver leaves them behind. Returns "table/chain" of each."""
+    new = {tc for tc in iptables_chains() - before if tc[1].startswith("NETAVARK")}
+    if not new:
+        return []
+    table = ""
+    for line in command_lines(["iptables-save"]):
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A "):
+            words = shlex.split(line)
+            target = words[words.index("-j") + 1] if "-j" in words else ""
+            if (table, target) in new and (table, words[1]) not in new:
+                subprocess.run(["iptables", "-w", "-t", table, "-D", *words[1:]], capture_output=True)
+    for flag in ("-F", "-X"):  # flush them all first: they jump to each other
+        for table, chain in sorted(new):
+            subprocess.run(["iptables", "-w", "-t", table, flag, chain], capture_output=True)
+    return [f"{table}/{chain}" for table, chain in sorted(new)]
+
+
+def drop_new_empty_nft_tables(before: set[str], names: frozenset[str] = NETAVARK_TABLES) -> list[str]:
+    """Delete the nft tables of these names (netavark's) that were not in `before` (an earlier nft_tables()) and
+    hold no rule now (what is left once drop_new_netavark_chains has run). Returns the tables deleted."""
+    dropped = []
+    for table in sorted(nft_tables() - before):
+        if table not in names:
+            continue
+        family_name = table.split()[1:]  # "table ip nat" -> ip nat
+        listing = subprocess.run(["nft", "-j", "list", "table", *family_name], capture_output=True, text=True)
+        if listing.returncode == 0 and '"rule"' not in listing.stdout:
+            if subprocess.run(["nft", "delete", "table", *family_name], capture_output=True).returncode == 0:
+                dropped.append(table)
+    return dropped
+
+
+def network_state() -> dict[str, set[str]]:
+    """The host's iptables chains, nft tables, links and network namespaces, by name."""
+    return {
+        "iptables chains": {f"{table}/{chain}" for table, chain in iptables_chains()},
+        "nft tables": nft_tables(),
+        "links": {line.split(": ")[1].split("@")[0] for line in command_lines(["ip", "-o", "link"]) if ": " in line},
+        "netns": {line.split()[0] for line in command_lines(["ip", "netns", "list"]) if line.strip()},
+    }
+
+
+def clean_netavark_at_exit(stack: contextlib.ExitStack, tool: str) -> None:
+    """Record the host's iptables chains, nft tables, links and netns now, before `tool` (buildah, podman) first
+    runs netavark. At exit (also on failure or a signal: stack is a workspace's) drop the NETAVARK* chains and
+    the empty netavark nft tables that appeared since, then print any chain, nft table, link or netns still new
+    (this run's, whoever made it, or another process's meanwhile). Register it before the cleanups of the tool
+    and of our own networks: the stack runs them first."""
+    before = network_state()
+    chains = iptables_chains()
+
+    def cleanup() -> None:
+        dropped = drop_new_netavark_chains(chains) + drop_new_empty_nft_tables(before["nft tables"])
+        if dropped:
+            log(f"dropped what {tool}'s netavark left: {', '.join(dropped)}")
+        after = network_state()
+        left = {key: sorted(values - before[key]) for key, values in after.items() if values - before[key]}
+        if left:
+            log(f"NEW NETWORK STATE ON THE HOST (this run's, or of another process meanwhile, e.g. a test run): "
+                f"{left}")
+        else:
+            log("network leftover check: no new iptables chains, nft tables, links or netns remain")
+
+    stack.callback(cleanup)
 
 
 def start_registry(workdir: Path, stack: contextlib.ExitStack):

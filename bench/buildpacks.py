@@ -22,6 +22,10 @@ Scenarios, every round: cold (empty build caches: a new paas data root, a new bu
 buildah TMPDIR, where its --mount=type=cache dirs live), no-change, one-file code edit (app.py / server.js).
 Medians of --reps rounds, ratios paas/buildah. Nothing is asserted.
 
+Everything lives in one temp dir; at exit, also on failure or SIGTERM/SIGINT, buildah's storage, our data roots
+and bridge are removed, and so are the NETAVARK* iptables chains (and the jumps to them) and the then empty nft
+tables that netavark, buildah's default RUN network, made during the run; a last check prints what is left.
+
     python bench/buildpacks.py [--reps 3] [--runtime crun|runc] [--rebuild-stacks]
 """
 
@@ -35,7 +39,7 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-from _common import REPO, fmt_times, log, median, need_tools, signals_deferred, timed, workspace
+from _common import REPO, clean_netavark_at_exit, fmt_times, log, median, need_tools, signals_deferred, timed, workspace
 from build import (
     IMAGE,
     TAG,
@@ -252,6 +256,7 @@ def main() -> None:
         load_start = os.getloadavg()[0]
         before = host_state(base)
         stack.callback(report_leftovers, before, base)
+        clean_netavark_at_exit(stack, "buildah")  # before buildah's first RUN on its default network
         source_cache, cache_copy = private_stack_cache(base, names)
         os.environ["PAAS_STACK_CACHE"] = str(cache_copy)
         cached_names = sorted({p.name.split("-")[1] for p in cache_copy.glob("stack-*.json")})

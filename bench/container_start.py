@@ -61,7 +61,6 @@ import json
 import os
 import resource
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -71,7 +70,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import REPO, log, median, need_tools, run, run_tool, signals_deferred, timed, top_imports, workspace
+from _common import (
+    REPO,
+    command_lines,
+    drop_new_empty_nft_tables,
+    drop_new_netavark_chains,
+    iptables_chains,
+    log,
+    median,
+    need_tools,
+    nft_tables,
+    run,
+    run_tool,
+    signals_deferred,
+    timed,
+    top_imports,
+    workspace,
+)
 
 from paas.config import init_root, paths_from_env
 from paas.context import Context, open_context
@@ -144,26 +159,11 @@ def http_get(port: int, deadline: float) -> bytes:
 # host state: what the run may leave behind
 # ---------------------------------------------------------------------------------------------
 
-def _lines(cmd: list[str]) -> list[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    return result.stdout.splitlines() if result.returncode == 0 else []
-
-
-def iptables_chains() -> set[tuple[str, str]]:
-    table, chains = "", set()
-    for line in _lines(["iptables-save"]) if shutil.which("iptables-save") else []:
-        if line.startswith("*"):
-            table = line[1:]
-        elif line.startswith(":"):
-            chains.add((table, line[1:].split()[0]))
-    return chains
-
-
 def host_state(base: Path) -> dict[str, set[str]]:
-    links = {line.split(": ")[1].split("@")[0] for line in _lines(["ip", "-o", "link"]) if ": " in line}
+    links = {line.split(": ")[1].split("@")[0] for line in command_lines(["ip", "-o", "link"]) if ": " in line}
     with open("/proc/self/mountinfo") as fh:
         mounts = {line.split()[4] for line in fh if line.split()[4].startswith(str(base))}
-    paas_rules = {line.strip() for line in _lines(["nft", "list", "ruleset"]) if "comment \"paas:" in line}
+    paas_rules = {line.strip() for line in command_lines(["nft", "list", "ruleset"]) if "comment \"paas:" in line}
     cgroups = {str(p) for p in Path("/sys/fs/cgroup").glob("*/paas/*") if p.is_dir()}
     processes = set()
     for entry in os.listdir("/proc"):
@@ -173,8 +173,8 @@ def host_state(base: Path) -> dict[str, set[str]]:
                     processes.add(f"{entry} {comm(int(entry))}")
     return {
         "links": links,
-        "netns": {line.split()[0] for line in _lines(["ip", "netns", "list"]) if line.strip()},
-        "nft tables": set(_lines(["nft", "list", "tables"])),
+        "netns": {line.split()[0] for line in command_lines(["ip", "netns", "list"]) if line.strip()},
+        "nft tables": nft_tables(),
         "nft paas rules": paas_rules,
         "iptables chains": {f"{t}/{c}" for t, c in iptables_chains()},
         "mounts under the temp dir": mounts,
@@ -236,8 +236,8 @@ class Podman:
             "--runtime", "runc",
         ]
         self.chains_before = iptables_chains()
-        self.netns_before = set(_lines(["ip", "netns", "list"]))
-        self.tables_before = set(_lines(["nft", "list", "tables"]))
+        self.netns_before = set(command_lines(["ip", "netns", "list"]))
+        self.tables_before = nft_tables()
         # rootful netavark keeps its IPAM db in /run/containers/networks, whatever the runroot
         self.created_dirs = [p for p in (Path("/run/containers"), PODMAN_CACHE.parent, PODMAN_CACHE)
                              if not p.exists()]
@@ -268,36 +268,14 @@ class Podman:
             self.run("system", "reset", "--force", check=False)
         unmount_under(self.base)
         # what an interrupted podman may have left: its bridge (ours alone) and the netns it named netns-<uuid>
-        for line in set(_lines(["ip", "netns", "list"])) - self.netns_before:
+        for line in set(command_lines(["ip", "netns", "list"])) - self.netns_before:
             if line.startswith("netns-"):
                 subprocess.run(["ip", "netns", "delete", line.split()[0]], capture_output=True)
         subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
-        self._drop_iptables_chains()
-        for table in set(_lines(["nft", "list", "tables"])) - self.tables_before:
-            family_name = table.split()[1:]  # "table ip nat"
-            listing = subprocess.run(["nft", "-j", "list", "table", *family_name], capture_output=True, text=True)
-            if listing.returncode == 0 and '"rule"' not in listing.stdout:
-                subprocess.run(["nft", "delete", "table", *family_name], capture_output=True)
+        drop_new_netavark_chains(self.chains_before)  # netavark (iptables driver) leaves its NETAVARK* chains
+        drop_new_empty_nft_tables(self.tables_before)
         for path in reversed(self.created_dirs):
             shutil.rmtree(path, ignore_errors=True)
-
-    def _drop_iptables_chains(self) -> None:
-        """netavark (iptables driver) leaves its NETAVARK* chains and the jumps to them behind."""
-        new = {tc for tc in iptables_chains() - self.chains_before if tc[1].startswith("NETAVARK")}
-        if not new:
-            return
-        table = ""
-        for line in _lines(["iptables-save"]):
-            if line.startswith("*"):
-                table = line[1:]
-            elif line.startswith("-A "):
-                words = shlex.split(line)
-                target = words[words.index("-j") + 1] if "-j" in words else ""
-                if (table, target) in new and (table, words[1]) not in new:
-                    subprocess.run(["iptables", "-w", "-t", table, "-D", *words[1:]], capture_output=True)
-        for flag in ("-F", "-X"):
-            for table, chain in sorted(new):
-                subprocess.run(["iptables", "-w", "-t", table, flag, chain], capture_output=True)
 
 
 def unmount_under(base: Path) -> None:

@@ -28,8 +28,22 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .resources import resource_dir
 
-BUILDPACKS_DIR = Path(__file__).resolve().parent.parent / "buildpacks"
+
+@cache
+def buildpacks_dir() -> Path:
+    """The buildpacks/ folder (paas.resources: $PAAS_RESOURCES, the checkout, or <prefix>/share/paas)."""
+    return resource_dir("buildpacks")
+
+
+def __getattr__(name: str) -> Any:
+    """`BUILDPACKS_DIR` stays a module attribute, looked up on first use so that importing never fails."""
+    if name == "BUILDPACKS_DIR":
+        return buildpacks_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 DEFAULT_PORT = 5000
 APP_UID = 1000
 MAX_READ = 1 << 20  # manifests and sources larger than this are not read (a repo is untrusted input)
@@ -214,7 +228,7 @@ class AppDir:
 @cache
 def spec(name: str) -> dict[str, Any]:
     """buildpacks/<name>/detect.yml."""
-    return yaml.safe_load((BUILDPACKS_DIR / name / "detect.yml").read_text())
+    return yaml.safe_load((buildpacks_dir() / name / "detect.yml").read_text())
 
 
 # -- Procfile and app.json ----------------------------------------------------------------------------------------
@@ -1064,7 +1078,7 @@ def detect(app_dir: Path, *, stacks: Mapping[str, str] | None = None) -> Detecti
 def _environment():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(BUILDPACKS_DIR)), undefined=jinja2.StrictUndefined,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(buildpacks_dir())), undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["json"] = json.dumps
     return env
