@@ -1,23 +1,54 @@
 #!/usr/bin/env bash
-# README command 1: install paas on a fresh Debian 12 machine (as root) and bring it up.
+# README command 1: install paas on a fresh Debian 12 machine (as root), start paasd (SSH + nginx) and deploy the
+# bundled demo app with a real `git push` over SSH, ending with its URL and a curl of it. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/install-deps.sh
 VENV="${PAAS_VENV:-$PWD/.venv}"
 ln -sf "$VENV/bin/paas" /usr/local/bin/paas
 ln -sf "$VENV/bin/paasd" /usr/local/bin/paasd
+export PAAS_ROOT="${PAAS_ROOT:-/var/lib/paas}"
 paas init
 paasd --check
-# A first image in the store: busybox-static in a scratch image, made by our own layer writer.
-rootfs=$(mktemp -d)
-trap 'rm -rf "$rootfs"' EXIT
-mkdir -p "$rootfs/bin"
-cp /bin/busybox "$rootfs/bin/busybox"
-for applet in sh hostname ls cat; do ln -s busybox "$rootfs/bin/$applet"; done
-paas images:create demo/busybox:latest "$rootfs" --cmd /bin/sh
-paas images
-# ...a first isolated container from it, on the bridge network
-paas container:run --rm demo/busybox:latest sh -c 'echo "hello from a paas container: $(hostname)"'
-# ...and an image built from a Dockerfile by our layered builder (RUN steps in containers, cached layers)
-paas build -t demo/hello:latest demo/hello
-paas container:run --rm demo/hello:latest
+
+setting() { "$VENV/bin/python" -c "from paas.config import load_config, paths_from_env as p; print(load_config(p()).get('$1'))"; }
+ssh_port=$(setting ssh.port)
+http_port=$(setting proxy.http_port)
+
+# paasd in the background (on real servers: scripts/paasd.service under systemd instead)
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$ssh_port") 2>/dev/null; then
+  echo "-----> starting paasd (log: $PAAS_ROOT/logs/paasd.log)"
+  setsid paasd >>"$PAAS_ROOT/logs/paasd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 120); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$ssh_port") 2>/dev/null && break
+    sleep 0.5
+  done
+  (exec 3<>"/dev/tcp/127.0.0.1/$ssh_port") 2>/dev/null || { tail -20 "$PAAS_ROOT/logs/paasd.log"; exit 1; }
+fi
+
+# the stack the demo app builds on (Debian's python3, made here with mmdebstrap; cached afterwards)
+paas stacks:build python
+
+# a key for pushing: the user's own, else one made for the demo
+key="$HOME/.ssh/id_ed25519"
+if [ ! -f "$key" ]; then
+  key="$HOME/.ssh/paas_demo_ed25519"
+  [ -f "$key" ] || { mkdir -p "$HOME/.ssh"; ssh-keygen -t ed25519 -N "" -q -C "paas demo" -f "$key"; }
+fi
+fingerprint=$(ssh-keygen -lf "$key.pub" | awk '{print $2}')
+paas ssh-keys:list --json | grep -q "$fingerprint" || paas ssh-keys:add "$(hostname)-$(id -un)" "$key.pub"
+
+# the demo app, pushed like any app: git over SSH to paasd, which builds, starts and routes it
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r demo/python-app/. "$work/"
+git -C "$work" init -q -b main
+git -C "$work" add -A
+git -C "$work" -c user.name=paas -c user.email=demo@paas.invalid commit -q -m "demo app"
+export GIT_SSH_COMMAND="ssh -i $key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$HOME/.ssh/known_hosts_paas"
+git -C "$work" push --force "ssh://paas@127.0.0.1:$ssh_port/demo" main
+
+url="http://demo.paas.localhost"
+[ "$http_port" = 80 ] || url="$url:$http_port"
+echo "-----> demo deployed: $url"
+curl -fsS "$url/"
