@@ -25,7 +25,7 @@ RTM_NEWROUTE = 24
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 
-IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 3, 4, 10, 18, 20, 28
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 20, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -155,12 +155,13 @@ def ipv4_addresses(sock: socket.socket, index: int) -> list[tuple[str, int]]:
             offset += (length + 3) & ~3 if length else len(data)
 
 
-def add_veth(batch: Batch, host: str, peer: str, peer_netns_fd: int, *, master: int, mtu: int) -> None:
+def add_veth(batch: Batch, host: str, peer: str, peer_netns_fd: int, *, master: int, mtu: int,
+             peer_mac: bytes | None = None) -> None:
     """Create a veth pair, host end enslaved to `master` and up, peer end created (down: a veth cannot
     come up before its pair is complete, ENOTCONN) in the namespace of peer_netns_fd. Fails with EEXIST
     when either name is taken."""
     peer_msg = ifinfo() + attr(IFLA_IFNAME, _name(peer)) + attr(IFLA_MTU, struct.pack("=I", mtu)) \
-        + attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd))
+        + attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd)) + (attr(IFLA_ADDRESS, peer_mac) if peer_mac else b"")
     linkinfo = attr(IFLA_INFO_KIND, _name("veth")) + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_msg))
     body = ifinfo(up=True) + attr(IFLA_IFNAME, _name(host)) + attr(IFLA_MTU, struct.pack("=I", mtu)) \
         + attr(IFLA_MASTER, struct.pack("=I", master)) + attr(IFLA_LINKINFO, linkinfo)

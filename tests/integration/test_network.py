@@ -283,6 +283,9 @@ def test_setup_is_idempotent_and_returns_the_files(net):
     assert f"{net.gateway}/24" in addresses and len(addresses.splitlines()) == 1
     inside = sh("ip", "netns", "exec", first.netns_name, "ip", "-4", "-o", "addr")
     assert f"{first.address}" in inside and "127.0.0.1/8" in inside
+    # the MAC follows the address (02:42 + IPv4), so a reused address never meets a stale neighbour entry
+    mac = "02:42:" + ":".join(f"{int(b):02x}" for b in str(first.address.ip).split("."))
+    assert f"link/ether {mac} " in sh("ip", "netns", "exec", first.netns_name, "ip", "-o", "link", "show", "eth0")
     assert f"default via {net.gateway} dev eth0" in sh("ip", "netns", "exec", first.netns_name, "ip", "route")
     master = sh("ip", "-o", "link", "show", "dev", first.host_veth)
     assert f"master {net.bridge}" in master and "UP" in master.split(">")[0].split(",")
