@@ -1,11 +1,16 @@
-"""Buildpack commands: buildpacks (the detection order), buildpacks:detect DIR (why this buildpack),
-buildpacks:eject DIR (write the generated Dockerfile).
+"""Buildpack commands: buildpacks (the detection order), buildpacks:detect DIR|APP (why this buildpack),
+buildpacks:eject DIR|APP (write the generated Dockerfile).
 
-Both read the app's source directory only; the APP form (a deployed app's latest source) comes with apps.
+DIR is a source directory; APP a deployed app, whose source is the commit of its active release (else the
+newest commit of its deploy branch), checked out into a temp dir for the command.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -13,7 +18,42 @@ import click
 from . import cli, emit_json, json_option, table
 
 LANGUAGES = ("python", "node", "go", "ruby", "php", "static", "base")
-DIR_ARGUMENT = click.argument("app_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+SOURCE_ARGUMENT = click.argument("source", metavar="DIR|APP")
+
+
+@contextlib.contextmanager
+def _source_dir(source: str) -> Iterator[tuple[Path, bool]]:
+    """(directory, is_app): DIR as given, or APP's deployed source checked out into a temp dir."""
+    path = Path(source)
+    if path.is_dir():
+        yield path, False
+        return
+    from .. import apps
+    from ..deploy.pipeline import checkout
+    from ..errors import NotFound
+    from . import context
+
+    ctx = context()
+    if not apps.app_exists(ctx.conn, apps.check_app_name(source)):
+        raise NotFound(f"{source} is neither a directory nor an app", "name a source directory or a deployed app")
+    release = apps.active_release(ctx.conn, source)
+    commit = release["commit_sha"] if release else None
+    if commit is None:
+        import git
+
+        from ..receive import repo_path
+
+        record = apps.get_app(ctx.conn, source)
+        repo = git.Repo(repo_path(ctx, source))
+        heads = {h.name: h.commit.hexsha for h in repo.heads}
+        commit = next((heads[b] for b in apps.deploy_branches(record) if b in heads), None)
+        if commit is None:
+            raise NotFound(f"{source} has no pushed source yet", "git push to it first")
+    work = Path(tempfile.mkdtemp(prefix=f"paas-{source}-", dir=ctx.paths.tmp))
+    try:
+        yield checkout(ctx, source, commit, work), True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _stacks() -> dict[str, str]:
@@ -49,15 +89,16 @@ def list_cmd(as_json):
 
 @cli.command("buildpacks:detect")
 @json_option
-@DIR_ARGUMENT
-def detect_cmd(as_json, app_dir):
+@SOURCE_ARGUMENT
+def detect_cmd(as_json, source):
     """Explain how DIR would be built: buildpack, the files that decided it, versions, package manager,
     processes, warnings.
 
     Order: Dockerfile, python, node, go, ruby, php, static; the first match wins. A Procfile names the
-    processes (`web: COMMAND`, listening on $PORT). (A deployed APP instead of DIR comes with apps.)
+    processes (`web: COMMAND`, listening on $PORT). APP: the source of a deployed app's active release.
     """
-    detection = _detect(app_dir)
+    with _source_dir(source) as (app_dir, _):
+        detection = _detect(app_dir)
     if as_json:
         emit_json(detection.to_dict())
         return
@@ -90,22 +131,23 @@ def detect_cmd(as_json, app_dir):
               help="Where to write it (default: DIR/Dockerfile); - prints it.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @json_option
-@DIR_ARGUMENT
-def eject_cmd(output, force, as_json, app_dir):
-    """Write the Dockerfile the buildpack would generate for DIR, to customise it.
+@SOURCE_ARGUMENT
+def eject_cmd(output, force, as_json, source):
+    """Write the Dockerfile the buildpack would generate for DIR (default DIR/Dockerfile) or for a deployed APP
+    (default: printed; commit it as `Dockerfile` in the app's repository to take it over).
 
-    A Dockerfile in the app is then used as-is (buildpack `dockerfile`). (A deployed APP instead of DIR comes
-    with apps.)
+    A Dockerfile in the app is then used as-is (buildpack `dockerfile`).
     """
     from ..detect import generate
     from ..errors import UserError
 
-    detection = _detect(app_dir)
-    if detection.buildpack == "dockerfile":
-        raise UserError(f"{app_dir / 'Dockerfile'} exists: the app is already built from its own Dockerfile",
-                        "edit it, or remove it to get the buildpack's")
-    text = generate(detection)
-    if output is not None and str(output) == "-":
+    with _source_dir(source) as (app_dir, is_app):
+        detection = _detect(app_dir)
+        if detection.buildpack == "dockerfile":
+            raise UserError(f"{source}: the app is already built from its own Dockerfile",
+                            "edit it, or remove it to get the buildpack's")
+        text = generate(detection)
+    if (output is not None and str(output) == "-") or (output is None and is_app):
         click.echo(text, nl=False)
         return
     target = output if output is not None else app_dir / "Dockerfile"

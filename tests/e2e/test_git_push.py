@@ -79,6 +79,12 @@ def test_push_deploys_and_a_code_change_serves_the_new_response(platform):
     listed = platform.ssh("apps:list", "--json")
     assert listed.returncode == 0 and app in listed.stdout
     assert "web.1 |" in platform.paas("logs", app).stdout
+    # the deployed source explains itself and can be taken over as a Dockerfile
+    detected = json.loads(platform.paas("buildpacks:detect", app, "--json").stdout)
+    assert detected["buildpack"] == "python" and detected["package_manager"] == "pip"
+    ejected = platform.ssh("buildpacks:eject", app)
+    assert ejected.returncode == 0 and "FROM paas/stack-python:bookworm" in ejected.stdout
+    assert "RUN --mount=type=cache" in ejected.stdout
 
 
 def test_a_failed_build_rejects_the_push_and_the_old_release_keeps_serving(platform):
