@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "http_port": 80,
         "client_max_body_size": "100m",
         "proxy_read_timeout_s": 60,
+        "worker_processes": 1,
     },
     "deploy": {
         "branch": "main",                 # per app: apps:set APP deploy-branch ... (master is accepted too)
@@ -227,6 +228,7 @@ proxy:
   http_port: 80                 # apps answer on http://APP.<domain>:<http_port>
   client_max_body_size: 100m
   proxy_read_timeout_s: 60
+  worker_processes: 1
 deploy:
   branch: main                  # the branch that deploys (master is accepted too)
   health_timeout_s: 60          # a new web process must accept connections within this

@@ -1,0 +1,389 @@
+"""The nginx executor: one nginx master per data root, its whole config tree under one directory.
+
+    nginx.conf              main config (plan_main_conf)
+    conf.d/default.conf     default server: 404 for a Host no app answers to
+    conf.d/control.conf     control server on run/control.sock: answers the generation of the loaded config
+    apps/<app>.conf         one app's upstream and server (plan_app_conf)
+    logs/  run/  temp/      error and access logs; pid file and control socket; request/response buffers
+    .lock                   flock: installs (parallel deploys) happen one at a time
+
+A change is made on a copy of the whole tree (a stage directory), checked there with `nginx -t`, and only
+then renamed into place, with a fresh generation in control.conf; after SIGHUP we wait until the control
+socket answers that generation and no worker of the old config still accepts connections. A failure
+before the rename changes nothing; a failure after it puts the previous files back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from .. import proc
+from ..errors import PaasError
+from . import procfs
+from .plan import (
+    CONTROL_SOCKET,
+    ProxySettings,
+    Route,
+    check_app,
+    check_nginx_dir,
+    nginx_problem,
+    plan_app_conf,
+    plan_control_conf,
+    plan_default_conf,
+    plan_main_conf,
+    route_of,
+)
+
+log = logging.getLogger("paas.proxy")
+
+MAIN = "nginx.conf"
+DEFAULT = "conf.d/default.conf"
+CONTROL = "conf.d/control.conf"
+INCLUDED = ("conf.d", "apps")  # the folders nginx.conf includes *.conf from
+LIVE_TIMEOUT_S = 10.0
+LOCK_TIMEOUT_S = 120.0
+STOP_STEPS = ((signal.SIGQUIT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+
+
+class Nginx:
+    def __init__(self, nginx_dir: Path, settings: ProxySettings, *, binary: str = "nginx"):
+        self.dir = Path(nginx_dir).absolute()
+        self.settings = settings
+        self.binary = binary
+
+    @property
+    def conf(self) -> Path:
+        return self.dir / MAIN
+
+    @property
+    def error_log(self) -> Path:
+        return self.dir / "logs" / "error.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "run" / "nginx.pid"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.dir / CONTROL_SOCKET
+
+    # -- the API -------------------------------------------------------------------------------------------
+
+    def ensure_running(self) -> None:
+        """Current main config and default server installed, and a master serving them."""
+        live = self._read_tree()
+        if self.is_running() and CONTROL in live and live.items() >= self._rendered(live).items():
+            return
+        self._install({}, start=True)
+
+    def apply_route(self, route: Route) -> None:
+        """Route the app's hostnames to its backends; returns once the new config answers requests."""
+        self._install({f"apps/{route.app}.conf": plan_app_conf(route, self.settings, self.dir)}, start=True)
+
+    def remove_route(self, app: str) -> None:
+        name = f"apps/{check_app(app)}.conf"
+        if (self.dir / name).exists():
+            self._install({name: None}, start=False)
+
+    def routes(self) -> list[str]:
+        return sorted(path.stem for path in (self.dir / "apps").glob("*.conf"))
+
+    def route(self, app: str) -> Route | None:
+        """The route installed for app (None: no route)."""
+        try:
+            return route_of((self.dir / "apps" / f"{check_app(app)}.conf").read_text())
+        except FileNotFoundError:
+            return None
+
+    def is_running(self) -> bool:
+        return self.master_pid() is not None
+
+    def reload(self) -> None:
+        """Re-read the installed config (checked first) and wait until it answers."""
+        if not self.is_running():
+            raise PaasError("nginx is not running", "start it with `paasd` (Nginx.ensure_running)")
+        self._install({}, start=False, force=True)
+
+    def reopen_logs(self) -> None:
+        """After log rotation: nginx reopens its log files (SIGUSR1)."""
+        master = self.master_pid()
+        if master is not None:
+            os.kill(master, signal.SIGUSR1)
+
+    def stop(self) -> None:
+        """Quit the master and its workers (gracefully, then harder) and wait until they are gone."""
+        if self.master_pid() is None:
+            return
+        with self._locked():  # not in the middle of another process's reload
+            master = self.master_pid()
+            if master is None:
+                return
+            group = {master, *procfs.children(master)}
+            for sig, wait in STOP_STEPS:
+                for pid in group if sig == signal.SIGKILL else {master}:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+                if procfs.wait_gone(group, wait):
+                    return
+                log.warning("nginx (pid %d) still running after %s", master, signal.Signals(sig).name)
+            raise PaasError(f"nginx (pid {master}) did not stop", f"kill it by hand; its config is {self.conf}")
+
+    # -- installing ------------------------------------------------------------------------------------------
+
+    def _install(self, changes: dict[str, str | None], *, start: bool, force: bool = False) -> None:
+        """Apply changes (relative path -> text, None to delete) to the tree, then make nginx serve it:
+        reload a running master, start one when `start`, else only install the files."""
+        with self._locked():
+            live = self._read_tree()
+            wanted = {**live, **self._rendered(live)}
+            for name, text in changes.items():
+                if text is None:
+                    wanted.pop(name, None)
+                else:
+                    wanted[name] = text
+            changed = sorted(name for name in wanted.keys() | live.keys()
+                             if name != CONTROL and wanted.get(name) != live.get(name))
+            master = self.master_pid()
+            if not changed and not force:
+                if master is not None and CONTROL in live:
+                    return  # already serving exactly these files
+                if master is None and not start:
+                    return  # nothing to install, nothing to start
+            generation = f"{int(time.time())}.{secrets.token_hex(4)}"
+            wanted[CONTROL] = plan_control_conf(self.dir, generation)
+            changed.append(CONTROL)
+            stage = self._stage(wanted)
+            try:
+                self._check(stage)
+                try:
+                    for name in changed:
+                        if name in wanted:
+                            os.replace(stage / name, self.dir / name)
+                        else:
+                            (self.dir / name).unlink(missing_ok=True)
+                    if master is not None:
+                        self._reload(master, generation)
+                    elif start:
+                        self._start(generation)
+                except BaseException:
+                    self._restore({name: live.get(name) for name in changed})
+                    if master is not None and procfs.alive(master):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(master, signal.SIGHUP)  # back to the previous files, had it loaded ours
+                    raise
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+
+    def _rendered(self, live: dict[str, str]) -> dict[str, str]:
+        """The files rendered for the current settings: main config, default server, and every installed app
+        again from the route kept in its file (a changed port or body size reaches all apps at once)."""
+        files = {
+            MAIN: plan_main_conf(self.dir, self.settings, disk_buffering=workers_reach(self.dir / "temp")),
+            DEFAULT: plan_default_conf(self.dir, self.settings),
+        }
+        for name, text in live.items():
+            route = route_of(text) if name.startswith("apps/") else None
+            if route is not None and name == f"apps/{route.app}.conf":
+                files[name] = plan_app_conf(route, self.settings, self.dir)
+        return files
+
+    def _read_tree(self) -> dict[str, str]:
+        """The installed files nginx reads: nginx.conf and the *.conf it includes."""
+        files = {}
+        if self.conf.exists():
+            files[MAIN] = self.conf.read_text()
+        for folder in INCLUDED:
+            for path in sorted((self.dir / folder).glob("*.conf")):
+                files[f"{folder}/{path.name}"] = path.read_text()
+        return files
+
+    def _stage(self, files: dict[str, str]) -> Path:
+        """A candidate copy of the tree, next to the live one (so files rename into place)."""
+        stage = Path(tempfile.mkdtemp(prefix=".stage-", dir=self.dir))
+        for folder in INCLUDED:
+            (stage / folder).mkdir()
+        for name, text in files.items():
+            (stage / name).write_text(text)
+        return stage
+
+    def _check(self, stage: Path) -> None:
+        """`nginx -t` on the candidate: its nginx.conf includes the candidate's own conf.d/ and apps/."""
+        result = proc.run(self._argv(stage / MAIN, "-t", "-q"), desc="nginx -t", check=False, timeout=60)
+        if result.returncode != 0:
+            problem = nginx_problem(result.stderr.decode(errors="replace")).replace(f"{stage}/", "")
+            raise PaasError(f"nginx rejected the new config: {problem}",
+                            "nothing was changed: the running config and its files are as before")
+
+    def _restore(self, previous: dict[str, str | None]) -> None:
+        for name, text in previous.items():
+            path = self.dir / name
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                temporary.write_text(text)
+                os.replace(temporary, path)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive use of the tree; also creates its folders and drops stages a crashed process left."""
+        check_nginx_dir(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + LOCK_TIMEOUT_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise PaasError(f"nginx config is locked by another process for {LOCK_TIMEOUT_S:g}s",
+                                        f"is a deploy stuck? (lock: {self.dir / '.lock'})") from None
+                    time.sleep(0.02)
+            for folder in (*INCLUDED, "logs", "run", "temp"):
+                (self.dir / folder).mkdir(exist_ok=True)
+            for stale in self.dir.glob(".stage-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- the master --------------------------------------------------------------------------------------
+
+    def _argv(self, conf: Path, *flags: str) -> list[str]:
+        # -e: errors before nginx.conf is read go here, not to the compiled-in /var/log/nginx/error.log
+        return [self.binary, *flags, "-p", f"{self.dir}/", "-c", str(conf), "-e", str(self.error_log)]
+
+    def master_pid(self) -> int | None:
+        """The pid of the master running on our nginx.conf (pid file first, then a /proc scan)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and self._is_master(pid):
+            return pid
+        return next((pid for pid in procfs.pids() if self._is_master(pid)), None)
+
+    def _is_master(self, pid: int) -> bool:
+        words = procfs.cmdline(pid).split()
+        try:
+            conf = words[words.index("-c") + 1]
+        except (ValueError, IndexError):
+            return False
+        if conf != str(self.conf) or "-t" in words or "-s" in words or not procfs.alive(pid):
+            return False
+        # "nginx: master process <argv>" once running; its plain argv just after the fork
+        return words[:3] == ["nginx:", "master", "process"] or os.path.basename(words[0]) == Path(self.binary).name
+
+    def _start(self, generation: str) -> None:
+        self.control_socket.unlink(missing_ok=True)  # left by a killed master: bind() would fail on it
+        offset = _size(self.error_log)
+        result = proc.run(self._argv(self.conf), desc="start nginx", check=False, timeout=60)
+        if result.returncode != 0:
+            problem = nginx_problem(result.stderr.decode(errors="replace"))
+            raise PaasError(f"nginx did not start: {problem}", f"is another server on port {self.settings.http_port}?"
+                            if "bind()" in problem else f"see {self.error_log}")
+        self._wait_live(generation, set(), offset)
+
+    def _reload(self, master: int, generation: str) -> None:
+        started = time.monotonic()
+        old = {pid for pid in procfs.children(master) if _accepting(pid)}
+        offset = _size(self.error_log)
+        os.kill(master, signal.SIGHUP)
+        # the master waits 100 ms after starting new workers before it tells the old ones to quit
+        self._wait_live(generation, old, offset)
+        log.debug("nginx reloaded: generation %s live after %.0f ms", generation, (time.monotonic() - started) * 1000)
+
+    def _wait_live(self, generation: str, old_workers: set[int], offset: int) -> None:
+        """Until the control socket answers `generation` and no old worker still accepts connections
+        (one that got the quit signal says so in its title before closing its listening sockets)."""
+        deadline = time.monotonic() + LIVE_TIMEOUT_S
+        while True:
+            if self._generation() == generation:
+                old_workers = {pid for pid in old_workers if _accepting(pid)}
+                if not old_workers:
+                    return
+            problem = _new_emerg(self.error_log, offset)
+            if problem:
+                raise PaasError(f"nginx did not load the new config: {problem}", f"see {self.error_log}")
+            if self.master_pid() is None:
+                raise PaasError("nginx exited while loading the new config", f"see {self.error_log}")
+            if time.monotonic() >= deadline:
+                raise PaasError(f"nginx did not load the new config within {LIVE_TIMEOUT_S:g}s",
+                                f"is it running? see {self.error_log}")
+            time.sleep(0.01)
+
+    def _generation(self) -> str | None:
+        """What the control server answers (None: not listening yet, or no answer)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                sock.connect(str(self.control_socket))
+                sock.sendall(b"GET /generation HTTP/1.0\r\nHost: control\r\n\r\n")
+                chunks = []
+                while chunk := sock.recv(4096):
+                    chunks.append(chunk)
+        except OSError:
+            return None
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        if head.split(b"\r\n", 1)[0].split()[1:2] != [b"200"]:
+            return None
+        return body.decode(errors="replace")
+
+
+def _accepting(pid: int) -> bool:
+    """A worker that has not been told to quit (nginx retitles it `worker process is shutting down`)."""
+    title = procfs.cmdline(pid)
+    return procfs.alive(pid) and "worker process" in title and "shutting down" not in title
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _new_emerg(path: Path, offset: int) -> str | None:
+    """What an [emerg] line logged since offset says (a reload nginx refused logs one and keeps the old config)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            text = file.read().decode(errors="replace")
+    except OSError:
+        return None
+    return nginx_problem(text) if "[emerg] " in text else None
+
+
+def workers_reach(path: Path, euid: int | None = None) -> bool:
+    """Can nginx's workers open files under path? Started as root, they run as `nobody`, which needs
+    search permission on every parent folder: a private data root (mode 700) denies it."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        return True
+    try:
+        nobody = pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        return False
+    for folder in [path, *path.parents]:
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            continue  # created later by us or by nginx (owned by the worker user)
+        if info.st_mode & stat.S_IXOTH or (info.st_uid == nobody and info.st_mode & stat.S_IXUSR):
+            continue
+        return False
+    return True

@@ -1,0 +1,241 @@
+"""nginx config as text, from routes and settings. Pure: no I/O beyond reading the templates in nginx/.
+
+Everything that reaches a template is validated first (app names, hostnames, addresses, sizes, paths), so
+no value can end a directive or open a block: a bad one is a UserError, never an nginx config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, UserError
+
+LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+APP_RE = re.compile(LABEL)  # an app name is one DNS label
+HOSTNAME_RE = re.compile(rf"(?:\*\.)?{LABEL}(?:\.{LABEL})*")  # a leading "*." is an nginx wildcard name
+SIZE_RE = re.compile(r"[0-9]{1,9}[kKmMgG]?")
+# characters nginx would read as syntax (space, quotes, ; { } # $ \) are refused in paths we render
+PATH_RE = re.compile(r"/[A-Za-z0-9._/+@%,=:~-]*")
+SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
+
+CONTROL_SOCKET = "run/control.sock"
+
+
+def templates_dir() -> Path:
+    """The nginx/ template folder: next to paas/ in a checkout, or where paas.resources finds it when installed."""
+    from ..resources import resource_dir
+
+    return resource_dir("nginx")
+
+
+@cache
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
+                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(name: str, **values: Any) -> str:
+    """The one place nginx templates are rendered."""
+    return _environment().get_template(name).render(**values)
+
+
+# -- values ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Backend:
+    address: str  # container IP, e.g. "10.88.0.5"
+    port: int
+
+    def __str__(self) -> str:
+        """`address:port` as an nginx `server` line takes it (IPv6 in brackets)."""
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Route:
+    app: str                       # validated lowercase DNS label
+    hostnames: tuple[str, ...]     # e.g. ("myapp.paas.localhost",)
+    backends: tuple[Backend, ...]  # one or more; the upstream balances between them
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """The proxy.* keys of the config file, and domain. Checked on construction (ConfigError names the key)."""
+
+    domain: str = "paas.localhost"
+    listen: str = ""                   # address for `listen` (empty: all IPv4 addresses)
+    http_port: int = 80
+    client_max_body_size: str = "100m"
+    proxy_read_timeout_s: int = 60
+    worker_processes: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.domain, str) or not _is_hostname(self.domain) or self.domain.startswith("*"):
+            raise ConfigError(f"domain {self.domain!r} is not a valid DNS name", "e.g. `domain: paas.example.com`")
+        if self.listen:
+            try:
+                ipaddress.ip_address(self.listen)
+            except ValueError:
+                raise ConfigError(f"proxy.listen {self.listen!r} is not an IP address",
+                                  "use an address such as 127.0.0.1, or \"\" for all") from None
+        if not _is_int(self.http_port) or not 1 <= self.http_port <= 65535:
+            raise ConfigError(f"proxy.http_port {self.http_port!r} is not a port number", "use 1-65535")
+        if not SIZE_RE.fullmatch(str(self.client_max_body_size)):
+            raise ConfigError(f"proxy.client_max_body_size {self.client_max_body_size!r} is not a size",
+                              "use a number with an optional k, m or g suffix, e.g. 100m (0: no limit)")
+        if not _is_int(self.proxy_read_timeout_s) or not 1 <= self.proxy_read_timeout_s <= 86400:
+            raise ConfigError(f"proxy.proxy_read_timeout_s {self.proxy_read_timeout_s!r} is not a timeout",
+                              "use whole seconds, 1-86400")
+        if not _is_int(self.worker_processes) or not 1 <= self.worker_processes <= 64:
+            raise ConfigError(f"proxy.worker_processes {self.worker_processes!r} is not a worker count", "use 1-64")
+
+    @property
+    def listen_address(self) -> str:
+        """The argument of `listen`: `port`, `address:port` or `[v6]:port`."""
+        if not self.listen:
+            return str(self.http_port)
+        if ":" in self.listen:
+            return f"[{self.listen}]:{self.http_port}"
+        return f"{self.listen}:{self.http_port}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_hostname(name: str) -> bool:
+    return len(name) <= 253 and HOSTNAME_RE.fullmatch(name) is not None
+
+
+def proxy_settings(config) -> ProxySettings:
+    """ProxySettings from a paas.config.Config (defaults as in paas.config.DEFAULTS)."""
+    def number(key: str, default: int) -> int:
+        value = config.get(key, default)
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
+    return ProxySettings(
+        domain=config.get("domain", "paas.localhost"),
+        listen=config.get("proxy.listen", "") or "",
+        http_port=number("proxy.http_port", 80),
+        client_max_body_size=str(config.get("proxy.client_max_body_size", "100m")),
+        proxy_read_timeout_s=number("proxy.proxy_read_timeout_s", 60),
+        worker_processes=number("proxy.worker_processes", 1),
+    )
+
+
+def app_hostname(app: str, settings: ProxySettings) -> str:
+    return f"{check_app(app)}.{settings.domain}"
+
+
+def check_app(app: str) -> str:
+    if not isinstance(app, str) or not APP_RE.fullmatch(app):
+        raise UserError(f"invalid app name {app!r} for the proxy",
+                        "use lowercase letters, digits and dashes (a DNS label, at most 63 characters)")
+    return app
+
+
+def check_hostname(name: str) -> str:
+    if not isinstance(name, str) or not _is_hostname(name):
+        raise UserError(f"invalid hostname {name!r}",
+                        "use lowercase DNS labels (letters, digits, dashes) separated by dots, e.g. www.example.com")
+    return name
+
+
+def check_route(route: Route) -> Route:
+    check_app(route.app)
+    if not route.hostnames:
+        raise UserError(f"route for app {route.app} has no hostname", "give it at least APP.<domain>")
+    for name in route.hostnames:
+        check_hostname(name)
+    if not route.backends:
+        raise UserError(f"route for app {route.app} has no backend", "remove the route instead (remove_route)")
+    for backend in route.backends:
+        try:
+            ipaddress.ip_address(backend.address)
+        except ValueError:
+            raise UserError(f"backend address {backend.address!r} of app {route.app} is not an IP address",
+                            "route to the container's address") from None
+        if not _is_int(backend.port) or not 1 <= backend.port <= 65535:
+            raise UserError(f"backend port {backend.port!r} of app {route.app} is not a port number", "use 1-65535")
+    return route
+
+
+def check_nginx_dir(nginx_dir: Path) -> Path:
+    """An absolute path nginx can read unquoted, short enough for the control socket under it."""
+    text = str(nginx_dir)
+    if not PATH_RE.fullmatch(text):
+        raise UserError(f"nginx directory {text!r} cannot be written into nginx config",
+                        "use a data root path without spaces, quotes or any of ; { } # $ \\ (PAAS_ROOT)")
+    if len(f"{text}/{CONTROL_SOCKET}".encode()) > SOCKET_PATH_MAX:
+        raise UserError(f"nginx directory {text} is too long for a unix socket path under it",
+                        f"use a data root path of at most {SOCKET_PATH_MAX - len('/nginx/' + CONTROL_SOCKET)} "
+                        "characters (PAAS_ROOT)")
+    return nginx_dir
+
+
+# -- plans -------------------------------------------------------------------------------------------------
+
+def plan_main_conf(nginx_dir: Path, settings: ProxySettings, *, disk_buffering: bool = True) -> str:
+    """nginx.conf. disk_buffering=False when the worker user cannot reach nginx_dir/temp (see nginx.py)."""
+    return render("nginx.conf.j2", prefix=check_nginx_dir(nginx_dir), worker_processes=settings.worker_processes,
+                  client_max_body_size=settings.client_max_body_size, disk_buffering=disk_buffering)
+
+
+def plan_default_conf(nginx_dir: Path, settings: ProxySettings) -> str:
+    """The default server: 404 with a short text for a Host no app answers to."""
+    return render("default.conf.j2", prefix=check_nginx_dir(nginx_dir), listen=settings.listen_address)
+
+
+def plan_control_conf(nginx_dir: Path, generation: str) -> str:
+    """The control server on a unix socket: answers which generation of the config is live."""
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,64}", generation):
+        raise ValueError(f"bad generation {generation!r}")
+    return render("control.conf.j2", socket=check_nginx_dir(nginx_dir) / CONTROL_SOCKET, generation=generation)
+
+
+def plan_app_conf(route: Route, settings: ProxySettings, nginx_dir: Path) -> str:
+    """One app's upstream (its backends, keepalive) and server (its hostnames)."""
+    check_route(route)
+    return render("app.conf.j2", prefix=check_nginx_dir(nginx_dir), app=route.app, upstream=f"app-{route.app}",
+                  route_backends=route.backends,
+                  hostnames=route.hostnames, backends=[str(b) for b in route.backends],
+                  listen=settings.listen_address, client_max_body_size=settings.client_max_body_size,
+                  read_timeout=settings.proxy_read_timeout_s)
+
+
+def route_of(app_conf: str) -> Route | None:
+    """The route an app file was rendered from, read back from its `# route` lines (None: not one of ours).
+    One short line per value: nginx refuses any token, comments included, longer than 4 KB."""
+    app, hostnames, backends = None, [], []
+    try:
+        for line in app_conf.splitlines():
+            words = line.split()
+            if words[:2] == ["#", "route"]:
+                if words[2:3] == ["app"] and len(words) == 4:
+                    app = words[3]
+                elif words[2:3] == ["hostname"] and len(words) == 4:
+                    hostnames.append(words[3])
+                elif words[2:3] == ["backend"] and len(words) == 5:
+                    backends.append(Backend(words[3], int(words[4])))
+        return check_route(Route(app, tuple(hostnames), tuple(backends))) if app else None
+    except (ValueError, UserError):
+        return None
+
+
+def nginx_problem(text: str) -> str:
+    """The line of nginx's stderr or error log that says what is wrong, without prefix, level and pid."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for level in ("[emerg] ", "[alert] ", "[crit] "):
+        for line in lines:
+            if level in line:
+                return re.sub(r"^[0-9]+#[0-9]+: (\*[0-9]+ )?", "", line.split(level, 1)[1])
+    return lines[-1].removeprefix("nginx: ") if lines else "no output"
