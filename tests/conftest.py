@@ -19,6 +19,21 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CONFORMANCE = SHARED / "conformance"
 
 
+def pytest_configure(config):
+    """Before any test (and before xdist starts its workers, which inherit the env): what the host has."""
+    from tests.hoststate import BASELINE_ENV, snapshot
+
+    if hasattr(config, "workerinput") or os.environ.get(BASELINE_ENV) or os.geteuid() != 0:
+        return
+    import json
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"paas-test-baseline-{os.getpid()}.json"
+    path.write_text(json.dumps(snapshot()))
+    os.environ[BASELINE_ENV] = str(path)
+    config.add_cleanup(lambda: (path.unlink(missing_ok=True), os.environ.pop(BASELINE_ENV, None)))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).parts
