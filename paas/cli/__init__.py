@@ -18,7 +18,7 @@ import click
 
 from ..errors import PaasError
 
-COMMAND_MODULES = ("init", "images", "containers", "build", "buildpacks", "stacks", "apps")
+COMMAND_MODULES = ("init", "images", "containers", "build", "buildpacks", "stacks", "apps", "keys")
 
 
 class PaasGroup(click.Group):

@@ -1,0 +1,117 @@
+"""Run one child process with an SSH channel as its stdin, stdout and stderr.
+
+Bytes pass through unchanged and as soon as they come (git's pack protocol needs both). When the
+client goes away, the child's process group gets SIGTERM, then SIGKILL, so nothing runs on orphaned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import BinaryIO
+
+import paramiko
+
+from ..errors import UserError
+
+log = logging.getLogger("paas.sshd")
+
+CHUNK = 32768
+POLL_S = 0.2
+TERM_GRACE_S = 5.0
+# after the child exits, how long its stdout/stderr may stay open (a background grandchild holding them)
+DRAIN_S = 5.0
+
+# what a write to a dead channel or transport raises
+CHANNEL_ERRORS = (OSError, EOFError, paramiko.SSHException)
+
+
+def run_on_channel(argv: Sequence[str], *, env: Mapping[str, str], chan: paramiko.Channel,
+                   is_gone: Callable[[], bool], term_grace_s: float = TERM_GRACE_S) -> int | None:
+    """Run argv wired to chan; return its exit status (128+N for signal N), or None if the client left."""
+    argv = [str(a) for a in argv]
+    log.debug("run: %s", " ".join(argv))
+    try:
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env=dict(env), bufsize=0, start_new_session=True)
+    except FileNotFoundError as exc:
+        raise UserError(f"{argv[0]}: command not found on the server", "install it (see README.md)") from exc
+    drained = threading.Event()
+    assert child.stdin and child.stdout and child.stderr
+    pumps = [
+        threading.Thread(target=_copy_out, args=(child.stdout, chan.sendall, drained), daemon=True),
+        threading.Thread(target=_copy_out, args=(child.stderr, chan.sendall_stderr, drained), daemon=True),
+    ]
+    # not joined: it ends when the channel closes (recv returns b"") after we return
+    threading.Thread(target=_copy_in, args=(chan, child.stdin), daemon=True).start()
+    for pump in pumps:
+        pump.start()
+    while True:
+        try:
+            code = child.wait(POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            if is_gone():
+                log.info("client left; stopping %s (pid %d)", argv[0], child.pid)
+                terminate(child, term_grace_s)
+                drained.set()
+                return None
+    for pump in pumps:
+        pump.join(DRAIN_S)
+    drained.set()
+    for pump in pumps:
+        pump.join()
+    return code if code >= 0 else 128 - code
+
+
+def terminate(child: subprocess.Popen, grace_s: float = TERM_GRACE_S) -> None:
+    """SIGTERM the child's process group, SIGKILL it if still there after grace_s."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(wait_s)
+            return
+
+
+def _copy_out(pipe: BinaryIO, send: Callable[[bytes], None], drained: threading.Event) -> None:
+    """Forward a child's pipe to the channel until EOF, or until `drained` is set."""
+    fd = pipe.fileno()
+    try:
+        while not drained.is_set():
+            ready, _, _ = select.select([fd], [], [], POLL_S)
+            if not ready:
+                continue
+            data = os.read(fd, CHUNK)
+            if not data:
+                return
+            send(data)
+    except CHANNEL_ERRORS:
+        # the client is gone: closing our end gives the child EPIPE; the watcher terminates it
+        return
+    finally:
+        pipe.close()
+
+
+def _copy_in(chan: paramiko.Channel, pipe: BinaryIO) -> None:
+    """Forward the channel to the child's stdin; the client's EOF becomes the child's EOF."""
+    fd = pipe.fileno()
+    try:
+        while True:
+            data = chan.recv(CHUNK)
+            if not data:
+                return
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+    except CHANNEL_ERRORS:  # BrokenPipeError: the child stopped reading stdin; that is its business
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()

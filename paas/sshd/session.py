@@ -1,0 +1,138 @@
+"""One session channel: run the paas CLI command or git service the client asked for, or refuse a shell."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import paramiko
+
+from ..errors import PaasError, UserError
+from .commands import CliCommand, GitCommand, Shell, app_of, parse_command, shell_message
+from .pump import CHANNEL_ERRORS, POLL_S, run_on_channel
+
+if TYPE_CHECKING:
+    from ..context import Context
+
+log = logging.getLogger("paas.sshd")
+
+INTERNAL_ERROR_EXIT = 70
+# a push whose client left gets longer than a CLI command: its deploy hook undoes its work on SIGTERM
+GIT_TERM_GRACE_S = 30.0
+
+
+class _ClientGone(Exception):
+    pass
+
+
+@dataclass
+class Session:
+    chan: paramiko.Channel
+    key_name: str
+    ctx_factory: Callable[[], Context]
+    root: Path
+    cli_argv: Callable[[Sequence[str]], list[str]]
+    git_service: Callable[..., Any] | None  # paas.receive.git_service unless a test injects one
+    host: str  # the address the client reached, for the shell hint
+    port: int
+    stopping: threading.Event
+
+    def is_gone(self) -> bool:
+        transport = self.chan.get_transport()
+        return self.stopping.is_set() or self.chan.closed or transport is None or not transport.is_active()
+
+    def run(self, command: bytes | None) -> None:
+        """Run the request, send its exit status and close the channel."""
+        try:
+            code = self._dispatch(command)
+        except _ClientGone:
+            code = None
+        except PaasError as exc:
+            self._say(f"error: {exc.one_line()}")
+            code = exc.exit_code
+        except Exception:  # noqa: BLE001 - one bad session must not take the server down
+            log.exception("session of key %s failed", self.key_name)
+            self._say("error: internal error in paasd (its log has the details)")
+            code = INTERNAL_ERROR_EXIT
+        log.info("key %s: %s: %s", self.key_name, _shown(command),
+                 "the client left" if code is None else f"exit status {code}")
+        with contextlib.suppress(*CHANNEL_ERRORS):
+            if code is not None and not self.is_gone():
+                self.chan.send_exit_status(code)
+            self.chan.close()
+
+    def _dispatch(self, command: bytes | None) -> int | None:
+        request = parse_command(command)
+        if isinstance(request, Shell):
+            self._say(shell_message(self.host, self.port).rstrip("\n"))
+            return 1
+        log.info("key %s runs: %s", self.key_name, _shown(command))
+        if isinstance(request, GitCommand):
+            return self._git(request)
+        assert isinstance(request, CliCommand)
+        return run_on_channel(self.cli_argv(request.words), env=self._env({}), chan=self.chan,
+                              is_gone=self.is_gone)
+
+    def _git(self, request: GitCommand) -> int | None:
+        git_service = self.git_service
+        if git_service is None:
+            from ..receive import git_service
+        ctx = self.ctx_factory()
+        try:
+            service = git_service(ctx, request.service, request.path)
+            wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
+        finally:
+            ctx.close()
+        env = self._env(service.env)
+        lock = self._app_lock(Path(service.lock), app_of(request.path), wait_s) if service.lock \
+            else contextlib.nullcontext()
+        with lock:
+            return run_on_channel(service.argv, env=env, chan=self.chan, is_gone=self.is_gone,
+                                  term_grace_s=GIT_TERM_GRACE_S)
+
+    def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        return {**os.environ, "PAAS_ROOT": str(self.root), "PAAS_SSH_KEY": self.key_name, **extra}
+
+    @contextlib.contextmanager
+    def _app_lock(self, path: Path, app: str, wait_s: float) -> Iterator[None]:
+        """Hold an exclusive flock on path for the whole push; wait up to wait_s for another push."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if not _try_flock(fd):
+                self._say(f"-----> waiting for another push to {app} to finish")
+                deadline = time.monotonic() + wait_s
+                while not _try_flock(fd):
+                    if self.is_gone():
+                        raise _ClientGone()
+                    if time.monotonic() >= deadline:
+                        raise UserError(f"another push to {app} is still running after {wait_s:g}s",
+                                        "try again when it has finished")
+                    time.sleep(POLL_S)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _say(self, line: str) -> None:
+        with contextlib.suppress(*CHANNEL_ERRORS):
+            self.chan.sendall_stderr(f"{line}\n".encode())
+
+
+def _shown(command: bytes | None) -> str:
+    return "(shell)" if command is None else command.decode(errors="replace")
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False

@@ -1,0 +1,244 @@
+"""SSH keys: parsing authorized_keys lines (checked against ssh-keygen), the ssh_keys table, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+
+import pytest
+
+from paas import keys
+from paas.errors import NotFound, UserError
+from tests.conftest import need_tool, run_paas
+
+KINDS = {  # name: ssh-keygen arguments
+    "ed25519": ["-t", "ed25519"],
+    "ecdsa256": ["-t", "ecdsa", "-b", "256"],
+    "ecdsa384": ["-t", "ecdsa", "-b", "384"],
+    "ecdsa521": ["-t", "ecdsa", "-b", "521"],
+    "rsa2048": ["-t", "rsa", "-b", "2048"],
+    "rsa1024": ["-t", "rsa", "-b", "1024"],
+    "ed25519-b": ["-t", "ed25519"],
+}
+
+
+@pytest.fixture(scope="module")
+def keyfiles(tmp_path_factory):
+    """One key pair of each kind, made once: {name: path of the private key} (.pub next to it)."""
+    need_tool("ssh-keygen")
+    folder = tmp_path_factory.mktemp("keys")
+    made = {}
+    for name, args in KINDS.items():
+        path = folder / name
+        subprocess.run(["ssh-keygen", *args, "-N", "", "-q", "-C", f"{name}@test host", "-f", str(path)],
+                       check=True, stdin=subprocess.DEVNULL)
+        made[name] = path
+    return made
+
+
+def pub(keyfiles, name: str) -> str:
+    return keyfiles[name].with_suffix(".pub").read_text()
+
+
+def ssh_keygen_fingerprint(path) -> str:
+    out = subprocess.run(["ssh-keygen", "-lf", str(path)], check=True, capture_output=True, text=True).stdout
+    return out.split()[1]
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(UserError) as info:
+        keys.parse_public_key(text)
+    return info.value.one_line()
+
+
+# -- parsing -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, key_type", [
+    ("ed25519", "ssh-ed25519"),
+    ("ecdsa256", "ecdsa-sha2-nistp256"),
+    ("ecdsa384", "ecdsa-sha2-nistp384"),
+    ("ecdsa521", "ecdsa-sha2-nistp521"),
+    ("rsa2048", "ssh-rsa"),
+])
+def test_parse_valid_keys_with_ssh_keygen_fingerprint(keyfiles, name, key_type):
+    parsed = keys.parse_public_key(pub(keyfiles, name))
+    assert parsed.type == key_type
+    assert parsed.comment == f"{name}@test host"
+    assert parsed.fingerprint == ssh_keygen_fingerprint(keyfiles[name].with_suffix(".pub"))
+    assert parsed.line == pub(keyfiles, name).strip()
+
+
+def test_parse_tolerates_spacing_comments_and_no_comment(keyfiles):
+    key_type, blob, _ = pub(keyfiles, "ed25519").split(None, 2)
+    parsed = keys.parse_public_key(f"# my laptop\n\n  {key_type}\t{blob}   \n")
+    assert (parsed.type, parsed.blob_b64, parsed.comment) == (key_type, blob, "")
+    assert parsed.line == f"{key_type} {blob}"
+
+
+def test_fingerprint_format():
+    blob = b"\x00\x00\x00\x0bssh-ed25519" + b"\x00\x00\x00\x20" + bytes(32)
+    fp = keys.fingerprint(blob)
+    assert fp.startswith("SHA256:") and not fp.endswith("=") and len(fp) == 7 + 43
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", "no SSH public key given"),
+    ("hello world", "not an SSH public key"),
+    ("ssh-ed25519", "has no base64 data"),
+    ("ssh-ed25519 AAAA$$$$ me", "not valid base64"),
+    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE me", "not valid base64"),  # bad padding
+    ("ssh-dss AAAAB3NzaC1kc3M= me", "DSA keys are not supported"),
+    ("sk-ssh-ed25519@openssh.com AAAA me", "security-key (sk-*) keys are not supported"),
+    ("ssh-ed25519-cert-v01@openssh.com AAAA me", "certificates are not supported"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+     "this is a private key"),
+    ("---- BEGIN SSH2 PUBLIC KEY ----\nAAAA\n---- END SSH2 PUBLIC KEY ----\n", "RFC 4716"),
+])
+def test_parse_refuses_with_a_reason(text, expected):
+    assert expected in error_of(text)
+
+
+def test_parse_refuses_options_prefix(keyfiles):
+    line = 'command="/bin/sh",no-pty ' + pub(keyfiles, "ed25519")
+    assert "options before the key type" in error_of(line)
+
+
+def test_parse_refuses_two_keys(keyfiles):
+    assert "holds 2 lines" in error_of(pub(keyfiles, "ed25519") + pub(keyfiles, "ecdsa256"))
+
+
+def test_parse_refuses_type_mismatch(keyfiles):
+    _, blob, comment = pub(keyfiles, "ed25519").split(None, 2)
+    message = error_of(f"ssh-rsa {blob} {comment}")
+    assert "key type mismatch" in message and "ssh-ed25519" in message
+
+
+def test_parse_refuses_truncated_and_padded_blobs(keyfiles):
+    key_type, blob, _ = pub(keyfiles, "ed25519").split(None, 2)
+    raw = base64.b64decode(blob)
+    for mangled in (raw[:-4], raw + b"\x00\x00\x00\x01x", raw[:-1]):
+        assert "is not a valid ssh-ed25519 key" in error_of(f"{key_type} {base64.b64encode(mangled).decode()}")
+
+
+def test_parse_refuses_ecdsa_with_wrong_curve(keyfiles):
+    _, blob, _ = pub(keyfiles, "ecdsa256").split(None, 2)
+    raw = base64.b64decode(blob).replace(b"ecdsa-sha2-nistp256", b"ecdsa-sha2-nistp384", 1)
+    assert "not a valid ecdsa-sha2-nistp384 key" in error_of(f"ecdsa-sha2-nistp384 {base64.b64encode(raw).decode()}")
+
+
+def test_parse_refuses_short_rsa(keyfiles):
+    message = error_of(pub(keyfiles, "rsa1024"))
+    assert "RSA key of 1024 bits is too short" in message and "ssh-keygen -t ed25519" in message
+
+
+@pytest.mark.parametrize("name", ["alice", "alice@laptop", "ci.deploy-key_2", "x" * 64])
+def test_valid_names(name):
+    assert keys.check_key_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 65, "has space", "a/b", "semi;colon", "ünïcode"])
+def test_invalid_names(name):
+    with pytest.raises(UserError, match="invalid SSH key name"):
+        keys.check_key_name(name)
+
+
+# -- the ssh_keys table --------------------------------------------------------------------------------
+
+def test_add_list_remove(ctx, keyfiles):
+    added = keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"))
+    keys.add_key(ctx.conn, "bob", pub(keyfiles, "rsa2048"))
+    assert added["name"] == "alice" and added["type"] == "ssh-ed25519"
+    listed = keys.list_keys(ctx.conn)
+    assert [k["name"] for k in listed] == ["alice", "bob"]
+    assert listed[0] == added
+    assert listed[0]["fingerprint"] == ssh_keygen_fingerprint(keyfiles["ed25519"].with_suffix(".pub"))
+    assert listed[1]["comment"] == "rsa2048@test host" and listed[1]["created_at"].endswith("Z")
+    keys.remove_key(ctx.conn, "alice")
+    assert [k["name"] for k in keys.list_keys(ctx.conn)] == ["bob"]
+
+
+def test_duplicate_name_refused(ctx, keyfiles):
+    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"))
+    with pytest.raises(UserError, match="an SSH key named alice already exists"):
+        keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519-b"))
+
+
+def test_same_key_under_another_name_refused_naming_it(ctx, keyfiles):
+    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"))
+    with pytest.raises(UserError) as info:
+        keys.add_key(ctx.conn, "alice2", pub(keyfiles, "ed25519").replace("ed25519@test host", "other comment"))
+    assert "already registered as alice" in info.value.one_line()
+    assert [k["name"] for k in keys.list_keys(ctx.conn)] == ["alice"]
+
+
+def test_bad_input_stores_nothing(ctx):
+    with pytest.raises(UserError):
+        keys.add_key(ctx.conn, "alice", "ssh-ed25519 garbage")
+    with pytest.raises(UserError):
+        keys.add_key(ctx.conn, "bad name", "ssh-ed25519 garbage")
+    assert keys.list_keys(ctx.conn) == []
+
+
+def test_remove_unknown_is_not_found(ctx):
+    with pytest.raises(NotFound, match="no SSH key named ghost"):
+        keys.remove_key(ctx.conn, "ghost")
+
+
+def test_key_name_for(ctx, keyfiles):
+    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ecdsa256"))
+    key_type, blob, _ = pub(keyfiles, "ecdsa256").split(None, 2)
+    raw = base64.b64decode(blob)
+    assert keys.key_name_for(ctx.conn, key_type, raw) == "alice"
+    assert keys.key_name_for(ctx.conn, "ssh-ed25519", raw) is None
+    other = base64.b64decode(pub(keyfiles, "ed25519").split()[1])
+    assert keys.key_name_for(ctx.conn, "ssh-ed25519", other) is None
+
+
+# -- CLI -------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def initialised(isolated_env):
+    run_paas("init")
+    return isolated_env
+
+
+def test_cli_round_trip(initialised, keyfiles):
+    fp = ssh_keygen_fingerprint(keyfiles["ed25519"].with_suffix(".pub"))
+    added = run_paas("ssh-keys:add", "alice", str(keyfiles["ed25519"].with_suffix(".pub")))
+    assert added.stdout == f"added SSH key alice (ssh-ed25519 {fp})\n"
+    run_paas("ssh-keys:add", "bob", "-", input=pub(keyfiles, "ecdsa384"))
+    listed = json.loads(run_paas("ssh-keys:list", "--json").stdout)
+    assert [(k["name"], k["type"]) for k in listed] == [("alice", "ssh-ed25519"), ("bob", "ecdsa-sha2-nistp384")]
+    assert listed[0]["fingerprint"] == fp and listed[0]["comment"] == "ed25519@test host"
+    assert set(listed[0]) == {"name", "fingerprint", "type", "comment", "created_at"}
+    table = run_paas("ssh-keys:list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "FINGERPRINT", "TYPE", "COMMENT", "ADDED"]
+    assert table[1].startswith("alice ") and fp in table[1]
+    assert run_paas("ssh-keys:remove", "alice").stdout == "removed SSH key alice\n"
+    assert [k["name"] for k in json.loads(run_paas("ssh-keys:list", "--json").stdout)] == ["bob"]
+
+
+def test_cli_empty_list(initialised):
+    result = run_paas("ssh-keys:list")
+    assert result.stdout == "" and "paas ssh-keys:add" in result.stderr
+    assert json.loads(run_paas("ssh-keys:list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("args, stdin, expected", [
+    (("ssh-keys:add", "alice", "/nonexistent.pub"), None, "cannot read /nonexistent.pub: No such file"),
+    (("ssh-keys:add", "alice", "-"), "not a key\n", "not an SSH public key"),
+    (("ssh-keys:add", "bad name", "-"), "x", "invalid SSH key name"),
+    (("ssh-keys:remove", "ghost"), None, "no SSH key named ghost"),
+])
+def test_cli_errors_are_one_line(initialised, args, stdin, expected):
+    result = run_paas(*args, input=stdin, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+
+
+def test_cli_duplicate_key_names_the_other(initialised, keyfiles):
+    run_paas("ssh-keys:add", "alice", "-", input=pub(keyfiles, "ed25519"))
+    result = run_paas("ssh-keys:add", "alice2", "-", input=pub(keyfiles, "ed25519"), check=False)
+    assert result.returncode == 1 and "already registered as alice" in result.stderr
