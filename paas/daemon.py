@@ -96,7 +96,9 @@ def _serve(ctx) -> None:
     signal.signal(signal.SIGINT, on_signal)
     listen = str(ctx.config.get("ssh.listen", "0.0.0.0"))
     port = int(ctx.config.get("ssh.port", 2222))
-    server = SSHServer(lambda: Context(ctx.paths), listen, port)
+    # no banner: OpenSSH prints it on every connection, i.e. in every push; a refused key gets the standard
+    # "Permission denied (publickey)" and `paas ssh-keys:add` is in the docs
+    server = SSHServer(lambda: Context(ctx.paths), listen, port, banner=None)
     server.start()
     click.echo(f"paasd: SSH on {listen}:{server.port} (git push ssh://paas@HOST:{server.port}/APP)", nl=True)
     sys.stdout.flush()
@@ -111,6 +113,7 @@ def _serve(ctx) -> None:
 def entry() -> None:
     logging.basicConfig(level=logging.DEBUG if os.environ.get("PAAS_DEBUG") == "1" else logging.INFO,
                         format="paasd: %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("paramiko").setLevel(logging.WARNING)  # its INFO lines (every connection) are noise
     try:
         paasd.main(standalone_mode=False)
     except PaasError as exc:
