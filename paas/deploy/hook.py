@@ -13,7 +13,7 @@ from .. import apps
 from ..context import Context
 from ..errors import PaasError
 from ..receive import SERVER_PID_ENV
-from .output import DeployAborted, Output
+from .output import DeployAborted, Output, rotate
 from .pipeline import deploy_commit, deploy_log_path
 
 ZERO = "0" * 40
@@ -40,6 +40,7 @@ def pre_receive(ctx: Context, app: str, stdin_text: str) -> int:
         threading.Thread(target=_abort_when_gone, args=(int(server_pid),), daemon=True).start()
     log_path = deploy_log_path(ctx, app)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    rotate(log_path)
     out = Output(sys.stderr, log_path)
     try:
         deployed = False

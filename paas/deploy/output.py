@@ -12,6 +12,19 @@ from pathlib import Path
 from typing import TextIO
 
 
+def rotate(path: Path, *, max_bytes: int = 5 << 20, keep: int = 3) -> None:
+    """deploy.log -> deploy.log.1 -> ... (the oldest dropped) once it is larger than max_bytes."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return
+    except FileNotFoundError:
+        return
+    for index in range(keep, 0, -1):
+        source = path if index == 1 else path.with_name(f"{path.name}.{index - 1}")
+        if source.exists():
+            source.replace(path.with_name(f"{path.name}.{index}"))
+
+
 class DeployAborted(Exception):
     """The pusher is gone (output pipe closed)."""
 

@@ -81,3 +81,20 @@ def test_process_plans_carry_command_env_and_policy():
 def test_hook_input_lines():
     text = "0" * 40 + " " + "a" * 40 + " refs/heads/main\n\nbad line\n" + "b" * 40 + " " + "0" * 40 + " refs/tags/x\n"
     assert parse_updates(text) == [("0" * 40, "a" * 40, "refs/heads/main"), ("b" * 40, "0" * 40, "refs/tags/x")]
+
+
+def test_deploy_log_rotates_past_its_size(tmp_path):
+    from paas.deploy.output import rotate
+
+    log = tmp_path / "deploy.log"
+    rotate(log)  # nothing yet: nothing to do
+    for generation in range(5):
+        log.write_text(f"deploy {generation}\n" * 10)
+        rotate(log, max_bytes=50, keep=2)
+    assert not log.exists()
+    assert (tmp_path / "deploy.log.1").read_text().startswith("deploy 4")
+    assert (tmp_path / "deploy.log.2").read_text().startswith("deploy 3")
+    assert not (tmp_path / "deploy.log.3").exists()
+    log.write_text("small\n")
+    rotate(log, max_bytes=50, keep=2)
+    assert log.read_text() == "small\n"
