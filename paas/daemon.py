@@ -39,8 +39,7 @@ def _single_instance(ctx) -> int:
     return fd
 
 
-def reconcile_all(ctx) -> None:
-    from .deploy import reconcile_apps
+def reconcile_containers(ctx) -> None:
     from .runtime.containers import reconcile
 
     result = reconcile(ctx)
@@ -48,6 +47,11 @@ def reconcile_all(ctx) -> None:
                f"({len(result['removed_incomplete'])} incomplete removed, "
                f"{len(result['reclaimed_network'])} network leases reclaimed)")
     click.echo(f"paasd: runtime {ctx.runtime.name}" + (f" ({ctx.runtime.notice})" if ctx.runtime.notice else ""))
+
+
+def reconcile_apps(ctx) -> None:
+    from .deploy import reconcile_apps
+
     apps = reconcile_apps(ctx)
     if apps["interrupted_deploys"]:
         click.echo(f"paasd: undid interrupted deploys: {', '.join(apps['interrupted_deploys'])}")
@@ -64,19 +68,16 @@ def paasd(check: bool) -> None:
     ctx = open_context()
     images = len(ctx.store.tags())
     click.echo(f"paasd: data root {ctx.paths.root}, {images} images in the store")
-    if check:
+    if check:  # containers only: --check must not start nginx or touch apps
         if ctx.host_facts.is_root:
-            from .runtime.containers import reconcile
-
-            reconcile(ctx)
-            click.echo(f"paasd: runtime {ctx.runtime.name}"
-                       + (f" ({ctx.runtime.notice})" if ctx.runtime.notice else ""))
+            reconcile_containers(ctx)
         return
     if not ctx.host_facts.is_root:
         raise UserError("paasd needs root (containers, networks, nginx on port 80)", "run it as root")
     lock_fd = _single_instance(ctx)
     try:
-        reconcile_all(ctx)
+        reconcile_containers(ctx)
+        reconcile_apps(ctx)
         _serve(ctx)
     finally:
         os.close(lock_fd)
