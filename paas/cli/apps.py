@@ -16,7 +16,7 @@ APP_ARGUMENT = click.argument("app", metavar="APP")
 def list_cmd(as_json):
     """List apps with their active release and URL."""
     from .. import apps
-    from ..proxy import app_hostname, proxy_settings
+    from ..proxy import app_url, proxy_settings
 
     ctx = context()
     settings = proxy_settings(ctx.config)
@@ -25,18 +25,13 @@ def list_cmd(as_json):
         release = apps.active_release(ctx.conn, app["name"])
         rows.append({"name": app["name"], "release": f"v{release['version']}" if release else None,
                      "commit": (release["commit_sha"] or "")[:12] if release else None,
-                     "url": _url(ctx, app_hostname(app["name"], settings)) if release else None,
+                     "url": app_url(app["name"], settings) if release else None,
                      "created_at": app["created_at"]})
     if as_json:
         emit_json(rows)
         return
     table([(r["name"], r["release"] or "-", r["commit"] or "-", r["url"] or "(not deployed)") for r in rows],
           ("APP", "RELEASE", "COMMIT", "URL"))
-
-
-def _url(ctx, hostname: str) -> str:
-    port = int(ctx.config.get("proxy.http_port", 80))
-    return f"http://{hostname}" + ("" if port == 80 else f":{port}")
 
 
 @cli.command("apps:create")
@@ -78,7 +73,7 @@ def destroy_cmd(app, force):
 def info_cmd(as_json, app):
     """Show an app: URL, active release, processes with their state, last deploy, repository."""
     from .. import apps
-    from ..proxy import app_hostname, proxy_settings
+    from ..proxy import app_url, proxy_settings
     from ..receive import repo_path
     from ..runtime import containers
 
@@ -95,7 +90,7 @@ def info_cmd(as_json, app):
                       "container": info["name"], "status": info["status"], "address": info["address"]})
     data = {
         "name": app,
-        "url": _url(ctx, app_hostname(app, proxy_settings(ctx.config))),
+        "url": app_url(app, proxy_settings(ctx.config)),
         "deploy_branches": list(apps.deploy_branches(record, str(ctx.config.get("deploy.branch", "main")))),
         "repository": str(repo_path(ctx, app)),
         "release": None if release is None else {

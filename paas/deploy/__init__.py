@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from .. import apps, state
+from .. import apps, locks, state
 from ..context import Context
 from .output import DeployAborted, Output
 from .pipeline import DeployError, deploy_commit, deploy_lock_path, nginx_for, remove_processes
@@ -18,10 +18,8 @@ def destroy_app(ctx: Context, app: str) -> dict:
 
     Waits for a deploy of the app that is under way (the deploy lock), so nothing is started afterwards."""
     from ..receive import repo_path
-    from . import lock
-
     apps.get_app(ctx.conn, app)
-    with lock.exclusive(deploy_lock_path(ctx, app), wait_s=float(ctx.config.get("deploy.lock_wait_s", 600)),
+    with locks.exclusive(deploy_lock_path(ctx, app), wait_s=float(ctx.config.get("deploy.lock_wait_s", 600)),
                         what=f"a deploy of {app}"):
         rows = apps.processes(ctx.conn, app)
         remove_processes(ctx, rows)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import apps, state
+from .. import apps, locks, state
 from ..context import Context
 from ..errors import PaasError
-from . import health, lock
+from . import health
 from .output import DeployAborted, Output
 from .processes import ProcessPlan, address_of, one_off, plan_processes
 
@@ -68,7 +68,7 @@ def deploy_commit(ctx: Context, app: str, commit: str, out: Output) -> dict[str,
     DeployAborted) after undoing its own work when anything fails."""
     apps.get_app(ctx.conn, app)
     wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
-    with lock.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
+    with locks.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
                         on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish")):
         run = Deploy(ctx, app, commit, out, started=[], timings={})
         _begin(run)
@@ -146,8 +146,7 @@ def _run(run: Deploy) -> dict[str, Any]:
             _run_one_off(run, release, "postdeploy", detection.app_json.postdeploy)
         except PaasError as exc:  # the release is live already: say so, do not pretend it was rolled back
             out.warn(f"postdeploy failed: {exc.one_line()}")
-    url = _url(ctx, hostname)
-    out.step(f"Deployed {app} v{run.version}: {url}")
+    out.step(f"Deployed {app} v{run.version}: {_url(ctx, app)}")
     return apps.active_release(ctx.conn, app)
 
 
@@ -299,9 +298,10 @@ def _hostname(ctx: Context, app: str) -> str:
     return app_hostname(app, proxy_settings(ctx.config))
 
 
-def _url(ctx: Context, hostname: str) -> str:
-    port = int(ctx.config.get("proxy.http_port", 80))
-    return f"http://{hostname}" + ("" if port == 80 else f":{port}")
+def _url(ctx: Context, app: str) -> str:
+    from ..proxy import app_url, proxy_settings
+
+    return app_url(app, proxy_settings(ctx.config))
 
 
 def nginx_for(ctx: Context):

@@ -16,7 +16,6 @@ before the rename changes nothing; a failure after it puts the previous files ba
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import pwd
@@ -30,7 +29,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import proc
+from .. import locks, proc
 from ..errors import PaasError
 from . import procfs
 from .plan import (
@@ -242,25 +241,15 @@ class Nginx:
         """Exclusive use of the tree; also creates its folders and drops stages a crashed process left."""
         check_nginx_dir(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            deadline = time.monotonic() + LOCK_TIMEOUT_S
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise PaasError(f"nginx config is locked by another process for {LOCK_TIMEOUT_S:g}s",
-                                        f"is a deploy stuck? (lock: {self.dir / '.lock'})") from None
-                    time.sleep(0.02)
+        busy = PaasError(f"nginx config is locked by another process for {LOCK_TIMEOUT_S:g}s",
+                         f"is a deploy stuck? (lock: {self.dir / '.lock'})")
+        with locks.exclusive(self.dir / ".lock", wait_s=LOCK_TIMEOUT_S, what="the nginx config", busy=lambda: busy,
+                             poll_s=0.02, mode=0o600):
             for folder in (*INCLUDED, "logs", "run", "temp"):
                 (self.dir / folder).mkdir(exist_ok=True)
             for stale in self.dir.glob(".stage-*"):
                 shutil.rmtree(stale, ignore_errors=True)
             yield
-        finally:
-            os.close(fd)
 
     # -- the master --------------------------------------------------------------------------------------
 

@@ -136,6 +136,11 @@ def app_hostname(app: str, settings: ProxySettings) -> str:
     return f"{check_app(app)}.{settings.domain}"
 
 
+def app_url(app: str, settings: ProxySettings) -> str:
+    """http://APP.DOMAIN, with the port when it is not 80."""
+    return f"http://{app_hostname(app, settings)}" + ("" if settings.http_port == 80 else f":{settings.http_port}")
+
+
 def check_app(app: str) -> str:
     if not isinstance(app, str) or not APP_RE.fullmatch(app):
         raise UserError(f"invalid app name {app!r} for the proxy",
