@@ -221,6 +221,27 @@ def test_killing_paasd_mid_deploy_keeps_the_old_release_and_consistent_state(pla
     assert platform.get(app) == (200, "never served\n")
 
 
+def test_a_restarted_paasd_replaces_processes_that_died_with_their_supervisor(platform):
+    """What a reboot does to a running app (its supervisor and container gone), then paasd starting again."""
+    import json
+    import os
+    import signal
+
+    app = unique("reboot")
+    repo = platform.repo_from(APPS / "static", app)
+    assert platform.push(repo, app).returncode == 0
+    (before,) = json.loads(platform.paas("apps:info", app, "--json").stdout)["processes"]
+    inspected = json.loads(platform.paas("container:inspect", "--json", before["container"]).stdout)
+    platform.kill_paasd()
+    for pid in (inspected["supervisor_pid"], inspected["pid"]):
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: platform.get(app)[0] == 502, 10, "the dead process to stop answering")
+    platform.start()
+    assert platform.get(app) == (200, "hello from static\n")
+    (after,) = json.loads(platform.paas("apps:info", app, "--json").stdout)["processes"]
+    assert after["status"] == "running" and after["release"] == "v1" and after["container_id"] != before["container_id"]
+
+
 def test_destroy_removes_the_app_route_and_repository(platform):
     app = unique("gone")
     repo = platform.repo_from(APPS / "static", app)
