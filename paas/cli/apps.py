@@ -87,7 +87,8 @@ def info_cmd(as_json, app):
         except Exception:  # noqa: BLE001 - a container removed by hand shows as gone
             info = {"status": "gone", "address": None, "name": row["container_id"]}
         procs.append({"type": row["type"], "index": row["idx"], "release": f"v{row['version']}",
-                      "container": info["name"], "container_id": row["container_id"], "status": info["status"], "address": info["address"]})
+                      "container": info["name"], "container_id": row["container_id"], "status": info["status"],
+                      "address": info["address"]})
     data = {
         "name": app,
         "url": app_url(app, proxy_settings(ctx.config)),

@@ -190,8 +190,8 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
     cpaths = paths_for(ctx, container_id)
     try:
         cpaths.dir.mkdir(parents=True)
-        for directory in (cpaths.bundle, cpaths.state, cpaths.etc, cpaths.empty):
-            directory.mkdir(parents=True, exist_ok=True)
+        for directory in (cpaths.bundle, cpaths.state, cpaths.etc):
+            directory.mkdir()
         _mount_rootfs(ctx, container_id, image, progress)
         image_config = image.config.get("config") or {}
         user = spec.resolve_user(opts.user or image_config.get("User"),
@@ -395,10 +395,12 @@ def _remove_idle_network(ctx: Context) -> None:
 
 
 def remove_cgroups(container_id: str, base: Path = Path("/sys/fs/cgroup")) -> None:
+    """Remove what is left of the container's cgroups (the runtime's delete normally took them along)."""
     rel = cgroups_path(container_id).lstrip("/")
     if not base.is_dir():
         return
-    for controller in base.iterdir():
+    controllers = [c for c in base.iterdir() if c.is_dir() and not c.is_symlink()]
+    for controller in controllers:
         target = controller / rel
         if target.is_dir():
             for dirpath, _dirs, _files in sorted(os.walk(target), key=lambda t: -len(t[0])):
@@ -406,10 +408,25 @@ def remove_cgroups(container_id: str, base: Path = Path("/sys/fs/cgroup")) -> No
                     os.rmdir(dirpath)
                 except OSError:
                     pass
-        try:  # the shared parent goes with its last container (another one keeps it busy)
-            os.rmdir(target.parent)
+    # the shared parent goes with its last container; while others run (the common case) one listing
+    # tells, instead of a failing rmdir per controller
+    parents = [(c / rel).parent for c in controllers]
+    probe = base / "pids" / rel.split("/")[0]  # every container has a pids limit, so a pids cgroup
+    if _has_subdirs(probe if probe.is_dir() else parents[0] if parents else base):
+        return
+    for parent in parents:
+        try:
+            os.rmdir(parent)
         except OSError:
             pass
+
+
+def _has_subdirs(path: Path) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return any(entry.is_dir(follow_symlinks=False) for entry in entries)
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

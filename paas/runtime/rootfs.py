@@ -23,6 +23,8 @@ def mount_overlay(snapshots_dir: Path, lowers_bottom_first: list[Path], upper: P
         directory.mkdir(parents=True, exist_ok=True)
     os.chmod(upper, 0o755)
     # an image without layers (scratch, nothing added) still needs one lowerdir
+    if not lowers_bottom_first:
+        empty_lower.mkdir(exist_ok=True)
     lowers = [str(p) for p in reversed(lowers_bottom_first)] or [str(empty_lower)]
     options = overlay_options(lowers, upper, work)
     if len(options) < linux.PAGE_SIZE:

@@ -523,3 +523,20 @@ while [ $i -le 60 ]; do printf 'line %03d\n' $i; i=$((i + 1)); done
     per_file = [[int(line.split()[-1]) for line in raw_log(tmp_path, name)]
                 for name in ("container.log.2", "container.log.1", "container.log")]
     assert [n for chunk in per_file for n in chunk] == numbers
+
+
+def test_remove_cgroups_takes_the_shared_parent_with_the_last_container(tmp_path):
+    from paas.runtime.containers import remove_cgroups
+
+    for controller in ("pids", "memory", "cpu"):
+        (tmp_path / controller / "paas" / "a" / "sub").mkdir(parents=True)
+        (tmp_path / controller / "paas" / "b").mkdir(parents=True)
+    remove_cgroups("a", base=tmp_path)
+    for controller in ("pids", "memory", "cpu"):
+        assert not (tmp_path / controller / "paas" / "a").exists()
+        assert (tmp_path / controller / "paas" / "b").is_dir()  # another container keeps the parent
+    for controller in ("pids", "memory", "cpu"):
+        (tmp_path / controller / "paas" / "b").rmdir()
+    (tmp_path / "memory" / "paas" / "b").mkdir()  # left over in one controller only
+    remove_cgroups("b", base=tmp_path)
+    assert not any((tmp_path / c / "paas").exists() for c in ("pids", "memory", "cpu"))
