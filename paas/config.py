@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
         "health_timeout_s": 60,           # a new web process must accept connections within this
         "lock_wait_s": 600,               # a second push to the same app waits this long for the first
         "drain_s": 1,                     # old containers keep serving this long after the switch
+        "keep_releases": 5,               # images of this many releases stay tagged (rollback material)
     },
 }
 
@@ -234,6 +235,7 @@ deploy:
   health_timeout_s: 60          # a new web process must accept connections within this
   lock_wait_s: 600              # a second push to the same app waits this long
   drain_s: 1                    # old containers keep serving this long after the switch
+  keep_releases: 5              # images of this many releases stay tagged
 registries: {}
 #  registry.example.com:
 #    username: me

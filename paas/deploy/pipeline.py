@@ -138,6 +138,7 @@ def _run(run: Deploy) -> dict[str, Any]:
     previous = _activate(run)
     run.phase("retire")
     _retire(run, previous)
+    _untag_old_images(run)
     run.phase("done")
     _finish(run, "succeeded")
     out.info("took " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in run.timings.items()))
@@ -344,6 +345,27 @@ def _retire(run: Deploy, previous: list[dict[str, Any]]) -> None:
                  + (f" after {drain:g}s of draining" if drain else ""))
     time.sleep(drain)
     remove_processes(run.ctx, previous)
+
+
+def _untag_old_images(run: Deploy) -> None:
+    """Keep the images of the newest deploy.keep_releases releases (rollback material); older tags go, and
+    `paas images:gc` (or build:prune) reclaims their space."""
+    from ..errors import NotFound
+
+    keep = max(1, int(run.ctx.config.get("deploy.keep_releases", 5)))
+    rows = run.ctx.conn.execute("SELECT version, image, status FROM releases WHERE app = ? AND image IS NOT NULL "
+                                "AND status IN ('superseded', 'failed') ORDER BY version DESC", (run.app,)).fetchall()
+    superseded = [r for r in rows if r["status"] == "superseded"]
+    old = superseded[keep - 1:] + [r for r in rows if r["status"] == "failed"]  # failed ones never ran
+    for row in old:
+        try:
+            run.ctx.store.untag(row["image"])
+        except NotFound:
+            continue
+    if old:
+        with state.transaction(run.ctx.conn):
+            run.ctx.conn.executemany("UPDATE releases SET image = NULL WHERE app = ? AND version = ?",
+                                     [(run.app, r["version"]) for r in old])
 
 
 def remove_processes(ctx: Context, rows: list[dict[str, Any]]) -> None:

@@ -165,6 +165,9 @@ def test_two_apps_deploy_in_parallel_and_pushes_to_one_app_serialize(platform):
     assert len(rows) == 3 and rows[2][0] >= rows[1][1]  # the second deploy began after the first ended
     assert platform.get(first)[1] in ("version one\n", "version other\n")
     assert active_version(platform, first) == 3
+    # keep_releases: 2 in the platform's config: v1's image tag is gone, v2 and v3 stay
+    tags = {line.split()[0] for line in platform.paas("images").stdout.splitlines()[1:]}
+    assert {t for t in tags if t.startswith(f"paas/{first}:")} == {f"paas/{first}:v2", f"paas/{first}:v3"}
 
 
 def test_killing_paasd_mid_deploy_keeps_the_old_release_and_consistent_state(platform):
