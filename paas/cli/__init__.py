@@ -18,14 +18,37 @@ import click
 
 from ..errors import PaasError
 
-COMMAND_MODULES = ("init", "images", "containers", "build", "buildpacks", "stacks", "apps", "keys")
+# the command's group (what comes before ':') -> the module defining it, imported only when one of its commands
+# runs (like pip's lazy command registry: `paas logs` does not import the builder); --help imports them all
+COMMAND_MODULES = {
+    "apps": "apps", "config": "apps", "logs": "apps", "git-hook": "apps", "ssh-keys": "keys",
+    "buildpacks": "buildpacks", "stacks": "stacks", "build": "build", "images": "images", "container": "containers",
+    "init": "init",
+}
+
+
+def _load(module: str) -> None:
+    __import__(f"{__name__}.{module}")
 
 
 class PaasGroup(click.Group):
-    """Keeps commands in definition order in --help."""
+    """Commands imported on first use; in --help in the order of COMMAND_MODULES, then definition order."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        for module in dict.fromkeys(COMMAND_MODULES.values()):
+            _load(module)
+        order = list(dict.fromkeys(COMMAND_MODULES.values()))
+        return sorted(self.commands, key=lambda name: order.index(_module_of(name)) if _module_of(name) in order
+                      else len(order))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and _module_of(name):
+            _load(_module_of(name))
+        return self.commands.get(name)
+
+
+def _module_of(name: str) -> str | None:
+    return COMMAND_MODULES.get(name.split(":", 1)[0])
 
 
 @click.group(cls=PaasGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,8 +84,6 @@ def context():
     return open_context()
 
 
-for _module in COMMAND_MODULES:
-    __import__(f"{__name__}.{_module}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
