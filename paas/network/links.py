@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
 NETNS_DIR = "/run/netns"
-MAIN_TABLE = 254
 
 
 def _pyroute2():
@@ -86,11 +85,12 @@ def _write_sysctl(path: str, value: str) -> None:
         fh.write(value)
 
 
-def _check_overlap(ipr: IPRoute, subnet: ipaddress.IPv4Network, bridge_index: int | None) -> None:
+def _check_overlap(subnet: ipaddress.IPv4Network, bridge_index: int | None) -> None:
     """Refuse a subnet that a route on another interface already covers (it would be unreachable)."""
-    for route in ipr.get_routes(family=socket.AF_INET, table=MAIN_TABLE):
-        dst, length = route.get("dst"), route["dst_len"]
-        if not dst or length == 0 or route.get("oif") == bridge_index:
+    with rtnl.open_socket() as sock:
+        routes = rtnl.ipv4_routes(sock)
+    for dst, length, oif in routes:
+        if not dst or length == 0 or oif == bridge_index:
             continue
         other = ipaddress.IPv4Network(f"{dst}/{length}", strict=False)
         if other.overlaps(subnet):
@@ -126,10 +126,17 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
         if route_localnet:
             _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
         return socket.if_nametoindex(name)
+    if not link_exists(name):
+        _check_overlap(gw.network, None)
+        try:
+            return _create_bridge(name, gw, route_localnet)
+        except rtnl.RtnlError as exc:
+            if exc.errno != errno.EEXIST:  # EEXIST: another process was quicker; check what it made below
+                raise PaasError(f"cannot set up bridge {name}: {exc.strerror}") from exc
     iproute, netlink_error = _pyroute2()
     with iproute() as ipr, _netlink(f"cannot set up bridge {name}"):
         index = _index(ipr, name)
-        _check_overlap(ipr, gw.network, index)
+        _check_overlap(gw.network, index)
         if index is None:
             try:
                 ipr.link("add", ifname=name, kind="bridge")
@@ -149,6 +156,22 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
         if (str(gw.ip), gw.network.prefixlen) not in present:
             ipr.addr("add", index=index, address=str(gw.ip), prefixlen=gw.network.prefixlen)
         ipr.link("set", index=index, state="up")
+    _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+    if route_localnet:
+        _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+    return index
+
+
+def _create_bridge(name: str, gw: ipaddress.IPv4Interface, route_localnet: bool) -> int:
+    """A new bridge holding the gateway address, up: raw requests (no pyroute2 import on a host's first run)."""
+    with rtnl.open_socket() as sock:
+        batch = rtnl.Batch(sock)
+        rtnl.add_bridge(batch, name)
+        batch.send()
+        index = socket.if_nametoindex(name)
+        rtnl.add_address(batch, index, gw)
+        rtnl.set_up(batch, index, name)
+        batch.send()
     _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
     if route_localnet:
         _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")

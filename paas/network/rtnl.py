@@ -20,7 +20,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 NLMSG_DONE = 3
 NLM_F_DUMP = 0x300
-RTM_NEWROUTE = 24
+RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
@@ -29,7 +29,7 @@ IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, I
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_OIF, RTA_GATEWAY = 4, 5
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 IFF_UP = 0x1
 LOOPBACK_IFINDEX = 1  # fixed by the kernel in every namespace
 
@@ -131,28 +131,56 @@ def _attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
     return found
 
 
-def ipv4_addresses(sock: socket.socket, index: int) -> list[tuple[str, int]]:
-    """(address, prefixlen) of every IPv4 address on link `index`, from one address dump."""
-    request = _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0)
-    sock.send(_HEADER.pack(_HEADER.size + len(request), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + request)
-    found = []
+def _dump(sock: socket.socket, msg_type: int, body: bytes, what: str):
+    """Yield (data, offset of the message body, end of the message) for each reply of a dump request."""
+    sock.send(_HEADER.pack(_HEADER.size + len(body), msg_type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body)
     while True:
-        data = sock.recv(65536)
+        data = sock.recv(1 << 20)
         offset = 0
         while offset + _HEADER.size <= len(data):
-            length, msg_type, _flags, _seq, _pid = _HEADER.unpack_from(data, offset)
-            if msg_type == NLMSG_DONE:
-                return found
-            if msg_type == NLMSG_ERROR:
+            length, reply_type, _flags, _seq, _pid = _HEADER.unpack_from(data, offset)
+            if reply_type == NLMSG_DONE:
+                return
+            if reply_type == NLMSG_ERROR:
                 code = -struct.unpack_from("=i", data, offset + _HEADER.size)[0]
-                raise RtnlError(code, f"list addresses: {os.strerror(code)}")
-            _family, prefixlen, _flags, _scope, link = _IFADDR.unpack_from(data, offset + _HEADER.size)
-            if link == index:
-                attrs = _attrs(data, offset + _HEADER.size + _IFADDR.size, offset + length)
-                local = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
-                if local:
-                    found.append((socket.inet_ntoa(local[:4]), prefixlen))
+                raise RtnlError(code, f"{what}: {os.strerror(code)}")
+            yield data, offset + _HEADER.size, offset + length
             offset += (length + 3) & ~3 if length else len(data)
+
+
+def ipv4_addresses(sock: socket.socket, index: int) -> list[tuple[str, int]]:
+    """(address, prefixlen) of every IPv4 address on link `index`, from one address dump."""
+    found = []
+    for data, start, end in _dump(sock, RTM_GETADDR, _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0), "list addresses"):
+        _family, prefixlen, _flags, _scope, link = _IFADDR.unpack_from(data, start)
+        if link == index:
+            attrs = _attrs(data, start + _IFADDR.size, end)
+            local = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+            if local:
+                found.append((socket.inet_ntoa(local[:4]), prefixlen))
+    return found
+
+
+def ipv4_routes(sock: socket.socket, table: int = RT_TABLE_MAIN) -> list[tuple[str | None, int, int | None]]:
+    """(destination, prefix length, output ifindex) of the IPv4 routes in a table (the default route: None, 0)."""
+    found = []
+    body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+    for data, start, end in _dump(sock, RTM_GETROUTE, body, "list routes"):
+        _family, dst_len, _src, _tos, rt_table, _proto, _scope, _type, _flags = _RTMSG.unpack_from(data, start)
+        attrs = _attrs(data, start + _RTMSG.size, end)
+        if RTA_TABLE in attrs:
+            rt_table = struct.unpack("=I", attrs[RTA_TABLE][:4])[0]
+        if rt_table != table:
+            continue
+        dst = socket.inet_ntoa(attrs[RTA_DST][:4]) if RTA_DST in attrs else None
+        oif = struct.unpack("=I", attrs[RTA_OIF][:4])[0] if RTA_OIF in attrs else None
+        found.append((dst, dst_len, oif))
+    return found
+
+
+def add_bridge(batch: Batch, name: str) -> None:
+    body = ifinfo() + attr(IFLA_IFNAME, _name(name)) + attr(IFLA_LINKINFO, attr(IFLA_INFO_KIND, _name("bridge")))
+    batch.add(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"create bridge {name}")
 
 
 def add_veth(batch: Batch, host: str, peer: str, peer_netns_fd: int, *, master: int, mtu: int,

@@ -193,6 +193,15 @@ BOTH = pytest.mark.parametrize("net", [P.NFT, P.IPTABLES], indirect=True)
 
 # -- tests -------------------------------------------------------------------------------------------------
 
+def test_a_subnet_overlapping_a_host_route_is_refused_and_nothing_is_made(net):
+    network.setup_container_network(net.conn, net.config, net.new_id())  # the bridge (and its route) exist
+    other = f"pt{secrets.token_hex(3)}"
+    inside = str(ipaddress.ip_network(net.subnet)[129])
+    with pytest.raises(UserError, match="overlaps the host route"):
+        links.ensure_bridge(other, f"{inside}/25")
+    assert not links.link_exists(other)
+
+
 def test_detect_firewall_finds_a_working_backend():
     need_root()
     kind = firewall.detect_firewall()
