@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import tarfile
@@ -201,12 +202,15 @@ def _build(run: Deploy, src: Path):
         out.warn(warning)
     dockerfile = None
     if detection.buildpack != "dockerfile":
+        text = generate(detection)
         dockerfile = run.workdir / "Dockerfile"  # outside the build context: not copied into the image
-        dockerfile.write_text(generate(detection))
-        for image in {detection.base_image, detection.runtime_image} - {None}:
-            for stack in stacks.STACKS.values():
-                if image == stack.image:
-                    stacks.ensure_stack(ctx, stack.name, progress=out.info)
+        dockerfile.write_text(text)
+    else:
+        text = detection.dockerfile or ""
+    # the stacks it builds FROM (the app's own Dockerfile may name them too): made here when missing
+    for stack in stacks.STACKS.values():
+        if re.search(rf"(?im)^\s*FROM\s+(--\S+\s+)*{re.escape(stack.image)}(\s|$)", text):
+            stacks.ensure_stack(ctx, stack.name, progress=out.info)
     tag = f"paas/{run.app}:v{run.version}"
     out.step(f"Building {tag}")
     result = build(ctx, BuildOptions(context_dir=src, dockerfile=dockerfile, tags=(tag,), network="bridge",

@@ -87,6 +87,15 @@ def test_push_deploys_and_a_code_change_serves_the_new_response(platform):
     assert "RUN --mount=type=cache" in ejected.stdout
 
 
+def test_an_apps_own_dockerfile_is_built_as_is_on_its_exposed_port(platform):
+    app = unique("ownfile")
+    repo = platform.repo_from(APPS / "dockerfile", app)
+    pushed = platform.push(repo, app)
+    assert pushed.returncode == 0, pushed.output
+    assert "dockerfile app detected" in pushed.output and "port 8080" in pushed.output
+    assert platform.get(app) == (200, "hello from dockerfile\n")
+
+
 def test_a_failed_build_rejects_the_push_and_the_old_release_keeps_serving(platform):
     app = unique("broken")
     repo = platform.repo_from(APPS / "python-pip", app)
