@@ -113,7 +113,7 @@ def unset_config(conn: sqlite3.Connection, name: str, keys: list[str]) -> None:
 
 # -- releases and processes -----------------------------------------------------------------------------------
 
-def _row_to_release(row: sqlite3.Row) -> dict[str, Any]:
+def release_from_row(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
     out["config"] = json.loads(row["config"])
     out["processes"] = json.loads(row["processes"])
@@ -122,12 +122,12 @@ def _row_to_release(row: sqlite3.Row) -> dict[str, Any]:
 
 def releases(conn: sqlite3.Connection, name: str) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM releases WHERE app = ? ORDER BY version", (name,))
-    return [_row_to_release(r) for r in rows]
+    return [release_from_row(r) for r in rows]
 
 
 def active_release(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT * FROM releases WHERE app = ? AND status = 'active'", (name,)).fetchone()
-    return _row_to_release(row) if row else None
+    return release_from_row(row) if row else None
 
 
 def processes(conn: sqlite3.Connection, name: str, version: int | None = None) -> list[dict[str, Any]]:

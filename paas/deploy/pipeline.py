@@ -235,7 +235,7 @@ def _record_build(run: Deploy, detection, image) -> dict[str, Any]:
                      (f"paas/{run.app}:v{run.version}", image.digest, json.dumps(processes), detection.port,
                       run.app, run.version))
     row = conn.execute("SELECT * FROM releases WHERE app = ? AND version = ?", (run.app, run.version)).fetchone()
-    return apps._row_to_release(row)
+    return apps.release_from_row(row)
 
 
 def _run_one_off(run: Deploy, release: dict[str, Any], kind: str, command: str) -> None:
