@@ -114,7 +114,9 @@ def _serve(ctx) -> None:
 def entry() -> None:
     logging.basicConfig(level=logging.DEBUG if os.environ.get("PAAS_DEBUG") == "1" else logging.INFO,
                         format="paasd: %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("paramiko").setLevel(logging.WARNING)  # its INFO lines (every connection) are noise
+    # paramiko logs every connection at INFO and a port probe (a client that closes before the SSH banner) as an
+    # ERROR with tracebacks; paas.sshd logs each connection's outcome in one line instead
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     try:
         paasd.main(standalone_mode=False)
     except PaasError as exc:
