@@ -133,6 +133,43 @@ def set_cmd(app, key, value):
     click.echo(f"{app}: {key} = {value or '(default)'}")
 
 
+@cli.command("releases")
+@json_option
+@APP_ARGUMENT
+def releases_cmd(as_json, app):
+    """List the app's releases: version, status, commit, image (kept ones can be rolled back to)."""
+    from .. import apps
+
+    rows = apps.releases(context().conn, app)
+    if as_json:
+        emit_json([{k: r[k] for k in ("version", "status", "commit_sha", "image", "image_digest", "port",
+                                      "created_at", "finished_at", "error")} for r in rows])
+        return
+    table([(f"v{r['version']}", r["status"], (r["commit_sha"] or "")[:12], r["image"] or "-", r["created_at"],
+            (r["error"] or "")[:60]) for r in reversed(rows)],
+          ("RELEASE", "STATUS", "COMMIT", "IMAGE", "CREATED", "ERROR"))
+
+
+@cli.command("releases:rollback")
+@APP_ARGUMENT
+@click.argument("version", required=False)
+def rollback_cmd(app, version):
+    """Run an earlier release again (default: the one before the active one), as a new release with that
+    release's image and config; the switch is the same health-checked one a deploy does."""
+    from ..deploy import Output
+    from ..deploy.pipeline import rollback
+    from ..errors import UserError
+
+    number = None
+    if version is not None:
+        text = version.removeprefix("v")
+        if not text.isdigit():
+            raise UserError(f"invalid release {version!r}", "name it like v3 (see `paas releases APP`)")
+        number = int(text)
+    out = Output(sys.stderr)
+    rollback(context(), app, number, out)
+
+
 @cli.command("config:get")
 @json_option
 @APP_ARGUMENT

@@ -88,13 +88,13 @@ def deploy_commit(ctx: Context, app: str, commit: str, out: Output) -> dict[str,
         return release
 
 
-def _begin(run: Deploy) -> None:
+def _begin(run: Deploy, config: dict[str, str] | None = None) -> None:
     conn = run.ctx.conn
     with state.transaction(conn):
         row = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM releases WHERE app = ?",
                            (run.app,)).fetchone()
         run.version = row["v"]
-        config = apps.get_config(conn, run.app)
+        config = apps.get_config(conn, run.app) if config is None else config
         conn.execute("INSERT INTO releases (app, version, commit_sha, config, status) VALUES (?, ?, ?, ?, 'building')",
                      (run.app, run.version, run.commit, json.dumps(config)))
         cur = conn.execute("INSERT INTO deploys (app, version, commit_sha, pid, log_path) VALUES (?, ?, ?, ?, ?)",
@@ -106,16 +106,27 @@ def _begin(run: Deploy) -> None:
 def _run(run: Deploy) -> dict[str, Any]:
     ctx, out, app = run.ctx, run.out, run.app
     out.step(f"Deploying {app} (v{run.version}, commit {run.commit[:12]})")
-    run.workdir = ctx.paths.tmp / f"deploy-{app}-v{run.version}-{secrets.token_hex(4)}"
-    src = checkout(ctx, app, run.commit, run.workdir)
+    src = checkout(ctx, app, run.commit, _workdir(run))
 
     run.phase("build")
     detection, image = _build(run, src)
-    release = _record_build(run, detection, image)
+    release = _record_release(run, image.digest, f"paas/{app}:v{run.version}", dict(detection.processes),
+                              detection.port)
+    return _go_live(run, release, detection)
 
+
+def _workdir(run: Deploy) -> Path:
+    run.workdir = run.ctx.paths.tmp / f"deploy-{run.app}-v{run.version}-{secrets.token_hex(4)}"
+    return run.workdir
+
+
+def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
+    """Start the release's processes, check them, route to them, retire the previous ones."""
+    ctx, out, app = run.ctx, run.out, run.app
     run.phase("start")
     config, port = release["config"], release["port"]
-    for kind, command in (("predeploy", detection.app_json.predeploy), ("release", detection.processes.get("release"))):
+    one_offs = (("predeploy", detection.app_json.predeploy), ("release", release["processes"].get("release")))
+    for kind, command in one_offs:
         if command:
             _run_one_off(run, release, kind, command)
     plans = plan_processes(app, run.version, run.commit, release["processes"], config, port)
@@ -150,6 +161,49 @@ def _run(run: Deploy) -> dict[str, Any]:
             out.warn(f"postdeploy failed: {exc.one_line()}")
     out.step(f"Deployed {app} v{run.version}: {_url(ctx, app)}")
     return apps.active_release(ctx.conn, app)
+
+
+def rollback(ctx: Context, app: str, version: int | None, out: Output) -> dict[str, Any]:
+    """A new release running an earlier release's image with that release's config (Heroku's rollback); the
+    target defaults to the newest superseded release whose image is still kept (deploy.keep_releases)."""
+    from ..detect import detect
+
+    apps.get_app(ctx.conn, app)
+    wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
+    with locks.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
+                         on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish")):
+        target = _rollback_target(ctx, app, version)
+        run = Deploy(ctx, app, target["commit_sha"], out, started=[], timings={})
+        _begin(run, config=target["config"])
+        try:
+            out.step(f"Rolling {app} back to v{target['version']} as v{run.version} (commit {run.commit[:12]})")
+            detection = detect(checkout(ctx, app, run.commit, _workdir(run)), stacks=_stacks_config(ctx))
+            tag = f"paas/{app}:v{run.version}"  # a tag of its own: untagging the old release keeps this one
+            ctx.store.tag(tag, ctx.store.get(target["image_digest"]))
+            release = _record_release(run, target["image_digest"], tag, target["processes"], target["port"])
+            return _go_live(run, release, detection)
+        except BaseException as exc:
+            _undo(run, exc)
+            raise
+        finally:
+            if run.workdir is not None:
+                shutil.rmtree(run.workdir, ignore_errors=True)
+
+
+def _rollback_target(ctx: Context, app: str, version: int | None) -> dict[str, Any]:
+    from ..errors import NotFound, UserError
+
+    candidates = [r for r in apps.releases(ctx.conn, app) if r["image"] and r["status"] in ("superseded", "active")]
+    if version is None:
+        older = [r for r in candidates if r["status"] == "superseded"]
+        if not older:
+            raise UserError(f"{app} has no earlier release to roll back to", "see `paas releases APP`")
+        return older[-1]
+    found = [r for r in candidates if r["version"] == version]
+    if not found:
+        raise NotFound(f"{app} has no release v{version} with its image kept",
+                       "see `paas releases APP`; deploy.keep_releases sets how many images are kept")
+    return found[0]
 
 
 # -- phases ------------------------------------------------------------------------------------------------
@@ -226,14 +280,13 @@ def _ca_bundle(ctx: Context) -> str | None:
     return HOST_CA_BUNDLE if ctx.config.get("build.host_ca", True) else None
 
 
-def _record_build(run: Deploy, detection, image) -> dict[str, Any]:
+def _record_release(run: Deploy, image_digest: str, image: str, processes: dict[str, str | None],
+                    port: int) -> dict[str, Any]:
     conn = run.ctx.conn
-    processes = {k: v for k, v in detection.processes.items()}
     with state.transaction(conn):
         conn.execute("UPDATE releases SET image = ?, image_digest = ?, processes = ?, port = ?, status = 'starting' "
                      "WHERE app = ? AND version = ?",
-                     (f"paas/{run.app}:v{run.version}", image.digest, json.dumps(processes), detection.port,
-                      run.app, run.version))
+                     (image, image_digest, json.dumps(processes), port, run.app, run.version))
     row = conn.execute("SELECT * FROM releases WHERE app = ? AND version = ?", (run.app, run.version)).fetchone()
     return apps.release_from_row(row)
 

@@ -75,6 +75,19 @@ def test_push_deploys_and_a_code_change_serves_the_new_response(platform):
 
     info = json.loads(platform.paas("apps:info", app, "--json").stdout)
     assert [(p["type"], p["release"], p["status"]) for p in info["processes"]] == [("web", "v2", "running")]
+
+    # back to v1 (its image and config, as a new release v3), then forward again by pushing
+    rolled = platform.ssh("releases:rollback", app)
+    assert rolled.returncode == 0, rolled.stderr
+    assert "Rolling" in rolled.stderr and "v3" in rolled.stderr
+    assert platform.get(app) == (200, "hello from python-pip\n")
+    releases = json.loads(platform.paas("releases", app, "--json").stdout)
+    assert [(r["version"], r["status"]) for r in releases] == [(1, "superseded"), (2, "superseded"), (3, "active")]
+    assert releases[2]["commit_sha"] == releases[0]["commit_sha"]
+    assert releases[2]["image_digest"] == releases[0]["image_digest"]
+    assert platform.paas("releases:rollback", app, "v9", check=False).returncode != 0
+    rolled = platform.paas("releases:rollback", app, "v2")
+    assert platform.get(app) == (200, "hello again\n")
     # the same over SSH, and the app's logs
     listed = platform.ssh("apps:list", "--json")
     assert listed.returncode == 0 and app in listed.stdout
