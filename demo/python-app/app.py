@@ -12,7 +12,8 @@ app = Flask(__name__)
 def index():
     release = os.environ.get("PAAS_RELEASE", "?")
     commit = os.environ.get("PAAS_COMMIT", "")[:12]
-    return f"Hello from paas! {os.environ.get('PAAS_APP', 'app')} {release} (commit {commit}) on {socket.gethostname()}\n"
+    greeting = os.environ.get("GREETING", "Hello from paas!")  # try: paas config:set demo GREETING=Hi
+    return f"{greeting} {os.environ.get('PAAS_APP', 'app')} {release} (commit {commit}) on {socket.gethostname()}\n"
 
 
 @app.get("/health")

@@ -175,7 +175,7 @@ def rollback_cmd(app, version):
 @APP_ARGUMENT
 @click.argument("key", required=False)
 def config_get_cmd(as_json, app, key):
-    """Show the app's environment (or one KEY). Changes apply on the next deploy."""
+    """Show the app's environment (or one KEY)."""
     from .. import apps
     from ..errors import NotFound
 
@@ -194,8 +194,10 @@ def config_get_cmd(as_json, app, key):
 @cli.command("config:set")
 @APP_ARGUMENT
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
-def config_set_cmd(app, pairs):
-    """Set environment variables of the app (used from its next deploy on)."""
+@click.option("--no-restart", is_flag=True, help="Only store it; the next deploy applies it.")
+def config_set_cmd(app, pairs, no_restart):
+    """Set environment variables of the app; a deployed app restarts with them as a new release (zero-downtime
+    switch, no build) unless --no-restart."""
     from .. import apps
     from ..errors import UserError
 
@@ -205,19 +207,34 @@ def config_set_cmd(app, pairs):
         if not sep:
             raise UserError(f"{pair!r} is not KEY=VALUE", "e.g. paas config:set myapp DEBUG=1")
         values[key] = value
-    apps.set_config(context().conn, app, values)
-    progress(f"set {', '.join(values)} for {app} (applies on the next deploy)")
+    ctx = context()
+    apps.set_config(ctx.conn, app, values)
+    progress(f"set {', '.join(values)} for {app}")
+    _apply(ctx, app, no_restart)
 
 
 @cli.command("config:unset")
 @APP_ARGUMENT
 @click.argument("keys", nargs=-1, required=True, metavar="KEY...")
-def config_unset_cmd(app, keys):
-    """Remove environment variables of the app (from its next deploy on)."""
+@click.option("--no-restart", is_flag=True, help="Only store it; the next deploy applies it.")
+def config_unset_cmd(app, keys, no_restart):
+    """Remove environment variables of the app; a deployed app restarts without them unless --no-restart."""
     from .. import apps
 
-    apps.unset_config(context().conn, app, list(keys))
-    progress(f"unset {', '.join(keys)} for {app} (applies on the next deploy)")
+    ctx = context()
+    apps.unset_config(ctx.conn, app, list(keys))
+    progress(f"unset {', '.join(keys)} for {app}")
+    _apply(ctx, app, no_restart)
+
+
+def _apply(ctx, app: str, no_restart: bool) -> None:
+    from ..deploy import Output
+    from ..deploy.pipeline import apply_config
+
+    if no_restart:
+        progress("not restarted: the next deploy applies it")
+    elif apply_config(ctx, app, Output(sys.stderr)) is None:
+        progress(f"{app} is not deployed yet: its first deploy uses it")
 
 
 @cli.command("logs")

@@ -166,17 +166,41 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
 def rollback(ctx: Context, app: str, version: int | None, out: Output) -> dict[str, Any]:
     """A new release running an earlier release's image with that release's config (Heroku's rollback); the
     target defaults to the newest superseded release whose image is still kept (deploy.keep_releases)."""
+    return _relaunch(ctx, app, out, lambda: _rollback_target(ctx, app, version), use_target_config=True,
+                     says="Rolling {app} back to v{target} as v{version}")
+
+
+def apply_config(ctx: Context, app: str, out: Output) -> dict[str, Any] | None:
+    """The active release's image with the app's current config, as a new release (what config:set does,
+    like Heroku and Dokku); None when the app has no active release yet (the next push uses the config)."""
+    if apps.active_release(ctx.conn, app) is None:
+        return None
+    return _relaunch(ctx, app, out, lambda: _active_target(ctx, app), use_target_config=False,
+                     says="Restarting {app} v{target} with the new config as v{version}")
+
+
+def _active_target(ctx: Context, app: str) -> dict[str, Any]:
+    from ..errors import UserError
+
+    active = apps.active_release(ctx.conn, app)
+    if active is None:
+        raise UserError(f"{app} is not deployed", "push to it first")
+    return active
+
+
+def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config: bool, says: str) -> dict[str, Any]:
+    """A new release from an existing release's image (no build): its source only for app.json."""
     from ..detect import detect
 
     apps.get_app(ctx.conn, app)
     wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
     with locks.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
                          on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish")):
-        target = _rollback_target(ctx, app, version)
+        target = choose()  # under the lock: what is active cannot change meanwhile
         run = Deploy(ctx, app, target["commit_sha"], out, started=[], timings={})
-        _begin(run, config=target["config"])
+        _begin(run, config=target["config"] if use_target_config else None)
         try:
-            out.step(f"Rolling {app} back to v{target['version']} as v{run.version} (commit {run.commit[:12]})")
+            out.step(says.format(app=app, target=target["version"], version=run.version))
             detection = detect(checkout(ctx, app, run.commit, _workdir(run)), stacks=_stacks_config(ctx))
             tag = f"paas/{app}:v{run.version}"  # a tag of its own: untagging the old release keeps this one
             ctx.store.tag(tag, ctx.store.get(target["image_digest"]))

@@ -109,6 +109,24 @@ def test_an_apps_own_dockerfile_is_built_as_is_on_its_exposed_port(platform):
     assert platform.get(app) == (200, "hello from dockerfile\n")
 
 
+def test_config_changes_restart_the_app_as_a_new_release(platform):
+    app = unique("conf")
+    repo = platform.repo_from(Path(__file__).resolve().parents[2] / "demo" / "python-app", app)
+    assert platform.push(repo, app).returncode == 0
+    assert platform.get(app)[1].startswith(f"Hello from paas! {app} v1 ")
+    changed = platform.ssh("config:set", app, "GREETING=Howdy")
+    assert changed.returncode == 0, changed.stderr
+    assert platform.get(app)[1].startswith(f"Howdy {app} v2 ")  # no build: the same image, new env
+    assert platform.paas("config:get", app, "GREETING").stdout == "Howdy\n"
+    stored = platform.paas("config:unset", app, "GREETING", "--no-restart")
+    assert "not restarted" in stored.stderr and platform.get(app)[1].startswith("Howdy")
+    platform.commit_change(repo, "app.py", "Hello from paas!", "Hi from paas!")
+    assert platform.push(repo, app).returncode == 0
+    assert platform.get(app)[1].startswith(f"Hi from paas! {app} v3 ")
+    bad = platform.paas("config:set", app, "PORT=1", check=False)
+    assert bad.returncode != 0 and "set by paas" in bad.stderr
+
+
 def test_a_failed_build_rejects_the_push_and_the_old_release_keeps_serving(platform):
     app = unique("broken")
     repo = platform.repo_from(APPS / "python-pip", app)
