@@ -111,6 +111,37 @@ def unset_config(conn: sqlite3.Connection, name: str, keys: list[str]) -> None:
         conn.executemany("DELETE FROM app_config WHERE app = ? AND key = ?", [(name, k) for k in keys])
 
 
+# -- formation (ps:scale) --------------------------------------------------------------------------------------
+
+MAX_SCALE = 32
+
+
+def get_formation(conn: sqlite3.Connection, name: str) -> dict[str, int]:
+    return {r["type"]: r["count"] for r in conn.execute("SELECT type, count FROM app_formation WHERE app = ?",
+                                                        (name,))}
+
+
+def parse_scale(pairs: list[str]) -> dict[str, int]:
+    """["web=2", "worker=0"] -> {"web": 2, "worker": 0}."""
+    counts = {}
+    for pair in pairs:
+        kind, sep, number = pair.partition("=")
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_-]{0,30}", kind) or not number.isdigit():
+            raise UserError(f"{pair!r} is not TYPE=COUNT", "e.g. paas ps:scale myapp web=2 worker=1")
+        if int(number) > MAX_SCALE:
+            raise UserError(f"{kind}={number} is more than {MAX_SCALE} containers", "scale to fewer")
+        counts[kind] = int(number)
+    return counts
+
+
+def set_formation(conn: sqlite3.Connection, name: str, counts: dict[str, int]) -> None:
+    get_app(conn, name)
+    with state.transaction(conn):
+        conn.executemany("INSERT INTO app_formation (app, type, count) VALUES (?, ?, ?) "
+                         "ON CONFLICT (app, type) DO UPDATE SET count = excluded.count",
+                         [(name, k, v) for k, v in counts.items()])
+
+
 # -- releases and processes -----------------------------------------------------------------------------------
 
 def release_from_row(row: sqlite3.Row) -> dict[str, Any]:

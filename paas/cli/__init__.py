@@ -21,7 +21,8 @@ from ..errors import PaasError
 # the command's group (what comes before ':') -> the module defining it, imported only when one of its commands
 # runs (like pip's lazy command registry: `paas logs` does not import the builder); --help imports them all
 COMMAND_MODULES = {
-    "apps": "apps", "releases": "apps", "config": "apps", "logs": "apps", "git-hook": "apps", "ssh-keys": "keys",
+    "apps": "apps", "ps": "apps", "releases": "apps", "config": "apps", "logs": "apps", "git-hook": "apps",
+    "ssh-keys": "keys",
     "buildpacks": "buildpacks", "stacks": "stacks", "build": "build", "images": "images", "container": "containers",
     "init": "init",
 }

@@ -170,6 +170,32 @@ def rollback_cmd(app, version):
     rollback(context(), app, number, out)
 
 
+@cli.command("ps:scale")
+@APP_ARGUMENT
+@click.argument("counts", nargs=-1, metavar="[TYPE=COUNT...]")
+@json_option
+def scale_cmd(app, counts, as_json):
+    """Show or set how many containers of each process type run (web=2: nginx balances between them).
+    Applied at once to the running release (no new release) and kept for later deploys."""
+    from .. import apps
+    from ..deploy import Output
+    from ..deploy.pipeline import scale
+    from ..deploy.processes import formation
+
+    ctx = context()
+    if counts:
+        result = scale(ctx, app, apps.parse_scale(list(counts)), Output(sys.stderr))
+    else:
+        release = apps.active_release(ctx.conn, app)
+        stored = apps.get_formation(ctx.conn, app)
+        result = formation(release["processes"], stored) if release else stored
+    if as_json:
+        emit_json(result)
+    else:
+        for kind, count in result.items():
+            click.echo(f"{kind}={count}")
+
+
 @cli.command("config:get")
 @json_option
 @APP_ARGUMENT

@@ -129,7 +129,8 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
     for kind, command in one_offs:
         if command:
             _run_one_off(run, release, kind, command)
-    plans = plan_processes(app, run.version, run.commit, release["processes"], config, port)
+    plans = plan_processes(app, run.version, run.commit, release["processes"], config, port,
+                           apps.get_formation(ctx.conn, app))
     if not plans:
         out.warn("no processes to run (add a Procfile with `web: COMMAND`)")
     infos = {}
@@ -177,6 +178,61 @@ def apply_config(ctx: Context, app: str, out: Output) -> dict[str, Any] | None:
         return None
     return _relaunch(ctx, app, out, lambda: _active_target(ctx, app), use_target_config=False,
                      says="Restarting {app} v{target} with the new config as v{version}")
+
+
+def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[str, int]:
+    """Run counts[type] containers of each process type of the active release: new ones are started and
+    health-checked, the route covers every web container, surplus ones drain and go. No new release.
+    The formation is kept for later deploys; an app not deployed yet only stores it."""
+    from ..errors import UserError
+    from .processes import formation
+
+    apps.get_app(ctx.conn, app)
+    wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
+    with locks.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
+                         on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish")):
+        release = apps.active_release(ctx.conn, app)
+        if release is None:
+            apps.set_formation(ctx.conn, app, counts)
+            out.step(f"{app} is not deployed yet: its first deploy runs {counts}")
+            return counts
+        unknown = sorted(set(counts) - set(formation(release["processes"])))
+        if unknown:
+            known = ", ".join(formation(release["processes"])) or "none"
+            raise UserError(f"{app} v{release['version']} has no process type {', '.join(unknown)}",
+                            f"its types: {known} (from its Procfile)")
+        wanted_scale = {**apps.get_formation(ctx.conn, app), **counts}
+        run = Deploy(ctx, app, release["commit_sha"], out, version=release["version"], started=[], timings={})
+        plans = plan_processes(app, release["version"], release["commit_sha"], release["processes"],
+                               release["config"], release["port"], wanted_scale)
+        current = {(r["type"], r["idx"]): r for r in apps.processes(ctx.conn, app, release["version"])}
+        wanted = {(p.type, p.index) for p in plans}
+        try:
+            started = {(p.type, p.index): _start_process(run, p, release["image"]) for p in plans
+                       if (p.type, p.index) not in current}
+            hostname = _hostname(ctx, app)
+            for (kind, _), info in sorted(started.items()):
+                if kind == "web":
+                    _check_health(run, info, release["port"], hostname, ())
+            web = [containers_inspect(ctx, r["container_id"]) for k, r in sorted(current.items())
+                   if k[0] == "web" and k in wanted] + [i for k, i in sorted(started.items()) if k[0] == "web"]
+            _switch(run, web, release["port"], hostname)
+        except BaseException:
+            remove_processes(ctx, [{"container_id": c} for c in run.started])
+            raise
+        apps.set_formation(ctx.conn, app, counts)
+        surplus = [r for k, r in current.items() if k not in wanted]
+        if surplus:
+            _retire(run, surplus, "scaled away")
+        result = formation(release["processes"], wanted_scale)
+        out.step(f"{app} runs " + ", ".join(f"{k}={v}" for k, v in result.items()))
+        return result
+
+
+def containers_inspect(ctx: Context, container_id: str) -> dict[str, Any]:
+    from ..runtime import containers
+
+    return containers.inspect(ctx, container_id)
 
 
 def _active_target(ctx: Context, app: str) -> dict[str, Any]:
@@ -418,12 +474,11 @@ def _activate(run: Deploy) -> list[dict[str, Any]]:
     return previous
 
 
-def _retire(run: Deploy, previous: list[dict[str, Any]]) -> None:
+def _retire(run: Deploy, previous: list[dict[str, Any]], what: str = "of the previous release") -> None:
     if not previous:
         return
     drain = float(run.ctx.config.get("deploy.drain_s", 1))
-    run.out.step(f"Retiring {len(previous)} container(s) of the previous release"
-                 + (f" after {drain:g}s of draining" if drain else ""))
+    run.out.step(f"Retiring {len(previous)} container(s) {what}" + (f" after {drain:g}s of draining" if drain else ""))
     time.sleep(drain)
     remove_processes(run.ctx, previous)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +21,12 @@ class ProcessPlan:
     options: spec.RunOptions
 
 
-def formation(processes: dict[str, str | None]) -> dict[str, int]:
-    """How many containers of each type a release runs: one of each long-running type (web first)."""
+def formation(processes: Mapping[str, str | None], scale: Mapping[str, int] | None = None) -> dict[str, int]:
+    """How many containers of each type a release runs: what ps:scale set, else one of each long-running type
+    (web first)."""
     types = [t for t in processes if t not in ONE_OFF_TYPES]
     types.sort(key=lambda t: (t != "web", list(processes).index(t)))
-    return {t: 1 for t in types}
+    return {t: int((scale or {}).get(t, 1)) for t in types}
 
 
 def command_for(command: str | None) -> tuple[str, ...] | None:
@@ -47,9 +49,9 @@ def container_name(app: str, process_type: str, index: int, version: int) -> str
 
 
 def plan_processes(app: str, version: int, commit: str | None, processes: dict[str, str | None],
-                   config: dict[str, str], port: int) -> list[ProcessPlan]:
+                   config: dict[str, str], port: int, scale: Mapping[str, int] | None = None) -> list[ProcessPlan]:
     plans = []
-    for process_type, count in formation(processes).items():
+    for process_type, count in formation(processes, scale).items():
         for index in range(1, count + 1):
             options = spec.RunOptions(
                 cmd=command_for(processes[process_type]),

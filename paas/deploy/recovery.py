@@ -60,7 +60,7 @@ def _replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
         release = apps.active_release(ctx.conn, app)
         plans = {(p.type, p.index): p for p in plan_processes(app, version, release["commit_sha"],
                                                                release["processes"], release["config"],
-                                                               release["port"])}
+                                                               release["port"], apps.get_formation(ctx.conn, app))}
         for row in apps.processes(ctx.conn, app, version):
             try:
                 status = containers.get(ctx, row["container_id"])["status"]

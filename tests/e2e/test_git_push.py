@@ -127,6 +127,29 @@ def test_config_changes_restart_the_app_as_a_new_release(platform):
     assert bad.returncode != 0 and "set by paas" in bad.stderr
 
 
+def test_scaling_web_balances_between_containers_and_sticks_across_deploys(platform):
+    import json
+
+    app = unique("scale")
+    repo = platform.repo_from(Path(__file__).resolve().parents[2] / "demo" / "python-app", app)
+    assert platform.push(repo, app).returncode == 0
+    scaled = platform.ssh("ps:scale", app, "web=2")
+    assert scaled.returncode == 0 and "web=2" in scaled.stdout, scaled.stderr
+    hosts = {platform.get(app)[1].split(" on ")[-1].strip() for _ in range(8)}
+    assert hosts == {f"{app}-web-1", f"{app}-web-2"}  # nginx balances over both
+    platform.commit_change(repo, "app.py", "Hello from paas!", "Scaled hello")
+    assert platform.push(repo, app).returncode == 0
+    info = json.loads(platform.paas("apps:info", app, "--json").stdout)
+    assert sorted((p["type"], p["index"], p["release"]) for p in info["processes"]) == \
+        [("web", 1, "v2"), ("web", 2, "v2")]
+    assert platform.paas("ps:scale", app, "web=1").returncode == 0
+    assert {platform.get(app)[1].split(" on ")[-1].strip() for _ in range(4)} == {f"{app}-web-1"}
+    assert platform.paas("ps:scale", app, "--json").stdout.strip().replace(" ", "").replace("\n", "") \
+        == '{"web":1}'
+    bad = platform.paas("ps:scale", app, "worker=1", check=False)
+    assert bad.returncode != 0 and "no process type worker" in bad.stderr
+
+
 def test_a_failed_build_rejects_the_push_and_the_old_release_keeps_serving(platform):
     app = unique("broken")
     repo = platform.repo_from(APPS / "python-pip", app)

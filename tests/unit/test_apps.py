@@ -98,3 +98,20 @@ def test_deploy_log_rotates_past_its_size(tmp_path):
     log.write_text("small\n")
     rotate(log, max_bytes=50, keep=2)
     assert log.read_text() == "small\n"
+
+
+def test_scale_requests_and_formation(ctx):
+    from paas.deploy.processes import formation
+
+    assert apps.parse_scale(["web=2", "worker=0"]) == {"web": 2, "worker": 0}
+    for bad in ("web", "web=-1", "Web=1", "web=x", f"web={apps.MAX_SCALE + 1}"):
+        with pytest.raises(UserError):
+            apps.parse_scale([bad])
+    apps.create_app(ctx.conn, "shop")
+    apps.set_formation(ctx.conn, "shop", {"web": 3})
+    apps.set_formation(ctx.conn, "shop", {"worker": 0})
+    assert apps.get_formation(ctx.conn, "shop") == {"web": 3, "worker": 0}
+    processes = {"web": "a", "worker": "b", "release": "c", "clock": "d"}
+    assert formation(processes, apps.get_formation(ctx.conn, "shop")) == {"web": 3, "worker": 0, "clock": 1}
+    plans = plan_processes("shop", 1, None, processes, {}, 5000, {"web": 2, "worker": 0})
+    assert [(p.type, p.index) for p in plans] == [("web", 1), ("web", 2), ("clock", 1)]
