@@ -60,6 +60,13 @@ def deploy_lock_path(ctx: Context, app: str) -> Path:
     return ctx.paths.locks / f"deploy-{apps.check_app_name(app)}.lock"
 
 
+def deploy_lock(ctx: Context, app: str, out: Output):
+    """One deploy, rollback, config restart or scale per app at a time; a second one says so and waits."""
+    return locks.exclusive(deploy_lock_path(ctx, app), wait_s=float(ctx.config.get("deploy.lock_wait_s", 600)),
+                           what=f"another deploy of {app}",
+                           on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish"))
+
+
 def deploy_log_path(ctx: Context, app: str) -> Path:
     return ctx.paths.logs / app / "deploy.log"
 
@@ -68,9 +75,7 @@ def deploy_commit(ctx: Context, app: str, commit: str, out: Output) -> dict[str,
     """Deploy `commit` of the app's repository; returns the new active release. Raises DeployError (or
     DeployAborted) after undoing its own work when anything fails."""
     apps.get_app(ctx.conn, app)
-    wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
-    with locks.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
-                        on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish")):
+    with deploy_lock(ctx, app, out):
         run = Deploy(ctx, app, commit, out, started=[], timings={})
         _begin(run)
         try:
@@ -188,9 +193,7 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
     from .processes import formation
 
     apps.get_app(ctx.conn, app)
-    wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
-    with locks.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
-                         on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish")):
+    with deploy_lock(ctx, app, out):
         release = apps.active_release(ctx.conn, app)
         if release is None:
             apps.set_formation(ctx.conn, app, counts)
@@ -249,9 +252,7 @@ def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config:
     from ..detect import detect
 
     apps.get_app(ctx.conn, app)
-    wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
-    with locks.exclusive(deploy_lock_path(ctx, app), wait_s=wait_s, what=f"another deploy of {app}",
-                         on_wait=lambda: out.step(f"Waiting for another deploy of {app} to finish")):
+    with deploy_lock(ctx, app, out):
         target = choose()  # under the lock: what is active cannot change meanwhile
         run = Deploy(ctx, app, target["commit_sha"], out, started=[], timings={})
         _begin(run, config=target["config"] if use_target_config else None)
