@@ -17,7 +17,6 @@ import click
 
 from . import cli, emit_json, json_option, table
 
-LANGUAGES = ("python", "node", "go", "ruby", "php", "static", "base")
 SOURCE_ARGUMENT = click.argument("source", metavar="DIR|APP")
 
 
@@ -56,21 +55,12 @@ def _source_dir(source: str) -> Iterator[tuple[Path, bool]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _stacks() -> dict[str, str]:
-    """Language -> image for the stacks the operator configured (`stacks.<lang>.image`); the rest use defaults.
-
-    Detection needs no initialised data root: only the config file is read (defaults when there is none)."""
-    from ..context import open_context
-
-    ctx = open_context(require_init=False)
-    configured = {lang: ctx.config.get(f"stacks.{lang}.image") for lang in LANGUAGES}
-    return {lang: str(image) for lang, image in configured.items() if image}
-
-
 def _detect(app_dir: Path):
-    from ..detect import detect
+    """Detection needs no initialised data root: only the config file is read (defaults when there is none)."""
+    from ..context import open_context
+    from ..detect import configured_stacks, detect
 
-    return detect(app_dir, stacks=_stacks())
+    return detect(app_dir, stacks=configured_stacks(open_context(require_init=False).config))
 
 
 @cli.command("buildpacks")

@@ -51,6 +51,8 @@ from .rules import buildpacks_dir, spec
 from .versions import BASE_STACK, SUITE, VersionReader, _stack_images, _version, default_stack_image
 
 __all__ = [
+    "STACK_LANGUAGES",
+    "configured_stacks",
     "APP_JSON", "APP_UID", "BASE_STACK", "DEFAULT_PORT", "DETECTORS", "DOCKERFILE", "MAX_READ", "PROCESS_LINE",
     "PROCFILE", "SKIP_DIRS", "SUITE", "AppDir", "AppJson", "Detection", "Found", "VersionChoice", "VersionReader",
     "buildpacks_dir", "copies", "default_stack_image", "detect", "dockerfile", "generate", "go", "looked_for", "node",
@@ -92,6 +94,15 @@ def _exec_form(command: str) -> list[str]:
     """CMD for a process: `sh -c` so $PORT expands; `exec` when it is one simple command (signals reach it)."""
     simple = not re.search(r"[;&|<>()`\n]", command) and "=" not in command.split(None, 1)[0]
     return ["sh", "-c", f"exec {command}" if simple else command]
+
+
+STACK_LANGUAGES = ("python", "node", "go", "ruby", "php", "static", "base")
+
+
+def configured_stacks(config) -> dict[str, str]:
+    """Language -> image for the stacks the operator pointed elsewhere (`stacks.<lang>.image` in the config,
+    a paas.config.Config); the `stacks` argument of detect(). The rest use our own stack images."""
+    return {lang: str(image) for lang in STACK_LANGUAGES if (image := config.get(f"stacks.{lang}.image"))}
 
 
 def detect(app_dir: Path, *, stacks: Mapping[str, str] | None = None) -> Detection:
