@@ -121,15 +121,22 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
     """
     check_bridge_name(name)
     gw = ipaddress.IPv4Interface(str(gateway_cidr))
-    if _bridge_ready(name, gw):  # the common case: checked when it was made, nothing to change
-        _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-        if route_localnet:
-            _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+    index = _bridge_with_gateway(name, gw)
+    _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+    if route_localnet:
+        _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+    return index
+
+
+def _bridge_with_gateway(name: str, gw: ipaddress.IPv4Interface) -> int:
+    """The bridge's index once it is up with exactly the gateway address: as it is (the common case), made new,
+    or repaired."""
+    if _bridge_ready(name, gw):  # checked when it was made, nothing to change
         return socket.if_nametoindex(name)
     if not link_exists(name):
         _check_overlap(gw.network, None)
         try:
-            return _create_bridge(name, gw, route_localnet)
+            return _create_bridge(name, gw)
         except rtnl.RtnlError as exc:
             if exc.errno != errno.EEXIST:  # EEXIST: another process was quicker; check what it made below
                 raise PaasError(f"cannot set up bridge {name}: {exc.strerror}") from exc
@@ -156,13 +163,10 @@ def ensure_bridge(name: str, gateway_cidr: str | ipaddress.IPv4Interface, *, rou
         if (str(gw.ip), gw.network.prefixlen) not in present:
             ipr.addr("add", index=index, address=str(gw.ip), prefixlen=gw.network.prefixlen)
         ipr.link("set", index=index, state="up")
-    _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-    if route_localnet:
-        _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
     return index
 
 
-def _create_bridge(name: str, gw: ipaddress.IPv4Interface, route_localnet: bool) -> int:
+def _create_bridge(name: str, gw: ipaddress.IPv4Interface) -> int:
     """A new bridge holding the gateway address, up: raw requests (no pyroute2 import on a host's first run)."""
     with rtnl.open_socket() as sock:
         batch = rtnl.Batch(sock)
@@ -172,9 +176,6 @@ def _create_bridge(name: str, gw: ipaddress.IPv4Interface, route_localnet: bool)
         rtnl.add_address(batch, index, gw)
         rtnl.set_up(batch, index, name)
         batch.send()
-    _write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-    if route_localnet:
-        _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
     return index
 
 
