@@ -190,6 +190,7 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
     health-checked, the route covers every web container, surplus ones drain and go. No new release.
     The formation is kept for later deploys; an app not deployed yet only stores it."""
     from ..errors import UserError
+    from ..runtime import containers
     from .processes import formation
 
     apps.get_app(ctx.conn, app)
@@ -217,7 +218,7 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
             for (kind, _), info in sorted(started.items()):
                 if kind == "web":
                     _check_health(run, info, release["port"], hostname, ())
-            web = [containers_inspect(ctx, r["container_id"]) for k, r in sorted(current.items())
+            web = [containers.inspect(ctx, r["container_id"]) for k, r in sorted(current.items())
                    if k[0] == "web" and k in wanted] + [i for k, i in sorted(started.items()) if k[0] == "web"]
             _switch(run, web, release["port"], hostname)
         except BaseException:
@@ -232,12 +233,6 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
         return result
 
 
-def containers_inspect(ctx: Context, container_id: str) -> dict[str, Any]:
-    from ..runtime import containers
-
-    return containers.inspect(ctx, container_id)
-
-
 def _active_target(ctx: Context, app: str) -> dict[str, Any]:
     from ..errors import UserError
 
@@ -249,7 +244,7 @@ def _active_target(ctx: Context, app: str) -> dict[str, Any]:
 
 def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config: bool, says: str) -> dict[str, Any]:
     """A new release from an existing release's image (no build): its source only for app.json."""
-    from ..detect import detect
+    from ..detect import configured_stacks, detect
 
     apps.get_app(ctx.conn, app)
     with deploy_lock(ctx, app, out):
@@ -258,7 +253,7 @@ def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config:
         _begin(run, config=target["config"] if use_target_config else None)
         try:
             out.step(says.format(app=app, target=target["version"], version=run.version))
-            detection = detect(checkout(ctx, app, run.commit, _workdir(run)), stacks=_stacks_config(ctx))
+            detection = detect(checkout(ctx, app, run.commit, _workdir(run)), stacks=configured_stacks(ctx.config))
             tag = f"paas/{app}:v{run.version}"  # a tag of its own: untagging the old release keeps this one
             ctx.store.tag(tag, ctx.store.get(target["image_digest"]))
             release = _record_release(run, target["image_digest"], tag, target["processes"], target["port"])
@@ -315,20 +310,13 @@ def checkout(ctx: Context, app: str, commit: str, workdir: Path) -> Path:
     return src
 
 
-def _stacks_config(ctx: Context) -> dict[str, str]:
-    from ..cli.buildpacks import LANGUAGES
-
-    configured = {lang: ctx.config.get(f"stacks.{lang}.image") for lang in LANGUAGES}
-    return {lang: str(image) for lang, image in configured.items() if image}
-
-
 def _build(run: Deploy, src: Path):
     from .. import stacks
     from ..build.executor import BuildOptions, build
-    from ..detect import detect, generate
+    from ..detect import configured_stacks, detect, generate
 
     ctx, out = run.ctx, run.out
-    detection = detect(src, stacks=_stacks_config(ctx))
+    detection = detect(src, stacks=configured_stacks(ctx.config))
     described = detection.buildpack + (f" ({detection.framework})" if detection.framework else "")
     out.step(f"{described} app detected")
     for reason in detection.reasons:
@@ -384,16 +372,24 @@ def _run_one_off(run: Deploy, release: dict[str, Any], kind: str, command: str) 
 
 
 def _start_process(run: Deploy, plan: ProcessPlan, image: str) -> dict[str, Any]:
+    run.out.step(f"Starting {plan.type}.{plan.index}")
+    return start_process(run.ctx, run.app, run.version, plan, image, run.started)
+
+
+def start_process(ctx: Context, app: str, version: int, plan: ProcessPlan, image: str,
+                  started: list[str] | None = None) -> dict[str, Any]:
+    """Create, record (app_processes) and start one process container; its id goes into `started` as soon as
+    it exists, so whoever undoes a failure finds it."""
     from ..runtime import containers
 
-    run.out.step(f"Starting {plan.type}.{plan.index}")
-    info = containers.create(run.ctx, image, plan.options, name=plan.name)
-    run.started.append(info["id"])
-    with state.transaction(run.ctx.conn):
-        run.ctx.conn.execute("INSERT INTO app_processes (container_id, app, version, type, idx) VALUES (?, ?, ?, ?, ?)",
-                             (info["id"], run.app, run.version, plan.type, plan.index))
-    containers.start(run.ctx, info["id"])
-    return containers.inspect(run.ctx, info["id"])
+    info = containers.create(ctx, image, plan.options, name=plan.name)
+    if started is not None:
+        started.append(info["id"])
+    with state.transaction(ctx.conn):
+        ctx.conn.execute("INSERT INTO app_processes (container_id, app, version, type, idx) VALUES (?, ?, ?, ?, ?)",
+                         (info["id"], app, version, plan.type, plan.index))
+    containers.start(ctx, info["id"])
+    return containers.inspect(ctx, info["id"])
 
 
 def _running(ctx: Context, container_id: str) -> bool:
@@ -530,18 +526,13 @@ def _undo(run: Deploy, exc: BaseException) -> None:
     ctx = run.ctx
     message = exc.one_line() if isinstance(exc, PaasError) else (str(exc) or type(exc).__name__)
     try:
-        rows = [dict(r) for r in ctx.conn.execute(
-            "SELECT * FROM app_processes WHERE app = ? AND version = ?", (run.app, run.version))]
-        if run.started:  # activated releases have started = []: nothing to undo then
-            remove_processes(ctx, rows)
-            with state.transaction(ctx.conn):
-                ctx.conn.execute("UPDATE releases SET status = 'failed', error = ?, finished_at = "
-                                 "strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE app = ? AND version = ? "
-                                 "AND status != 'active'", (message, run.app, run.version))
-        else:
-            with state.transaction(ctx.conn):
-                ctx.conn.execute("UPDATE releases SET status = 'failed', error = ? WHERE app = ? AND version = ? "
-                                 "AND status IN ('building', 'starting')", (message, run.app, run.version))
+        if run.started:  # activated releases have started = []: their containers stay
+            remove_processes(ctx, [dict(r) for r in ctx.conn.execute(
+                "SELECT * FROM app_processes WHERE app = ? AND version = ?", (run.app, run.version))])
+        with state.transaction(ctx.conn):
+            ctx.conn.execute("UPDATE releases SET status = 'failed', error = ?, finished_at = "
+                             "strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE app = ? AND version = ? "
+                             "AND status IN ('building', 'starting')", (message, run.app, run.version))
         _finish(run, "failed", message)
     except Exception as cleanup_error:  # noqa: BLE001 - keep the original failure; recovery finishes the rest
         import logging

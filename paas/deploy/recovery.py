@@ -53,6 +53,7 @@ def reconcile_apps(ctx: Context) -> dict[str, Any]:
 def _replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
     from ..errors import NotFound
     from ..runtime import containers
+    from .pipeline import remove_processes, start_process
     from .processes import plan_processes
 
     replaced = []
@@ -68,15 +69,9 @@ def _replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
                 status = "gone"
             if status not in ("dead", "gone") or (row["type"], row["idx"]) not in plans:
                 continue
-            from .pipeline import remove_processes
-
             remove_processes(ctx, [row])
             plan = plans[row["type"], row["idx"]]
-            info = containers.create(ctx, release["image"], plan.options, name=plan.name)
-            with state.transaction(ctx.conn):
-                ctx.conn.execute("INSERT INTO app_processes (container_id, app, version, type, idx) "
-                                 "VALUES (?, ?, ?, ?, ?)", (info["id"], app, version, plan.type, plan.index))
-            containers.start(ctx, info["id"])
+            start_process(ctx, app, version, plan, release["image"])
             replaced.append(f"{app}.{plan.type}.{plan.index}")
     return replaced
 
