@@ -12,6 +12,9 @@ order of groups and of variants reversed every other round; medians are printed 
                    container exists, so every run also creates and removes the bridge and its NAT rules, as
                    podman's netavark does for its bridge; the "warm" variants keep one idle container on each
                    network so that the bridges stay;
+  - paas-warm-nocg: paas-warm without the cgroup warm-up (paas.runtime.cgroups.warm_attach), to show what
+                   hiding the kernel's grace period on the first cgroup.procs write saves; every timed run
+                   starts SETTLE_S after the previous one, so none inherits that fast path from another;
   - paas-nonet:    the same with network="none" (a private netns with only lo): "ours minus network";
   - paas-runc:     the same with runc, to compare with podman on the same low-level runtime;
   - paas-cli:      `python -m paas container:run --rm bb:1 true` end to end (Python start-up dominates), and
@@ -95,6 +98,7 @@ IMAGE = "bb:1"
 GOAL_VS_CRUN = 1.3
 GOAL_VS_PODMAN = 0.3
 RSS_GOAL_KB = 3 * 1024
+SETTLE_S = 0.05
 HTTP_CMD = ("httpd", "-f", "-p", "8080", "-h", "/srv")
 PODMAN_CACHE = Path("/var/lib/containers/cache")  # c/image's blob-info cache of root, used by `podman pull`
 
@@ -442,7 +446,7 @@ def install_profiler(profiler: PhaseProfiler, ctx: Context) -> None:
     import paas.network as network
     from paas import proc
     from paas.network import firewall, ipam, links
-    from paas.runtime import containers, logs, rootfs, spec, supervisor
+    from paas.runtime import cgroups, containers, logs, rootfs, spec, supervisor
 
     def exec_label(argv, *args, desc=None, **kwargs) -> str:
         return f"exec: {desc or Path(str(argv[0])).name}"
@@ -450,8 +454,9 @@ def install_profiler(profiler: PhaseProfiler, ctx: Context) -> None:
     profiler.wrap(proc, "run", exec_label)
     profiler.wrap(time, "sleep", "sleep (polling)")
     for attr in ("run", "create", "start", "wait_exit", "remove", "_cleanup", "_attach_network",
-                 "_remove_idle_network", "remove_cgroups", "get", "default_profile", "_write_json"):
+                 "_remove_idle_network", "get", "default_profile", "_write_json"):
         profiler.wrap(containers, attr, f"containers.{attr}")
+    profiler.wrap(cgroups, "remove", "cgroups.remove")
     profiler.wrap(logs, "follow", "logs.follow (stream output until exit)")
     for attr in ("mount_overlay", "unmount", "is_mounted", "read_in_root"):
         profiler.wrap(rootfs, attr, f"rootfs.{attr}")
@@ -555,14 +560,20 @@ class Bench:
         self.env = dict(os.environ, PAAS_ROOT=str(ctx.paths.root), PYTHONPATH=str(REPO))
 
     # ---- ours -----------------------------------------------------------------------------------
-    def paas(self, network: str = "bridge", runtime=None) -> float:
+    def paas(self, network: str = "bridge", runtime=None, cgroup_warmup: bool = True) -> float:
+        from paas.runtime import cgroups
+
         opts = self.RunOptions(cmd=("true",), network=network)
         if runtime is not None:
             self.ctx.__dict__["runtime"] = runtime
+        warm_attach = cgroups.warm_attach
+        if not cgroup_warmup:
+            cgroups.warm_attach = lambda: None
         try:
             took, info = timed(self.containers.run, self.ctx, IMAGE, opts, remove_after=True)
         finally:
             self.ctx.__dict__["runtime"] = self.crun
+            cgroups.warm_attach = warm_attach
         if info["exit_code"] != 0:
             raise RuntimeError(f"paas run exited with {info['exit_code']}")
         return took
@@ -687,6 +698,9 @@ def rounds(args, label: str, reps: int, groups: list[list[tuple[str, Callable[[]
                 before()
             try:
                 for name, fn in variants:
+                    # more than an RCU grace period since the last run's cgroup writes: no variant starts
+                    # on the fast path that the previous one opened (see paas.runtime.cgroups)
+                    time.sleep(SETTLE_S)
                     took = fn()
                     if rep > 0:
                         times[name].append(took)
@@ -747,7 +761,8 @@ def main() -> None:
         times = rounds(args, "start->exit", args.reps, groups, {1: (bench.make_holder, bench.drop_holder)})
 
         # the same with one idle container on each network (bridges and NAT rules stay)
-        warm_groups = [[("paas-warm", bench.paas)], [("crun-warm", lambda: bench.raw(bench.crun, "net"))]]
+        warm_groups = [[("paas-warm", bench.paas), ("paas-warm-nocg", lambda: bench.paas(cgroup_warmup=False))],
+                       [("crun-warm", lambda: bench.raw(bench.crun, "net"))]]
         if podman:
             warm_groups.append([("podman-warm", lambda: bench.podman_run("bridge"))])
         bench.start_keepers()
@@ -870,6 +885,9 @@ def report(args, times, http, http_returned, rss, profiles, imports, ctx: Contex
                     "crun private netns", GOAL_VS_CRUN))
     print(goal_line("start->exit, bridge kept by an idle container", med["paas-warm"], med["crun-warm"], "paas",
                     "crun", GOAL_VS_CRUN))
+    print(goal_line("  the same without the cgroup warm-up", med["paas-warm-nocg"], med["crun-warm"],
+                    "paas", "crun", None)
+          + f"; the warm-up saves {ms(med['paas-warm-nocg'] - med['paas-warm'])} (paas.runtime.cgroups)")
     if with_podman:
         print(goal_line("start->exit", med["paas"], med["podman"], "paas (crun)", "podman (runc)", GOAL_VS_PODMAN))
         print(goal_line("start->exit, both on runc", med["paas-runc"], med["podman"], "paas", "podman",

@@ -110,10 +110,10 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
     BuildError with the exit code and the last lines of output when the command fails.
     """
     from .. import network  # imported here: a fully cached build never needs it
-    from ..runtime import spec
-    from ..runtime.containers import remove_cgroups
+    from ..runtime import cgroups, spec
     from ..runtime.seccomp import default_profile
 
+    cgroups.warm_attach()
     container_id = "build-" + secrets.token_hex(8)
     image_config = step.image_config
     user = spec.resolve_user(image_config.get("User"), rootfs.read_in_root(root, "/etc/passwd"),
@@ -139,7 +139,8 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
                 files[f"/etc/{name}"] = str(bundle / name)
         files.update(step.extra_files)
         config = spec.plan_config(image_config, opts, ctx.host_facts, container_id=container_id, rootfs=str(root),
-                                  user=user, netns_path=netns_path, cgroups_path=f"/paas/{container_id}",
+                                  user=user, netns_path=netns_path,
+                                  cgroups_path=cgroups.container_path(container_id),
                                   seccomp=default_profile(spec.capabilities((), ())), files=files)
         created = plan_mountpoints(root, [m["destination"] for m in config["mounts"]])
         (bundle / "config.json").write_text(json.dumps(config))
@@ -148,7 +149,7 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
         if attached:
             network.teardown_container_network(ctx.conn, ctx.config, container_id)
             network.remove_network(ctx.conn, ctx.config, only_if_unused=True)
-        remove_cgroups(container_id)
+        cgroups.remove(container_id)
     if code != 0:
         shown = " ".join(step.argv)
         raise BuildError(f"RUN {shown[:200]} failed with exit code {code}"

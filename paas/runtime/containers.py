@@ -21,7 +21,7 @@ from pathlib import Path
 from .. import linux, proc, state
 from ..context import Context
 from ..errors import NotFound, PaasError, UserError
-from . import logs, rootfs, spec, supervisor
+from . import cgroups, logs, rootfs, spec, supervisor
 from .seccomp import default_profile
 
 Progress = Callable[[str], None]
@@ -77,10 +77,6 @@ class ContainerPaths:
 
 def paths_for(ctx: Context, container_id: str) -> ContainerPaths:
     return ContainerPaths(ctx.paths.containers / container_id)
-
-
-def cgroups_path(container_id: str) -> str:
-    return f"/paas/{container_id}"
 
 
 def holder(container_id: str) -> str:
@@ -168,8 +164,10 @@ def options_from_json(text: str) -> spec.RunOptions:
 
 
 def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | None = None,
-           progress: Progress = _quiet) -> dict:
-    """Prepare a container (rootfs, network, config.json) without starting it."""
+           progress: Progress = _quiet, volatile: bool = False) -> dict:
+    """Prepare a container (rootfs, network, config.json) without starting it. volatile: it is removed
+    when it exits (`run --rm`), so its writable layer need not be synced to disk (rootfs.mount_overlay)."""
+    cgroups.warm_attach()  # usually started right after: let the kernel's grace period pass meanwhile
     image = ctx.store.get(image_ref)
     runtime = ctx.runtime
     if runtime.notice:
@@ -192,7 +190,7 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
         cpaths.dir.mkdir(parents=True)
         for directory in (cpaths.bundle, cpaths.state, cpaths.etc):
             directory.mkdir()
-        _mount_rootfs(ctx, container_id, image, progress)
+        _mount_rootfs(ctx, container_id, image, progress, volatile=volatile)
         image_config = image.config.get("config") or {}
         user = spec.resolve_user(opts.user or image_config.get("User"),
                                  rootfs.read_in_root(cpaths.rootfs, "/etc/passwd"),
@@ -201,7 +199,7 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
         netns_path, files = _attach_network(ctx, container_id, name, hostname, opts, cpaths)
         config = spec.plan_config(
             image_config, opts, ctx.host_facts, container_id=container_id, rootfs=str(cpaths.rootfs), user=user,
-            netns_path=netns_path, cgroups_path=cgroups_path(container_id),
+            netns_path=netns_path, cgroups_path=cgroups.container_path(container_id),
             seccomp=default_profile(spec.capabilities(opts.cap_add, opts.cap_drop)), files=files,
         )
         _write_json(cpaths.config, config)
@@ -213,11 +211,13 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
     return get(ctx, container_id)
 
 
-def _mount_rootfs(ctx: Context, container_id: str, image, progress: Progress = _quiet) -> None:
+def _mount_rootfs(ctx: Context, container_id: str, image, progress: Progress = _quiet, *,
+                  volatile: bool = False) -> None:
     """Overlay of the image's shared snapshots (held by this container) plus the container's upper dir."""
     cpaths = paths_for(ctx, container_id)
     lowers = ctx.snapshots.ensure(image, holder=holder(container_id), progress=progress)
-    rootfs.mount_overlay(ctx.paths.snapshots, lowers, cpaths.upper, cpaths.work, cpaths.rootfs, cpaths.empty)
+    rootfs.mount_overlay(ctx.paths.snapshots, lowers, cpaths.upper, cpaths.work, cpaths.rootfs, cpaths.empty,
+                         volatile=volatile)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -257,6 +257,7 @@ def _attach_network(ctx: Context, container_id: str, name: str, hostname: str, o
 def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False) -> dict:
     """Start the container under its supervisor. attached: the caller waits for the exit and removes the
     container then (`run --rm` in the foreground): the runtime itself waits and deletes its state."""
+    cgroups.warm_attach()
     info = get(ctx, ref)
     if is_active(info):
         raise UserError(f"container {info['name']} is already running")
@@ -373,7 +374,7 @@ def _cleanup(ctx: Context, container_id: str) -> None:
     # a shim that reported the exit deletes the runtime's state meanwhile (see shim.c); wait for it
     if finished and not supervisor.wait_shim_exit(status, container_id):
         _runtime_delete(ctx, container_id)
-    remove_cgroups(container_id)
+    cgroups.remove(container_id)
     if cpaths.dir.exists():
         shutil.rmtree(cpaths.dir)
     ctx.snapshots.release(holder(container_id))
@@ -392,41 +393,6 @@ def _remove_idle_network(ctx: Context) -> None:
     from .. import network
 
     network.remove_network(ctx.conn, ctx.config, only_if_unused=True)
-
-
-def remove_cgroups(container_id: str, base: Path = Path("/sys/fs/cgroup")) -> None:
-    """Remove what is left of the container's cgroups (the runtime's delete normally took them along)."""
-    rel = cgroups_path(container_id).lstrip("/")
-    if not base.is_dir():
-        return
-    controllers = [c for c in base.iterdir() if c.is_dir() and not c.is_symlink()]
-    for controller in controllers:
-        target = controller / rel
-        if target.is_dir():
-            for dirpath, _dirs, _files in sorted(os.walk(target), key=lambda t: -len(t[0])):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass
-    # the shared parent goes with its last container; while others run (the common case) one listing
-    # tells, instead of a failing rmdir per controller
-    parents = [(c / rel).parent for c in controllers]
-    probe = base / "pids" / rel.split("/")[0]  # every container has a pids limit, so a pids cgroup
-    if _has_subdirs(probe if probe.is_dir() else parents[0] if parents else base):
-        return
-    for parent in parents:
-        try:
-            os.rmdir(parent)
-        except OSError:
-            pass
-
-
-def _has_subdirs(path: Path) -> bool:
-    try:
-        with os.scandir(path) as entries:
-            return any(entry.is_dir(follow_symlinks=False) for entry in entries)
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,7 +491,7 @@ def run(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | None
         remove_after: bool = False, on_line: Callable[[logs.LogLine], None] | None = None,
         progress: Progress = _quiet) -> dict:
     """create + start; in the foreground, stream output until exit (then remove when asked)."""
-    info = create(ctx, image_ref, opts, name=name, progress=progress)
+    info = create(ctx, image_ref, opts, name=name, progress=progress, volatile=remove_after and not detach)
     try:
         info = start(ctx, info["id"], attached=remove_after and not detach and opts.restart.name == "no")
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -12,13 +13,20 @@ from ..errors import PaasError, UserError
 MAX_SYMLINK_HOPS = 40
 
 
-def overlay_options(lowers: list[str], upper: Path, work: Path) -> str:
+# kernels before 5.10 refuse the option; learned on the first refusal
+_volatile_supported = [True]
+
+
+def overlay_options(lowers: list[str], upper: Path, work: Path, volatile: bool = False) -> str:
     """Mount options, lowers topmost first. The kernel caps the string at one page."""
-    return f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+    return f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}" + (",volatile" if volatile else "")
 
 
 def mount_overlay(snapshots_dir: Path, lowers_bottom_first: list[Path], upper: Path, work: Path,
-                  target: Path, empty_lower: Path) -> None:
+                  target: Path, empty_lower: Path, *, volatile: bool = False) -> None:
+    """Mount the overlay at target. volatile (for containers removed when they exit, as podman does for
+    `run --rm`): the kernel skips syncing the upper dir, so unmounting does not wait for the disk; after a
+    crash such an upper dir cannot be mounted again (it is removed with its container anyway)."""
     for directory in (upper, work, target):
         directory.mkdir(parents=True, exist_ok=True)
     os.chmod(upper, 0o755)
@@ -26,11 +34,15 @@ def mount_overlay(snapshots_dir: Path, lowers_bottom_first: list[Path], upper: P
     if not lowers_bottom_first:
         empty_lower.mkdir(exist_ok=True)
     lowers = [str(p) for p in reversed(lowers_bottom_first)] or [str(empty_lower)]
-    options = overlay_options(lowers, upper, work)
+    volatile = volatile and _volatile_supported[0]
+    options = overlay_options(lowers, upper, work, volatile)
     if len(options) < linux.PAGE_SIZE:
         try:  # mount(2) directly: no fork+exec of mount(8)
             linux.mount("overlay", target, "overlay", 0, options)
         except OSError as exc:
+            if volatile and exc.errno == errno.EINVAL:
+                _volatile_supported[0] = False
+                return mount_overlay(snapshots_dir, lowers_bottom_first, upper, work, target, empty_lower)
             raise PaasError(f"cannot mount the container root filesystem at {target}: {exc.strerror}",
                             "check that the kernel has overlayfs and the data root is not on overlayfs") from exc
         return

@@ -57,6 +57,17 @@ struct stream {
 
 static void on_stop(int sig) { (void)sig; stop_requested = 1; }
 
+/* SIGCHLD wakes the poll loop through this pipe: a runtime that exits just after closing its output
+ * pipes (the kernel closes files before it makes the zombie) must not wait for the next timeout */
+static int child_pipe[2] = {-1, -1};
+
+static void on_child(int sig) {
+    (void)sig;
+    int saved = errno;
+    if (write(child_pipe[1], "c", 1) < 0) { /* full: a wake-up is pending anyway */ }
+    errno = saved;
+}
+
 static void timestamp(char *out, size_t n) {
     struct timespec ts;
     struct tm tm;
@@ -295,16 +306,23 @@ static int run_once(long restarts) {
     pid_t container = 0;
     struct timespec stop_deadline = {0, 0}, drain_deadline = {0, 0};
     for (;;) {
-        struct pollfd fds[2];
+        struct pollfd fds[3];
         int nfds = 0, map[2];
         for (int i = 0; i < 2; i++)
             if (streams[i].fd >= 0) { fds[nfds].fd = streams[i].fd; fds[nfds].events = POLLIN; map[nfds++] = i; }
-        int ready = nfds ? poll(fds, (nfds_t)nfds, started ? 200 : 5) : (usleep(started ? 200000 : 5000), 0);
+        fds[nfds].fd = child_pipe[0];
+        fds[nfds].events = POLLIN;
+        /* attached and not started yet: look for the runtime's pid file every 5 ms */
+        int ready = poll(fds, (nfds_t)nfds + 1, opt_attached && !started ? 5 : 200);
         for (int j = 0; ready > 0 && j < nfds; j++) {
             if (fds[j].revents & (POLLIN | POLLHUP | POLLERR)) {
                 struct stream *s = &streams[map[j]];
                 if (!pump(s)) { close(s->fd); s->fd = -1; open_streams--; }
             }
+        }
+        if (ready > 0 && (fds[nfds].revents & POLLIN)) {
+            char drain[64];
+            while (read(child_pipe[0], drain, sizeof drain) > 0) {}
         }
         /* reap everything: the runtime, the container's init, and orphans handed to us */
         int st;
@@ -384,7 +402,8 @@ static void sleep_ms_interruptible(long ms) {
     while (ms > 0 && !stop_requested) {
         long step = ms > 100 ? 100 : ms;
         struct timespec ts = {step / 1000, (step % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        /* a SIGCHLD (an orphan reparented to us) interrupts too: sleep the rest */
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !stop_requested) {}
         ms -= step;
     }
 }
@@ -446,6 +465,10 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    if (pipe2(child_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
+    sa.sa_handler = on_child;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
     open_log();
 
     long restarts = 0, backoff_step = 0;

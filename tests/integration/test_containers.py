@@ -251,6 +251,36 @@ def test_rm_leaves_nothing_behind(ctx, runtime_name, bb_image):
     assert not os.path.exists(f"/proc/{info['pid']}")
 
 
+def test_only_containers_removed_at_exit_skip_syncing_their_writable_layer(ctx, runtime_name, bb_image, cleanup):
+    """`run --rm` mounts the overlay volatile (podman does the same for --rm); a kept container does not."""
+    def root_mount_options(text: str) -> str:
+        root = next(line for line in text.splitlines() if line.split()[4] == "/")
+        return root.split(" - ")[1]
+
+    info, out, _ = run(ctx, "cat", "/proc/self/mountinfo")
+    assert info["exit_code"] == 0
+    assert "overlay" in root_mount_options(out) and "volatile" in root_mount_options(out)
+    kept = start(ctx, "cat", "/proc/self/mountinfo")
+    kept = containers.wait_exit(ctx, kept["id"], 10)
+    text = "\n".join(line.text for line in containers.read_logs(ctx, kept["id"]))
+    assert "overlay" in root_mount_options(text) and "volatile" not in root_mount_options(text)
+
+
+def test_cgroup_warm_up_leaves_the_process_where_it_was(ctx, runtime_name, bb_image, cleanup):
+    from paas.runtime import cgroups
+
+    before = Path("/proc/self/cgroup").read_text()
+    cgroups._last_warm[0] = float("-inf")
+    cgroups.warm_attach()
+    warm = [t for t in threading.enumerate() if t.name == "cgroup-warm"]
+    assert warm, "no warm-up thread started on a host with a pids or cgroup2 hierarchy"
+    for thread in warm:
+        thread.join(5)
+    assert Path("/proc/self/cgroup").read_text() == before
+    info, out, _ = run(ctx, "echo", "ran")  # and containers start as before
+    assert info["exit_code"] == 0 and out == "ran"
+
+
 def test_config_json_is_written_per_runtime_spec(ctx, runtime_name, bb_image, cleanup):
     info = start(ctx, "sleep", "5")
     config = json.loads(containers.paths_for(ctx, info["id"]).config.read_text())

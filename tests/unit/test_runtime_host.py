@@ -526,7 +526,7 @@ while [ $i -le 60 ]; do printf 'line %03d\n' $i; i=$((i + 1)); done
 
 
 def test_remove_cgroups_takes_the_shared_parent_with_the_last_container(tmp_path):
-    from paas.runtime.containers import remove_cgroups
+    from paas.runtime.cgroups import remove as remove_cgroups
 
     for controller in ("pids", "memory", "cpu"):
         (tmp_path / controller / "paas" / "a" / "sub").mkdir(parents=True)
@@ -540,3 +540,26 @@ def test_remove_cgroups_takes_the_shared_parent_with_the_last_container(tmp_path
     (tmp_path / "memory" / "paas" / "b").mkdir()  # left over in one controller only
     remove_cgroups("b", base=tmp_path)
     assert not any((tmp_path / c / "paas").exists() for c in ("pids", "memory", "cpu"))
+
+
+def test_own_cgroup_procs_file_on_v1_hybrid_and_v2(tmp_path):
+    from paas.runtime.cgroups import own_procs_file
+
+    hybrid = "12:pids:/user.slice\n11:memory:/\n1:name=systemd:/init.scope\n0::/init.scope\n"
+    assert own_procs_file(hybrid, tmp_path) == tmp_path / "pids" / "user.slice" / "cgroup.procs"
+    v1_root = "3:cpu,cpuacct:/\n2:pids:/\n"
+    assert own_procs_file(v1_root, tmp_path) == tmp_path / "pids" / "cgroup.procs"
+    assert own_procs_file("0::/a/b\n", tmp_path) == tmp_path / "a" / "b" / "cgroup.procs"
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cgroup.procs").write_text("")
+    assert own_procs_file("9:memory:/\n0::/x\n", tmp_path) == tmp_path / "unified" / "x" / "cgroup.procs"
+    assert own_procs_file("", tmp_path) is None
+    assert own_procs_file("garbage\n", tmp_path) is None
+
+
+def test_overlay_options_volatile_only_when_asked():
+    from paas.runtime.rootfs import overlay_options
+
+    plain = overlay_options(["/s/b", "/s/a"], Path("/c/upper"), Path("/c/work"))
+    assert plain == "lowerdir=/s/b:/s/a,upperdir=/c/upper,workdir=/c/work"
+    assert overlay_options(["/s/a"], Path("/u"), Path("/w"), volatile=True).endswith(",workdir=/w,volatile")
