@@ -271,7 +271,9 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False)
     image_config = image.config.get("config") or {}
     stop_signal = spec.parse_signal(opts.stop_signal or image_config.get("StopSignal"))
     plan = supervisor.ShimPlan(info["id"], cpaths.bundle, cpaths.state, cpaths.log, opts.restart, stop_signal,
-                               opts.stop_timeout, attached=attached)
+                               opts.stop_timeout, attached=attached,
+                               unmount_on_exit=cpaths.rootfs if attached else None,
+                               remove_on_exit=(cpaths.upper, cpaths.work) if attached else ())
     previous = supervisor.read_status(cpaths.state)
     if not supervisor.wait_shim_exit(previous, info["id"]):  # the last run's shim is still cleaning up
         raise PaasError(f"the supervisor of container {info['name']}'s last run is still busy",
@@ -366,20 +368,27 @@ def _cleanup(ctx: Context, container_id: str) -> None:
     finished = status is not None and status["status"] not in ACTIVE
     if not finished:  # no shim (any more) to delete the runtime's state: do it here
         _runtime_delete(ctx, container_id)
-    rootfs.unmount(cpaths.rootfs)
     # setup takes the lease before anything else: no lease, no network to tear down
     if ctx.conn.execute("SELECT 1 FROM ip_leases WHERE holder = ?", (container_id,)).fetchone():
         network.teardown_container_network(ctx.conn, ctx.config, container_id)
         _remove_idle_network(ctx)
-    # a shim that reported the exit deletes the runtime's state meanwhile (see shim.c); wait for it
+    # a shim that reported the exit deletes the runtime's state meanwhile, and for `run --rm` unmounts and
+    # empties the rootfs (see shim.c); wait for it
     if finished and not supervisor.wait_shim_exit(status, container_id):
         _runtime_delete(ctx, container_id)
+    rootfs.unmount(cpaths.rootfs)
     cgroups.remove(container_id)
     if cpaths.dir.exists():
-        shutil.rmtree(cpaths.dir)
+        shutil.rmtree(cpaths.dir, onerror=_unless_gone)
     ctx.snapshots.release(holder(container_id))
     with state.transaction(ctx.conn):
         ctx.conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+
+
+def _unless_gone(function, path, exc_info) -> None:
+    """rmtree error handler: an entry a slow shim removed meanwhile is fine; anything else is raised."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
 
 
 def _runtime_delete(ctx: Context, container_id: str) -> None:

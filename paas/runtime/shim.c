@@ -13,12 +13,18 @@
  * --detach instead: it stays resident, reaps the container and deletes its state itself, as
  * `crun run` does, which saves exec'ing `RUNTIME delete` (~10 ms) after the exit.
  *
+ * --unmount PATH and --remove DIR (a container removed when it exits, like conmon's exit command):
+ * after reporting the exit, unmount the root filesystem and empty its upper/work dirs, while the
+ * waiting caller tears down the rest (network, records); it waits for this process before it
+ * removes the container directory.
+ *
  * Kept small on purpose (about 1 MB RSS): no allocation in the loop, fixed buffers.
  * Log line format (CRI style): "<RFC3339 nanoseconds UTC> <stdout|stderr> <F|P> <text>".
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -36,11 +42,14 @@
 
 #define LINE_MAX_BYTES 16384
 #define MAX_RUNTIME_ARGS 32
+#define MAX_REMOVE 4
 
 static const char *opt_id, *opt_bundle, *opt_state, *opt_log, *opt_restart = "no";
 static long opt_log_max = 10L << 20, opt_log_keep = 3, opt_max_restarts = 0;
 static long opt_backoff_ms = 100, opt_backoff_max_ms = 30000, opt_stop_timeout = 10;
 static int opt_stop_signal = SIGTERM, opt_hybrid_fix = 0, opt_attached = 0;
+static const char *opt_unmount = NULL, *opt_remove[MAX_REMOVE];
+static int remove_count = 0;
 static char *runtime_argv[MAX_RUNTIME_ARGS];
 static int runtime_argc = 0;
 
@@ -390,6 +399,23 @@ static int run_once(long restarts) {
     return exit_code_of(status);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int kind, struct FTW *ftw) {
+    (void)st; (void)ftw;
+    if (kind == FTW_DP || kind == FTW_DNR) rmdir(path);
+    else unlink(path);
+    return 0;  /* keep going: whatever is left, the caller's removal takes */
+}
+
+/* --unmount/--remove: never descend into a root filesystem that is still mounted (FTW_MOUNT also
+ * keeps the walk on the upper dir's own filesystem) */
+static void discard_rootfs(void) {
+    if (opt_unmount && umount2(opt_unmount, 0) != 0 && errno != EINVAL) {
+        shim_note("cannot unmount %s: %s", opt_unmount, strerror(errno));
+        return;
+    }
+    for (int i = 0; i < remove_count; i++) nftw(opt_remove[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
 static int should_restart(int code, long restarts) {
     if (stop_requested) return 0;
     if (!strcmp(opt_restart, "always") || !strcmp(opt_restart, "unless-stopped")) return 1;
@@ -412,7 +438,7 @@ static void usage(void) {
     fprintf(stderr, "usage: paas-shim --id ID --bundle DIR --state DIR --log FILE [--log-max BYTES] "
                     "[--log-keep N] [--restart POLICY] [--max-restarts N] [--backoff-ms MS] "
                     "[--backoff-max-ms MS] [--stop-signal N] [--stop-timeout S] [--hybrid-fix] "
-                    "[--foreground] [--attached] -- RUNTIME [ARGS...]\n");
+                    "[--foreground] [--attached] [--unmount ROOTFS] [--remove DIR]... -- RUNTIME [ARGS...]\n");
     exit(2);
 }
 
@@ -439,6 +465,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--backoff-max-ms")) opt_backoff_max_ms = atol(v), i++;
         else if (!strcmp(a, "--stop-signal")) opt_stop_signal = atoi(v), i++;
         else if (!strcmp(a, "--stop-timeout")) opt_stop_timeout = atol(v), i++;
+        else if (!strcmp(a, "--unmount")) opt_unmount = v, i++;
+        else if (!strcmp(a, "--remove") && remove_count < MAX_REMOVE) opt_remove[remove_count++] = v, i++;
         else usage();
     }
     for (; i < argc && runtime_argc < MAX_RUNTIME_ARGS - 1; i++) runtime_argv[runtime_argc++] = argv[i];
@@ -495,6 +523,7 @@ int main(int argc, char **argv) {
      * and whoever reuses the container id (start, rm) waits for this process to be gone */
     write_status(stop_requested ? "stopped" : "exited", code, restarts, 0);
     if (!opt_attached) delete_runtime_state();
+    discard_rootfs();
     if (log_fd >= 0) close(log_fd);
     return 0;
 }

@@ -64,6 +64,10 @@ class ShimPlan:
     backoff_ms: int = 100
     backoff_max_ms: int = 30_000
     attached: bool = False  # someone waits for the exit: the runtime stays resident and deletes its own state
+    # a container removed when it exits: the shim unmounts its rootfs and empties these dirs right after
+    # reporting the exit, in parallel with the caller's own teardown (which waits for the shim to be gone)
+    unmount_on_exit: Path | None = None
+    remove_on_exit: tuple[Path, ...] = ()
 
 
 def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
@@ -78,6 +82,10 @@ def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
         argv.append("--hybrid-fix")
     if plan.attached:
         argv.append("--attached")
+    if plan.unmount_on_exit:
+        argv += ["--unmount", str(plan.unmount_on_exit)]
+    for directory in plan.remove_on_exit:
+        argv += ["--remove", str(directory)]
     return argv + ["--", runtime.path]
 
 

@@ -240,6 +240,11 @@ def test_shim_argv_exact(tmp_path):
     assert shim_argv(Path("/bin/paas-shim"), plan, RuntimeChoice("runc", RUNC)) == expected + ["--", RUNC]
     hybrid = RuntimeChoice("crun", CRUN, hybrid_workaround=True, unshare=UNSHARE)
     assert shim_argv(Path("/bin/paas-shim"), plan, hybrid) == expected + ["--hybrid-fix", "--", CRUN]
+    discard = ShimPlan(container_id="abc", bundle=Path("/b"), state_dir=Path("/s"), log_file=Path("/l/c.log"),
+                       restart=parse_restart("no"), stop_signal=15, stop_timeout=10, attached=True,
+                       unmount_on_exit=Path("/c/bundle/rootfs"), remove_on_exit=(Path("/c/upper"), Path("/c/work")))
+    assert shim_argv(Path("/s"), discard, RuntimeChoice("crun", CRUN))[-9:] == [
+        "--attached", "--unmount", "/c/bundle/rootfs", "--remove", "/c/upper", "--remove", "/c/work", "--", CRUN]
     always = make_plan(tmp_path, parse_restart("always"), log_max_bytes=500, log_keep=1, backoff_ms=5)
     argv = shim_argv(Path("/s"), always, RuntimeChoice("crun", CRUN))
     assert argv[argv.index("--restart") + 1] == "always" and argv[argv.index("--max-restarts") + 1] == "0"
@@ -427,6 +432,51 @@ printf 'out tail without newline'
     assert by_stream["stderr"] == [("err one", False), ("err tail without newline", False)]
     assert not [line for line in lines if line.stream == "shim"]  # restart "no": nothing to note
     assert [line.split(" ", 3)[1:3] for line in raw if "x" * 100 in line] == [["stdout", "P"], ["stdout", "F"]]
+
+
+def _overlay(tmp_path: Path) -> tuple[Path, Path, Path]:
+    from paas import linux
+
+    need(os.geteuid() == 0, "mounting an overlay needs root")
+    lower, upper, work, root = (tmp_path / n for n in ("lower", "upper", "work", "root"))
+    for directory in (lower, upper, work, root):
+        directory.mkdir()
+    (lower / "image-file").write_text("from the image\n")
+    linux.mount("overlay", root, "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
+    (root / "deep" / "er").mkdir(parents=True)
+    (root / "deep" / "er" / "written").write_text("by the container\n")
+    (root / "image-file").unlink()  # a whiteout in the upper dir
+    outside = tmp_path / "outside"
+    outside.write_text("keep\n")
+    os.symlink(outside, root / "link-out")
+    return root, upper, work
+
+
+def test_shim_discards_the_rootfs_of_a_removed_container_after_reporting(shim, tmp_path):
+    """--unmount/--remove (`run --rm`): after the exit is recorded, the rootfs is unmounted and its upper and work
+    dirs are removed; the image's lower dir and what a symlink in the upper dir points at stay."""
+    root, upper, work = _overlay(tmp_path)
+    run_shim(shim, tmp_path, fake_runtime(tmp_path, "echo done"), attached=True, unmount_on_exit=root,
+             remove_on_exit=(upper, work))
+    assert read_status(tmp_path / "state")["status"] == "exited"
+    assert not os.path.ismount(root) and not upper.exists() and not work.exists()
+    assert (tmp_path / "lower" / "image-file").read_text() == "from the image\n"
+    assert (tmp_path / "outside").read_text() == "keep\n"
+
+
+def test_shim_keeps_the_upper_dir_of_a_rootfs_it_cannot_unmount(shim, tmp_path):
+    from paas import linux
+
+    root, upper, work = _overlay(tmp_path)
+    busy = os.open(root / "deep" / "er" / "written", os.O_RDONLY)  # keeps the mount busy
+    try:
+        run_shim(shim, tmp_path, fake_runtime(tmp_path, "echo done"), attached=True, unmount_on_exit=root,
+                 remove_on_exit=(upper, work))
+        assert os.path.ismount(root) and (upper / "deep" / "er" / "written").exists()
+        assert any("cannot unmount" in line and "busy" in line.lower() for line in raw_log(tmp_path))
+    finally:
+        os.close(busy)
+        linux.umount(root)
 
 
 @pytest.mark.parametrize(("restart", "code", "runs"), [("on-failure:2", 1, 3), ("on-failure", 0, 1), ("no", 1, 1)])
