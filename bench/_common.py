@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import secrets
 import shlex
 import shutil
 import signal
@@ -134,7 +135,16 @@ def workspace(prefix: str) -> Iterator[tuple[Path, contextlib.ExitStack]]:
         signal.signal(sig, _terminate)
     # a PAAS_CONFIG from the caller's shell would make init_root write into the operator's config file
     os.environ.pop("PAAS_CONFIG", None)
-    base = Path(tempfile.mkdtemp(prefix=f"paas-bench-{prefix}-", dir=os.environ.get("BENCH_TMPDIR")))
+    # a random part of letters and digits: podman names an image pulled from oci:<path> after the path,
+    # and a path component such as "start-_x4" or "x4_" is not a valid reference (the pull fails)
+    parent = Path(os.environ.get("BENCH_TMPDIR") or tempfile.gettempdir())
+    while True:
+        base = parent / f"paas-bench-{prefix}-{secrets.token_hex(6)}"
+        try:
+            base.mkdir(mode=0o700)
+            break
+        except FileExistsError:
+            continue
     log(f"workspace {base}")
     try:
         with contextlib.ExitStack() as stack:

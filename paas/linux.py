@@ -78,6 +78,28 @@ def in_thread(fn: Callable[[], T]) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
+def alongside(background: Callable[[], object], foreground: Callable[[], T]) -> T:
+    """Run background in a thread while foreground runs here; return once both are done (the first error of
+    either is raised). For two waits in the kernel that do not depend on each other."""
+    outcome: dict[str, BaseException] = {}
+
+    def target() -> None:
+        try:
+            background()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="paas-alongside")
+    thread.start()
+    try:
+        result = foreground()
+    finally:
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return result
+
+
 def in_netns(path: str, fn: Callable[[], T]) -> T:
     """Run fn inside the network namespace bound at path (in a throw-away thread, see in_thread).
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .. import linux
 from ..errors import PaasError, UserError
 from . import firewall, ipam
 from .plan import (
@@ -269,9 +270,13 @@ def remove_network(conn: sqlite3.Connection, config: Config, *, only_if_unused: 
                 return False
             raise UserError(f"network {settings.bridge} still has {len(holders)} container(s): "
                             + ", ".join(sorted(holders)[:5]), "remove those containers first")
-        # the network's rules and ports left by crashed containers (and our table when it is the last user)
-        firewall.remove_tags_and_base_if_unused(kind, [port_tag(settings.bridge), network_tag(settings.bridge)])
-        _links().teardown_bridge(settings.bridge)
+        # the network's rules and ports left by crashed containers (and our table when it is the last user);
+        # deleting the bridge waits ~50 ms in the kernel (device unregistration), the firewall commit goes
+        # meanwhile (rules match the bridge by name: neither needs the other gone first)
+        links = _links()
+        linux.alongside(lambda: links.teardown_bridge(settings.bridge),
+                        lambda: firewall.remove_tags_and_base_if_unused(
+                            kind, [port_tag(settings.bridge), network_tag(settings.bridge)]))
     return True
 
 
