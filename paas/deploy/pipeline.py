@@ -380,8 +380,9 @@ def start_process(ctx: Context, app: str, version: int, plan: ProcessPlan, image
                   started: list[str] | None = None) -> dict[str, Any]:
     """Create, record (app_processes) and start one process container; its id goes into `started` as soon as
     it exists, so whoever undoes a failure finds it."""
-    from ..runtime import containers
+    from ..runtime import cgroups, containers
 
+    cgroups.warm_attach()  # started right after create: the kernel's grace period passes meanwhile
     info = containers.create(ctx, image, plan.options, name=plan.name)
     if started is not None:
         started.append(info["id"])

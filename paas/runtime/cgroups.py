@@ -6,7 +6,9 @@ within the last RCU grace period, that first waits for a grace period (measured 
 the largest single cost of `crun run` of a small container); a writer that follows within about one
 more grace period takes the fast path. `warm_attach()` makes a no-op migration (our own process into
 the cgroup it is already in) on a background thread when a container start begins, so the grace
-period passes while we mount, plan and launch, and the runtime's own writes ~20 ms later are fast.
+period passes while we mount, plan and launch, and repeats it every RENEW_S until the container runs
+(`warm_attach_done()`, at most HOLD_S after the last call), so the runtime's own writes find the
+fast path whenever they come (crun ~20 ms after create begins, runc later).
 """
 
 from __future__ import annotations
@@ -18,8 +20,19 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT = "paas"
-WARM_FOR_S = 0.03  # a warm-up serves the runtime writes that follow within about a grace period
-_last_warm = [float("-inf")]
+RENEW_S = 0.01  # below one grace period: the fast path never lapses while the warm-up holds
+HOLD_S = 0.1    # after the last warm_attach(): covers a slow runtime's start, then the thread ends
+
+
+class _Warmer:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hold_until = 0.0
+        self.thread: threading.Thread | None = None
+        self.idle = threading.Event()  # never set: its wait() is the sleep (unaffected by patched time.sleep)
+
+
+_warmer = _Warmer()
 
 
 def container_path(container_id: str) -> str:
@@ -47,32 +60,46 @@ def own_procs_file(proc_self_cgroup: str, root: Path = CGROUP_ROOT) -> Path | No
 
 
 def warm_attach() -> None:
-    """Start the no-op migration that lets the runtime's cgroup writes skip the grace period (see above).
+    """Keep the runtime's cgroup writes on the fast path for the next HOLD_S (see above).
 
     Best effort and never blocking: a host where it cannot be done just starts containers as before.
-    create() and start() both call it; within WARM_FOR_S of the last warm-up a second one is not needed."""
-    now = time.monotonic()
-    if now - _last_warm[0] < WARM_FOR_S:
-        return
-    _last_warm[0] = now
-    try:
-        with open("/proc/self/cgroup") as fh:
-            target = own_procs_file(fh.read())
-    except OSError:
-        return
-    if target is not None:
-        threading.Thread(target=_rewrite_own_pid, args=(target,), name="cgroup-warm", daemon=True).start()
+    create() and start() both call it; a call while the warm-up runs only extends it."""
+    with _warmer.lock:
+        _warmer.hold_until = time.monotonic() + HOLD_S
+        if _warmer.thread is not None and _warmer.thread.is_alive():
+            return
+        try:
+            with open("/proc/self/cgroup") as fh:
+                target = own_procs_file(fh.read())
+        except OSError:
+            return
+        if target is None:
+            return
+        _warmer.thread = threading.Thread(target=_keep_warm, args=(target,), name="cgroup-warm", daemon=True)
+        _warmer.thread.start()
 
 
-def _rewrite_own_pid(procs: Path) -> None:
+def warm_attach_done() -> None:
+    """The runtime has attached the container (it runs): the warm-up ends after its current pause."""
+    with _warmer.lock:
+        _warmer.hold_until = 0.0
+
+
+def _keep_warm(procs: Path) -> None:
+    while _rewrite_own_pid(procs) and time.monotonic() < _warmer.hold_until:
+        _warmer.idle.wait(RENEW_S)
+
+
+def _rewrite_own_pid(procs: Path) -> bool:
     try:
         fd = os.open(procs, os.O_WRONLY)
         try:
-            os.write(fd, str(os.getpid()).encode())  # blocks for the grace period; the GIL is released
+            os.write(fd, str(os.getpid()).encode())  # the first blocks for a grace period; the GIL is released
         finally:
             os.close(fd)
+        return True
     except OSError:
-        pass  # not allowed here (e.g. inside a container): nothing is lost
+        return False  # not allowed here (e.g. inside a container): nothing is lost
 
 
 def remove(container_id: str, base: Path = CGROUP_ROOT) -> None:

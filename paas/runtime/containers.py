@@ -167,7 +167,6 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
            progress: Progress = _quiet, volatile: bool = False) -> dict:
     """Prepare a container (rootfs, network, config.json) without starting it. volatile: it is removed
     when it exits (`run --rm`), so its writable layer need not be synced to disk (rootfs.mount_overlay)."""
-    cgroups.warm_attach()  # usually started right after: let the kernel's grace period pass meanwhile
     image = ctx.store.get(image_ref)
     runtime = ctx.runtime
     if runtime.notice:
@@ -283,14 +282,17 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False)
     with linux.DirWatch(cpaths.state) as watch:  # the shim writes status.json and the pid file there
         proc.run(supervisor.shim_argv(shim, plan, ctx.runtime), desc="starting the container supervisor")
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            status = supervisor.read_status(cpaths.state)
-            if status and (status["status"] != "running" or supervisor.container_pid(cpaths.state)):
-                break
-            watch.wait(0.05)
-        else:
-            raise PaasError(f"container {info['name']} did not start within {wait:.0f}s",
-                            f"see `paas container:logs {info['name']}`")
+        try:
+            while time.monotonic() < deadline:
+                status = supervisor.read_status(cpaths.state)
+                if status and (status["status"] != "running" or supervisor.container_pid(cpaths.state)):
+                    break
+                watch.wait(0.05)
+            else:
+                raise PaasError(f"container {info['name']} did not start within {wait:.0f}s",
+                                f"see `paas container:logs {info['name']}`")
+        finally:
+            cgroups.warm_attach_done()
     return get(ctx, info["id"])
 
 
@@ -500,6 +502,7 @@ def run(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | None
         remove_after: bool = False, on_line: Callable[[logs.LogLine], None] | None = None,
         progress: Progress = _quiet) -> dict:
     """create + start; in the foreground, stream output until exit (then remove when asked)."""
+    cgroups.warm_attach()  # the kernel's grace period passes while create works (see cgroups)
     info = create(ctx, image_ref, opts, name=name, progress=progress, volatile=remove_after and not detach)
     try:
         info = start(ctx, info["id"], attached=remove_after and not detach and opts.restart.name == "no")

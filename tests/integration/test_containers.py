@@ -270,7 +270,6 @@ def test_cgroup_warm_up_leaves_the_process_where_it_was(ctx, runtime_name, bb_im
     from paas.runtime import cgroups
 
     before = Path("/proc/self/cgroup").read_text()
-    cgroups._last_warm[0] = float("-inf")
     cgroups.warm_attach()
     warm = [t for t in threading.enumerate() if t.name == "cgroup-warm"]
     assert warm, "no warm-up thread started on a host with a pids or cgroup2 hierarchy"
