@@ -278,6 +278,10 @@ def test_cgroup_warm_up_leaves_the_process_where_it_was(ctx, runtime_name, bb_im
     assert Path("/proc/self/cgroup").read_text() == before
     info, out, _ = run(ctx, "echo", "ran")  # and containers start as before
     assert info["exit_code"] == 0 and out == "ran"
+    # once the container runs the warm-up ends: no thread keeps writing cgroup.procs afterwards
+    for thread in [t for t in threading.enumerate() if t.name == "cgroup-warm"]:
+        thread.join(2)
+        assert not thread.is_alive()
 
 
 def test_config_json_is_written_per_runtime_spec(ctx, runtime_name, bb_image, cleanup):

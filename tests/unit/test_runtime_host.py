@@ -613,3 +613,21 @@ def test_overlay_options_volatile_only_when_asked():
     plain = overlay_options(["/s/b", "/s/a"], Path("/c/upper"), Path("/c/work"))
     assert plain == "lowerdir=/s/b:/s/a,upperdir=/c/upper,workdir=/c/work"
     assert overlay_options(["/s/a"], Path("/u"), Path("/w"), volatile=True).endswith(",workdir=/w,volatile")
+
+
+def test_alongside_runs_both_and_raises_the_first_error():
+    import threading
+
+    from paas.linux import alongside
+
+    both_inside = threading.Barrier(2, timeout=5)  # each side waits for the other: they really overlap
+    seen = []
+    assert alongside(lambda: (both_inside.wait(), seen.append("background")),
+                     lambda: (both_inside.wait(), "foreground")[1]) == "foreground"
+    assert seen == ["background"]
+    with pytest.raises(ValueError, match="background failed"):
+        alongside(lambda: (_ for _ in ()).throw(ValueError("background failed")), lambda: "ok")
+    finished = []
+    with pytest.raises(KeyError):
+        alongside(lambda: finished.append("background"), lambda: {}["missing"])
+    assert finished == ["background"]  # joined before the foreground's error is raised
