@@ -36,7 +36,13 @@ if [ ! -f "$key" ]; then
   [ -f "$key" ] || { mkdir -p "$HOME/.ssh"; ssh-keygen -t ed25519 -N "" -q -C "paas demo" -f "$key"; }
 fi
 fingerprint=$(ssh-keygen -lf "$key.pub" | awk '{print $2}')
-paas ssh-keys:list --json | grep -q "$fingerprint" || paas ssh-keys:add "$(hostname)-$(id -un)" "$key.pub"
+keys=$(paas ssh-keys:list --json)
+if ! grep -qF "\"$fingerprint\"" <<<"$keys"; then
+  name="$(hostname)-$(id -un)"
+  # the name may hold an earlier key of this user (a re-install after the key changed): keep both
+  grep -qF "\"name\": \"$name\"" <<<"$keys" && name="$name-$(printf %s "$fingerprint" | sha256sum | cut -c1-8)"
+  paas ssh-keys:add "$name" "$key.pub"
+fi
 
 # the demo app, pushed like any app: git over SSH to paasd, which builds, starts and routes it
 work=$(mktemp -d)
