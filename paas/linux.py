@@ -62,20 +62,9 @@ def in_thread(fn: Callable[[], T]) -> T:
     Namespace switches (setns/unshare of CLONE_NEWNET) change only the calling thread; doing them in a
     throw-away thread keeps every other thread, and the caller, in the namespaces it had.
     """
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = fn()
-        except BaseException as exc:  # handed to the caller below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="paas-ns")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    result: dict[str, T] = {}
+    alongside(lambda: result.update(value=fn()), lambda: None)
+    return result["value"]
 
 
 def alongside(background: Callable[[], object], foreground: Callable[[], T]) -> T:

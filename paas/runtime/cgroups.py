@@ -29,7 +29,8 @@ class _Warmer:
         self.lock = threading.Lock()
         self.hold_until = 0.0
         self.thread: threading.Thread | None = None
-        self.idle = threading.Event()  # never set: its wait() is the sleep (unaffected by patched time.sleep)
+        self.pause = threading.Event()  # never set: its wait() is the pause (time.sleep is left to the caller's
+        # thread, where profilers patch it)
 
 
 _warmer = _Warmer()
@@ -63,7 +64,8 @@ def warm_attach() -> None:
     """Keep the runtime's cgroup writes on the fast path for the next HOLD_S (see above).
 
     Best effort and never blocking: a host where it cannot be done just starts containers as before.
-    create() and start() both call it; a call while the warm-up runs only extends it."""
+    run(), start() and whoever starts right after a create (deploys, build steps) call it; a call while the
+    warm-up runs only extends it."""
     with _warmer.lock:
         _warmer.hold_until = time.monotonic() + HOLD_S
         if _warmer.thread is not None and _warmer.thread.is_alive():
@@ -87,7 +89,7 @@ def warm_attach_done() -> None:
 
 def _keep_warm(procs: Path) -> None:
     while _rewrite_own_pid(procs) and time.monotonic() < _warmer.hold_until:
-        _warmer.idle.wait(RENEW_S)
+        _warmer.pause.wait(RENEW_S)
 
 
 def _rewrite_own_pid(procs: Path) -> bool:
