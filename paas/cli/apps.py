@@ -189,11 +189,16 @@ def scale_cmd(app, counts, as_json):
         release = apps.active_release(ctx.conn, app)
         stored = apps.get_formation(ctx.conn, app)
         result = formation(release["processes"], stored) if release else stored
+    _echo_pairs(result, as_json)
+
+
+def _echo_pairs(values: dict, as_json: bool) -> None:
+    """A mapping as JSON, or as KEY=VALUE lines (what `ps:scale` and `config:get` print)."""
     if as_json:
-        emit_json(result)
+        emit_json(values)
     else:
-        for kind, count in result.items():
-            click.echo(f"{kind}={count}")
+        for key, value in values.items():
+            click.echo(f"{key}={value}")
 
 
 @cli.command("config:get")
@@ -210,11 +215,8 @@ def config_get_cmd(as_json, app, key):
         if key not in values:
             raise NotFound(f"{app} has no config key {key}", f"see `paas config:get {app}`")
         click.echo(values[key])
-    elif as_json:
-        emit_json(values)
     else:
-        for k, v in values.items():
-            click.echo(f"{k}={v}")
+        _echo_pairs(values, as_json)
 
 
 @cli.command("config:set")

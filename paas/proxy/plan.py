@@ -79,13 +79,10 @@ class ProxySettings:
     def __post_init__(self) -> None:
         if not isinstance(self.domain, str) or not _is_hostname(self.domain) or self.domain.startswith("*"):
             raise ConfigError(f"domain {self.domain!r} is not a valid DNS name", "e.g. `domain: paas.example.com`")
-        if self.listen:
-            try:
-                ipaddress.ip_address(self.listen)
-            except ValueError:
-                raise ConfigError(f"proxy.listen {self.listen!r} is not an IP address",
-                                  "use an address such as 127.0.0.1, or \"\" for all") from None
-        if not _is_int(self.http_port) or not 1 <= self.http_port <= 65535:
+        if self.listen and not _is_ip(self.listen):
+            raise ConfigError(f"proxy.listen {self.listen!r} is not an IP address",
+                              "use an address such as 127.0.0.1, or \"\" for all")
+        if not _is_port(self.http_port):
             raise ConfigError(f"proxy.http_port {self.http_port!r} is not a port number", "use 1-65535")
         if not SIZE_RE.fullmatch(str(self.client_max_body_size)):
             raise ConfigError(f"proxy.client_max_body_size {self.client_max_body_size!r} is not a size",
@@ -108,6 +105,18 @@ class ProxySettings:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_port(value: Any) -> bool:
+    return _is_int(value) and 1 <= value <= 65535
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_hostname(name: str) -> bool:
@@ -164,12 +173,10 @@ def check_route(route: Route) -> Route:
     if not route.backends:
         raise UserError(f"route for app {route.app} has no backend", "remove the route instead (remove_route)")
     for backend in route.backends:
-        try:
-            ipaddress.ip_address(backend.address)
-        except ValueError:
+        if not _is_ip(backend.address):
             raise UserError(f"backend address {backend.address!r} of app {route.app} is not an IP address",
-                            "route to the container's address") from None
-        if not _is_int(backend.port) or not 1 <= backend.port <= 65535:
+                            "route to the container's address")
+        if not _is_port(backend.port):
             raise UserError(f"backend port {backend.port!r} of app {route.app} is not a port number", "use 1-65535")
     return route
 
