@@ -53,6 +53,21 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def need_conformance(path: Path, *, module: bool = False) -> Path:
+    """The shared conformance corpus (../shared/conformance) or one of its parts.
+
+    A plain clone has no ../shared beside it: its tests skip with the reason; under CI=true, where the
+    corpus must be present, they fail. module=True skips the whole test module at import time.
+    """
+    if path.exists():
+        return path
+    reason = f"conformance corpus not found at {path} (it lives in ../shared beside the project)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"prerequisite missing in CI: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
+    return path
+
+
 def need_tool(name: str) -> str:
     path = shutil.which(name)
     need(path is not None, f"{name} is not installed (see .ci/run)")

