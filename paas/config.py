@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
         "drain_s": 1,                     # old containers keep serving this long after the switch
         "keep_releases": 5,               # images of this many releases stay tagged (rollback material)
     },
+    "access": {
+        "members_create_apps": True,      # a member pushing a new app name creates it (and manages it)
+    },
 }
 
 

@@ -30,6 +30,11 @@ class NotFound(UserError):
     """A named thing (image, app, blob) does not exist."""
 
 
+class PermissionDenied(UserError):
+    """The user may not do this: one line naming who needs what ("permission denied: alice needs deploy on
+    myapp (has view)"). Nothing was changed."""
+
+
 class ConfigError(UserError):
     """The config file is missing, unreadable or invalid."""
 

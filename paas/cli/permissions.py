@@ -1,0 +1,144 @@
+"""Default deny for the CLI: every command declares what it needs (`@needs(...)`), and nothing runs before
+the check.
+
+Who asks: over SSH, paasd's session names the user in PAAS_USER for the command it starts (clients cannot set
+environment variables: paasd refuses env requests); without it, the host's own operator at a terminal runs the
+command, who is root on this host and so an admin. The SSH dispatcher (paas.sshd.session) asks `authorize_words`
+before it starts anything; the command's own process asks again right before its body runs (PaasCommand).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import click
+
+from ..access import model
+from ..access.model import Need, Subject, User
+from ..errors import PermissionDenied
+
+USER_ENV = "PAAS_USER"  # set by paasd's SSH session: the user the client's key belongs to
+VIA_ENV = "PAAS_VIA"  # "ssh" for a command a client asked for; git services (and their hook) leave it unset
+WHATS = ("admin", "create", "login", "self", "internal", *model.LEVELS)
+
+
+def needs(what: str, *, param: str = "app", optional: bool = False) -> Callable:
+    """Declare what a command needs: 'admin' (host-level), 'view'|'deploy'|'manage' on the app its `param`
+    names ('optional': without an app the command shows only what the user may see), 'create' (a new app),
+    'login' (any user; the command scopes itself to the user), 'self' (the user `param` names, default the
+    caller), 'internal' (paas calls it itself; never a client)."""
+    if what not in WHATS:
+        raise ValueError(f"needs({what!r}): use one of {WHATS}")
+    if what in model.LEVELS:
+        need = Need(model.APP, what, param, optional)
+    else:
+        need = Need(what, None, "user" if what == "self" and param == "app" else param)
+
+    def mark(fn: Callable) -> Callable:
+        fn.__paas_need__ = need
+        return fn
+
+    return mark
+
+
+def need_of(command: click.Command) -> Need | None:
+    return getattr(command.callback, "__paas_need__", None)
+
+
+def is_remote() -> bool:
+    """A command a client asked for over SSH (not the host's operator, not our own git hook)."""
+    return os.environ.get(VIA_ENV) == "ssh"
+
+
+def current_user(conn_factory: Callable[[], sqlite3.Connection]) -> User:
+    """The user this process acts for: PAAS_USER (looked up now: a removed user is refused), else the local
+    operator (an admin)."""
+    from ..access.store import find_user
+
+    name = os.environ.get(USER_ENV)
+    if not name:
+        return User(f"local:{_login_name()}", "admin", local=True)
+    user = find_user(conn_factory(), name)
+    if user is None:
+        raise PermissionDenied(f"permission denied: user {name} no longer exists")
+    return user
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def level_on(conn: sqlite3.Connection, user: User, app: str) -> str | None:
+    """The user's level on app: manage for an admin, None for no access."""
+    if user.is_admin:
+        return "manage"
+    from ..access.store import level_of
+
+    return level_of(conn, user.name, app)
+
+
+def subject_for(need: Need, params: Mapping[str, Any], user: User, conn: sqlite3.Connection,
+                members_create_apps: bool) -> Subject:
+    value = params.get(need.param)
+    if need.kind == model.SELF:
+        return Subject(target_user=value or user.name)
+    if need.kind not in (model.APP, model.CREATE) or value is None:
+        return Subject(app=value, members_create_apps=members_create_apps)
+    app = str(value)
+    from .. import apps
+
+    exists = apps.app_exists(conn, app)
+    return Subject(app=app, level=level_on(conn, user, app), app_exists=exists,
+                   members_create_apps=members_create_apps)
+
+
+def check(command: click.Command, params: Mapping[str, Any], user: User, conn: sqlite3.Connection,
+          members_create_apps: bool, *, remote: bool) -> None:
+    """Raise PermissionDenied (one line) unless user may run command with params."""
+    need = need_of(command)
+    if need is None:  # an undeclared command runs for nobody but the host's operator
+        if not remote and user.local:
+            return
+        raise PermissionDenied(f"permission denied: {command.name} declares no permission, so clients cannot run it")
+    decision = model.decide(user, need, subject_for(need, params, user, conn, members_create_apps), remote=remote)
+    if not decision.allowed:
+        raise PermissionDenied(decision.reason)
+
+
+def authorize_words(root: click.Group, words: Sequence[str], user: User, conn: sqlite3.Connection,
+                    members_create_apps: bool) -> None:
+    """The SSH dispatcher's check of `paas WORDS` for user, before any process starts: raises PermissionDenied.
+
+    Host-level, internal and undeclared commands are decided by name alone (their arguments are never parsed
+    here: a path argument could probe the host). Words that name no command, --help, and arguments click cannot
+    parse are left to the command's process, where parsing fails (or help prints) before any body runs, and
+    where PaasCommand checks again.
+    """
+    if not words or words[0].startswith("-"):
+        return  # `paas --help`, `paas --version`
+    with click.Context(root, info_name="paas", resilient_parsing=True) as root_ctx:
+        command = root.get_command(root_ctx, words[0])
+        if command is None:
+            return
+        need = need_of(command)
+        if need is None or need.kind in (model.ADMIN, model.INTERNAL, model.LOGIN):
+            check(command, {}, user, conn, members_create_apps, remote=True)
+            return
+        if any(w in ("--help", "-h") for w in words[1:]):
+            return
+        try:
+            sub = command.make_context(words[0], list(words[1:]), parent=root_ctx, resilient_parsing=True)
+        except click.ClickException:
+            return
+        check(command, sub.params, user, conn, members_create_apps, remote=True)
+
+
+def members_may_create(config) -> bool:
+    return bool(config.get("access.members_create_apps", True))
