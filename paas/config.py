@@ -113,6 +113,11 @@ class Paths:
     def ssh(self) -> Path:
         return self.root / "ssh"
 
+    @property
+    def cache_mounts(self) -> Path:
+        """RUN --mount=type=cache directories, one tree per scope (paas.build.cachemounts)."""
+        return self.root / "cache-mounts"
+
     def all_dirs(self) -> list[Path]:
         return [
             self.root, self.images, self.snapshots, self.tmp, self.repos,

@@ -10,7 +10,8 @@ change it, and turn that upper dir into the step's layer. Every filesystem step 
 
 so a `touch` keeps the key (mtimes are not hashed), an ARG change only reaches steps after the ARG is
 declared, and the cache (table build_cache) is shared by every build and app. Nothing is tagged until the
-whole build succeeded.
+whole build succeeded. What `RUN --mount=type=cache` dirs hold is not in any key; those dirs belong to the
+build's cache scope (an app, or `local`), see cachemounts.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ..context import Context
 from ..errors import BuildError, NotFound, UserError
 from ..image.store import Image
 from ..runtime import rootfs
-from . import imageconfig
+from . import cachemounts, imageconfig
 from . import instructions as I
 from .context import BuildContext
 from .ignore import IgnoreMatcher
@@ -73,6 +74,7 @@ class BuildOptions:
     compression: str = "gzip"
     network: str = "bridge"                   # default network of RUN steps (RUN --network=none overrides)
     ca_bundle: str | None = HOST_CA_BUNDLE    # mounted read-only into RUN steps; None: off
+    cache_scope: str = "local"                # whose RUN --mount=type=cache dirs: app:NAME, or local
     progress: Progress = print
 
 
@@ -419,30 +421,28 @@ class Builder:
         shell = tuple(st.config.get("Shell") or DEFAULT_SHELL)
         argv = _run_argv(run, shell)
         env = tuple(f"{k}={v}" for k, v in st.args.items())
-        volumes = tuple(self._mount_volumes(run, root))
         tmpfs = tuple(_abs_target(m.target, run) + ":exec" + (f",size={m.size}" if m.size else "")
                       for m in run.mounts if m.type == "tmpfs")
-        step = StepRun(argv, st.config, env=env, network=self._network(run), volumes=volumes, tmpfs=tmpfs,
-                       ca_bundle=self._ca_bundle())
-        return run_step(self.ctx, step, root=root, bundle=bundle, on_line=lambda line: self.progress(f"  {line}"))
+        caches = [cachemounts.plan(m, self.opts.cache_scope, _abs_target(m.target, run))
+                  for m in run.mounts if m.type == "cache"]
+        # the step's caches are held (shared, locked or private) for as long as it runs
+        with cachemounts.acquire(self.ctx.paths.cache_mounts, caches, on_wait=self.progress) as cache_dirs:
+            volumes = tuple(self._mount_volumes(run, root, iter(cache_dirs)))
+            step = StepRun(argv, st.config, env=env, network=self._network(run), volumes=volumes, tmpfs=tmpfs,
+                           ca_bundle=self._ca_bundle())
+            return run_step(self.ctx, step, root=root, bundle=bundle,
+                            on_line=lambda line: self.progress(f"  {line}"))
 
     def _ca_bundle(self) -> str | None:
         bundle = self.opts.ca_bundle
         return bundle if bundle and os.path.isfile(bundle) else None
 
-    def _mount_volumes(self, run: I.Run, root: Path) -> Iterator:
+    def _mount_volumes(self, run: I.Run, root: Path, cache_dirs: Iterator[Path]) -> Iterator:
         from ..runtime.spec import Volume
 
         for mount in run.mounts:
-            if mount.type == "cache":
-                ident = mount.id or mount.target
-                cache_dir = self.ctx.paths.root / "build-cache" / hashlib.sha256(ident.encode()).hexdigest()[:32]
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                if mount.uid is not None or mount.gid is not None:
-                    os.chown(cache_dir, mount.uid or 0, mount.gid or 0)
-                if mount.mode is not None:
-                    os.chmod(cache_dir, mount.mode)
-                yield Volume(str(cache_dir), _abs_target(mount.target, run), read_only=False)
+            if mount.type == "cache":  # cache_dirs: one per cache mount, in order (cachemounts.acquire)
+                yield Volume(str(next(cache_dirs)), _abs_target(mount.target, run), read_only=mount.readonly)
             elif mount.type == "bind":
                 if mount.from_:
                     source_root = self._from_root(mount.from_, run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 from .. import apps, locks, state
+from ..build import cachemounts
 from ..context import Context
 from .output import DeployAborted, Output
 from .pipeline import DeployError, deploy_commit, deploy_lock_path, nginx_for, remove_processes
@@ -30,6 +31,8 @@ def destroy_app(ctx: Context, app: str) -> dict:
             ctx.store.untag(name)
         shutil.rmtree(repo_path(ctx, app), ignore_errors=True)
         shutil.rmtree(ctx.paths.logs / app, ignore_errors=True)
+        # its RUN --mount=type=cache dirs: a new app of this name starts with none
+        cachemounts.remove_scope(ctx.paths.cache_mounts, cachemounts.app_scope(app))
         with state.transaction(ctx.conn):
             ctx.conn.execute("DELETE FROM apps WHERE name = ?", (app,))
     return {"app": app, "containers": len(rows), "images": images}

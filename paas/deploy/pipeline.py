@@ -312,6 +312,7 @@ def checkout(ctx: Context, app: str, commit: str, workdir: Path) -> Path:
 
 def _build(run: Deploy, src: Path):
     from .. import stacks
+    from ..build.cachemounts import app_scope
     from ..build.executor import BuildOptions, build
     from ..detect import configured_stacks, detect, generate
 
@@ -338,7 +339,7 @@ def _build(run: Deploy, src: Path):
     out.step(f"Building {tag}")
     result = build(ctx, BuildOptions(context_dir=src, dockerfile=dockerfile, tags=(tag,), network="bridge",
                                      compression=str(ctx.config.get("images.compression", "gzip")),
-                                     ca_bundle=_ca_bundle(ctx), progress=out.info))
+                                     ca_bundle=_ca_bundle(ctx), cache_scope=app_scope(run.app), progress=out.info))
     out.info(f"built in {result.seconds:.1f}s ({result.cached} of {len(result.steps)} steps cached)")
     return detection, result.image
 
