@@ -1,0 +1,3 @@
+"""Resource limits of app processes: resource:limit APP, resource:report APP."""
+
+from __future__ import annotations
