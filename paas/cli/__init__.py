@@ -22,9 +22,10 @@ from ..errors import PaasError
 # runs (like pip's lazy command registry: `paas logs` does not import the builder); --help imports them all
 COMMAND_MODULES = {
     "apps": "apps", "ps": "apps", "releases": "apps", "config": "apps", "logs": "apps", "git-hook": "apps",
-    "ssh-keys": "keys",
+    "ssh-keys": "keys", "users": "users", "access": "users", "events": "users",
     "buildpacks": "buildpacks", "stacks": "stacks", "build": "build", "images": "images", "container": "containers",
     "init": "init",
+    "resource": "resources",
 }
 
 
@@ -32,8 +33,21 @@ def _load(module: str) -> None:
     __import__(f"{__name__}.{module}")
 
 
+class PaasCommand(click.Command):
+    """A command whose declared permission (paas.cli.permissions.needs) is checked after its arguments are
+    parsed and before its body runs."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .permissions import check_invocation
+
+        check_invocation(self, ctx.params)
+        return super().invoke(ctx)
+
+
 class PaasGroup(click.Group):
     """Commands imported on first use; in --help in the order of COMMAND_MODULES, then definition order."""
+
+    command_class = PaasCommand
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         for module in dict.fromkeys(COMMAND_MODULES.values()):
@@ -81,8 +95,33 @@ def progress(message: str) -> None:
 
 
 def context():
+    """The command's Context, one per invocation (the permission check and the body share its connection)."""
     from ..context import open_context
-    return open_context()
+
+    click_ctx = click.get_current_context(silent=True)
+    if click_ctx is None:
+        return open_context()
+    if "paas.context" not in click_ctx.meta:  # meta is shared by the whole context chain of one invocation
+        click_ctx.meta["paas.context"] = open_context()
+    return click_ctx.meta["paas.context"]
+
+
+def user():
+    """Who runs this command: the SSH client's user, or the host's operator (an admin)."""
+    from .permissions import current_user
+
+    click_ctx = click.get_current_context(silent=True)
+    if click_ctx is None:
+        return current_user(lambda: context().conn)
+    if "paas.user" not in click_ctx.meta:
+        click_ctx.meta["paas.user"] = current_user(lambda: context().conn)
+    return click_ctx.meta["paas.user"]
+
+
+def audit(action: str, app: str | None = None, **detail: Any) -> None:
+    """Record in the event log that the current user did action (to app). detail: no secret values."""
+    from ..events import record
+    record(context().conn, user().name, action, app, **detail)
 
 
 
