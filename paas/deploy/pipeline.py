@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import shutil
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +110,7 @@ def _begin(run: Deploy, config: dict[str, str] | None = None) -> None:
 def _run(run: Deploy) -> dict[str, Any]:
     ctx, out, app = run.ctx, run.out, run.app
     out.step(f"Deploying {app} (v{run.version}, commit {run.commit[:12]})")
-    src = checkout(ctx, app, run.commit, _workdir(run))
+    src = checkout(ctx, app, run.commit, _workdir(run), note=out.warn)
 
     run.phase("build")
     detection, image = _build(run, src)
@@ -284,30 +283,14 @@ def _rollback_target(ctx: Context, app: str, version: int | None) -> dict[str, A
 
 # -- phases ------------------------------------------------------------------------------------------------
 
-def checkout(ctx: Context, app: str, commit: str, workdir: Path) -> Path:
-    """The commit's tree, as `git archive` gives it (no .git), extracted into workdir/src.
-
-    Inside the pre-receive hook the pushed objects are still in git's quarantine; git finds them through the
-    environment the hook inherited, so this works before the push is accepted."""
-    import git
-
+def checkout(ctx: Context, app: str, commit: str, workdir: Path, note=None) -> Path:
+    """The commit's tree (no .git) checked out by git into workdir/src (paas.receive.checkout; works inside the
+    pre-receive hook's quarantine). note gets what was left out (submodules)."""
     from ..receive import repo_path
+    from ..receive.checkout import checkout_commit, max_push_bytes
 
-    src = workdir / "src"
-    src.mkdir(parents=True)
-    archive = workdir / "src.tar"
-    repo = git.Repo(repo_path(ctx, app))
-    try:
-        with open(archive, "wb") as fh:
-            repo.archive(fh, commit, format="tar")
-    except git.GitCommandError as exc:
-        raise DeployError(f"cannot read commit {commit[:12]} of {app}: {exc.stderr.strip() or exc}") from exc
-    finally:
-        repo.close()
-    with tarfile.open(archive) as tar:
-        tar.extractall(src, filter="data")
-    archive.unlink()
-    return src
+    return checkout_commit(repo_path(ctx, app), commit, workdir / "src", max_bytes=max_push_bytes(ctx.config),
+                           note=note)
 
 
 def _build(run: Deploy, src: Path):
