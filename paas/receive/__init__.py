@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import apps
 from ..context import Context
 from ..errors import NotFound, UserError
+from .checkout import receive_pack_env
 
 SERVICES = ("git-receive-pack", "git-upload-pack")
 SERVER_PID_ENV = "PAAS_SERVER_PID"
@@ -90,8 +91,8 @@ def git_service(ctx: Context, service: str, path: str) -> GitService:
             apps.create_app(ctx.conn, app, exist_ok=True)
         repo = ensure_repo(ctx, app)
         # the deploy in the hook watches this process: when paasd dies mid-push, the deploy is undone
-        # instead of going live for a pusher who was told it failed
-        env = {"PAAS_ROOT": str(ctx.paths.root), SERVER_PID_ENV: str(os.getpid())}
+        # instead of going live for a pusher who was told it failed; deploy.max_push_bytes caps the pack git reads
+        env = {"PAAS_ROOT": str(ctx.paths.root), SERVER_PID_ENV: str(os.getpid()), **receive_pack_env(ctx.config)}
         return GitService(["git-receive-pack", str(repo)], env, receive_lock(ctx, app))
     if not apps.app_exists(ctx.conn, app) or not (repo_path(ctx, app) / "HEAD").exists():
         raise NotFound(f"no app named {app}", "push to it first")
