@@ -36,12 +36,20 @@ DEFAULTS: dict[str, Any] = {
     "build": {
         # mount the host's CA bundle read-only into RUN steps (TLS-intercepting proxies); never in layers
         "host_ca": True,
+        # ADD <url> downloads larger than this fail (checked against Content-Length and while streaming)
+        "add_url_max_bytes": 1 << 30,
     },
     # per registry host (with port): insecure (plain HTTP), username, password, token
     # loopback hosts are insecure unless configured otherwise
     "registries": {},
     # paasd's SSH server: git push and CLI commands, key authentication only
     "ssh": {"listen": "0.0.0.0", "port": 2222},
+    # cgroup limits of containers (paas.limits); memory as 512m/2g or bytes, cpus as a number, null: none
+    "resources": {
+        "defaults": {"memory": "512m", "cpus": 1, "pids": 4096},   # app processes, unless resource:limit
+        "build": {"memory": "2g", "cpus": 2, "pids": 8192},        # each build RUN step
+        "max": {"memory": "4g", "cpus": 4, "pids": 32768},         # the most resource:limit may set
+    },
     # nginx, run by paasd with its own config tree under <root>/nginx
     "proxy": {
         "listen": "",                     # address for `listen` (empty: all addresses)
@@ -229,9 +237,23 @@ images:
   retry_backoff_s: 0.5          # first retry delay, doubled each time
 build:
   host_ca: true                 # mount the host's CA bundle into RUN steps (TLS proxies), never in layers
+  add_url_max_bytes: 1073741824  # ADD <url> downloads larger than this fail
 ssh:
   listen: 0.0.0.0
   port: 2222                    # git remote: ssh://paas@HOST:2222/APP
+resources:                      # container cgroup limits; memory 512m/2g, cpus a number, null: no limit
+  defaults:                     # app processes (resource:limit APP [--process-type T] overrides)
+    memory: 512m
+    cpus: 1
+    pids: 4096
+  build:                        # each build RUN step
+    memory: 2g
+    cpus: 2
+    pids: 8192
+  max:                          # the most resource:limit may set
+    memory: 4g
+    cpus: 4
+    pids: 32768
 proxy:
   listen: ""                    # nginx listen address (empty: all)
   http_port: 80                 # apps answer on http://APP.<domain>:<http_port>
@@ -244,6 +266,8 @@ deploy:
   lock_wait_s: 600              # a second push to the same app waits this long
   drain_s: 1                    # old containers keep serving this long after the switch
   keep_releases: 5              # images of this many releases stay tagged
+access:
+  members_create_apps: true     # a member pushing a new app name creates it (and manages it)
 registries: {}
 #  registry.example.com:
 #    username: me

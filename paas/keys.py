@@ -1,6 +1,6 @@
 """SSH keys allowed to push and run commands: parse authorized_keys lines, store them, find them at login.
 
-Every registered key is an admin key (the SSH server runs any CLI command for it). Fingerprints are
+Every key belongs to a user (paas.access); what it may do is that user's role and access levels. Fingerprints are
 spelled as `ssh-keygen -l` prints them (SHA256:<unpadded base64>), so users can compare them by eye.
 """
 
@@ -80,7 +80,7 @@ def parse_public_key(text: str) -> ParsedKey:
         if any(t in lines[0].split() for t in (*KEY_TYPES, *REFUSED_TYPES)):
             raise UserError("options before the key type (command=..., from=...) are not allowed",
                             "give the plain public key line as in the .pub file")
-        raise UserError(f"not an SSH public key (starts with {key_type[:40]!r})", KEY_HINT)
+        raise UserError("not an SSH public key (its first word is no key type we know)", KEY_HINT)
     if len(fields) < 2:
         raise UserError(f"{key_type} key has no base64 data", KEY_HINT)
     blob_b64 = fields[1]
@@ -103,7 +103,8 @@ def _check_blob(key_type: str, blob: bytes) -> None:
         raise mangled from exc
     embedded = parts[0].decode(errors="replace") if parts else ""
     if embedded != key_type:
-        raise UserError(f"key type mismatch: the line says {key_type} but the key data holds {embedded[:40]!r}",
+        raise UserError(f"key type mismatch: the line says {key_type} but the key data holds "
+                        f"{embedded if embedded in (*KEY_TYPES, *REFUSED_TYPES) else 'another type'}",
                         "the line was edited; copy the .pub file again")
     if key_type == "ssh-ed25519":
         if len(parts) != 2 or len(parts[1]) != 32:
@@ -139,15 +140,17 @@ def _ssh_strings(blob: bytes) -> list[bytes]:
 
 def _row(row: sqlite3.Row) -> dict[str, Any]:
     fields = row["public_key"].split(None, 2)
-    return {"name": row["name"], "fingerprint": row["fingerprint"], "type": fields[0],
+    return {"name": row["name"], "user": row["user"], "fingerprint": row["fingerprint"], "type": fields[0],
             "comment": fields[2] if len(fields) > 2 else "", "created_at": row["created_at"]}
 
 
-def add_key(conn: sqlite3.Connection, name: str, text: str) -> dict[str, Any]:
-    """Register a public key under a name; the same key may not be registered twice."""
+def add_key(conn: sqlite3.Connection, name: str, text: str, user: str) -> dict[str, Any]:
+    """Register a public key of user under a name; the same key may not be registered twice."""
     check_key_name(name)
     key = parse_public_key(text)
     with transaction(conn):
+        if conn.execute("SELECT 1 FROM users WHERE name = ?", (user,)).fetchone() is None:
+            raise NotFound(f"no user named {user}", f"add it first: `paas users:add {user}`")
         if conn.execute("SELECT 1 FROM ssh_keys WHERE name = ?", (name,)).fetchone():
             raise UserError(f"an SSH key named {name} already exists",
                             f"pick another name, or `paas ssh-keys:remove {name}` first")
@@ -155,20 +158,32 @@ def add_key(conn: sqlite3.Connection, name: str, text: str) -> dict[str, Any]:
         if other:
             raise UserError(f"this key ({key.fingerprint}) is already registered as {other['name']}",
                             "one key, one name; remove the other entry first to rename it")
-        conn.execute("INSERT INTO ssh_keys (name, fingerprint, public_key) VALUES (?, ?, ?)",
-                     (name, key.fingerprint, key.line))
+        conn.execute("INSERT INTO ssh_keys (name, fingerprint, public_key, user) VALUES (?, ?, ?, ?)",
+                     (name, key.fingerprint, key.line, user))
         row = conn.execute("SELECT * FROM ssh_keys WHERE name = ?", (name,)).fetchone()
     return _row(row)
 
 
-def list_keys(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    return [_row(row) for row in conn.execute("SELECT * FROM ssh_keys ORDER BY name")]
+def list_keys(conn: sqlite3.Connection, user: str | None = None) -> list[dict[str, Any]]:
+    """Every key, or only user's."""
+    if user is None:
+        return [_row(row) for row in conn.execute("SELECT * FROM ssh_keys ORDER BY name")]
+    return [_row(row) for row in conn.execute("SELECT * FROM ssh_keys WHERE user = ? ORDER BY name", (user,))]
 
 
-def remove_key(conn: sqlite3.Connection, name: str) -> None:
+def owner_of(conn: sqlite3.Connection, name: str) -> str | None:
+    """The user a key belongs to, or None (no such key)."""
+    row = conn.execute("SELECT user FROM ssh_keys WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row["user"]
+
+
+def remove_key(conn: sqlite3.Connection, name: str, user: str | None = None) -> None:
+    """Remove a key; with user, only one of that user's keys (another's reads as missing)."""
     with transaction(conn):
-        if conn.execute("DELETE FROM ssh_keys WHERE name = ?", (name,)).rowcount == 0:
+        owner = owner_of(conn, name)
+        if owner is None or (user is not None and owner != user):
             raise NotFound(f"no SSH key named {name}", "see `paas ssh-keys:list`")
+        conn.execute("DELETE FROM ssh_keys WHERE name = ?", (name,))
 
 
 def key_name_for(conn: sqlite3.Connection, key_type: str, blob: bytes) -> str | None:

@@ -48,7 +48,7 @@ def add_user(conn: sqlite3.Connection, name: str, role: str = "member") -> dict[
     check_role(role)
     with state.transaction(conn):
         if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-            raise UserError(f"user {name} already exists", f"see `paas users:list`; remove it first to re-add it")
+            raise UserError(f"user {name} already exists", "see `paas users:list`; remove it first to re-add it")
         conn.execute("INSERT INTO users (name, role) VALUES (?, ?)", (name, role))
     return get_user(conn, name)
 

@@ -6,22 +6,38 @@ import sys
 
 import click
 
-from . import cli, context, emit_json, json_option, progress, table
+from . import audit, cli, context, emit_json, json_option, progress, table, user
+from .permissions import needs
 
 APP_ARGUMENT = click.argument("app", metavar="APP")
+MASKED = "********"
+
+
+def grant_creator(ctx, app: str) -> None:
+    """A member who creates an app manages it (admins need no grant)."""
+    from ..access.store import grant
+
+    who = user()
+    if not who.is_admin:
+        grant(ctx.conn, app, who.name, "manage", who.name)
 
 
 @cli.command("apps:list")
+@needs("login")
 @json_option
 def list_cmd(as_json):
     """List apps with their active release and URL."""
     from .. import apps
+    from ..access.store import visible_apps
     from ..proxy import app_url, proxy_settings
 
     ctx = context()
     settings = proxy_settings(ctx.config)
     rows = []
+    visible = visible_apps(ctx.conn, user())
     for app in apps.list_apps(ctx.conn):
+        if visible is not None and app["name"] not in visible:
+            continue
         release = apps.active_release(ctx.conn, app["name"])
         rows.append({"name": app["name"], "release": f"v{release['version']}" if release else None,
                      "commit": (release["commit_sha"] or "")[:12] if release else None,
@@ -35,6 +51,7 @@ def list_cmd(as_json):
 
 
 @cli.command("apps:create")
+@needs("create")
 @APP_ARGUMENT
 def create_cmd(app):
     """Create an app (a push to a new name creates it too)."""
@@ -43,11 +60,14 @@ def create_cmd(app):
 
     ctx = context()
     apps.create_app(ctx.conn, app)
+    grant_creator(ctx, app)
     ensure_repo(ctx, app)
+    audit("app.create", app)
     click.echo(f"created {app}; push to it: git remote add paas ssh://paas@HOST:{ctx.config.get('ssh.port')}/{app}")
 
 
 @cli.command("apps:destroy")
+@needs("manage")
 @APP_ARGUMENT
 @click.option("--force", is_flag=True, help="Do not ask for the app's name (needed without a terminal).")
 def destroy_cmd(app, force):
@@ -64,10 +84,12 @@ def destroy_cmd(app, force):
         if click.prompt(f"type the app's name ({app}) to destroy it") != app:
             raise UserError("the name did not match; nothing was destroyed")
     result = destroy_app(ctx, app)
+    audit("app.destroy", app)
     click.echo(f"destroyed {app} ({result['containers']} containers, {len(result['images'])} images)")
 
 
 @cli.command("apps:info")
+@needs("view")
 @json_option
 @APP_ARGUMENT
 def info_cmd(as_json, app):
@@ -122,6 +144,7 @@ def info_cmd(as_json, app):
 
 
 @cli.command("apps:set")
+@needs("manage")
 @APP_ARGUMENT
 @click.argument("key", type=click.Choice(["deploy-branch"]))
 @click.argument("value", required=False)
@@ -130,10 +153,12 @@ def set_cmd(app, key, value):
     from .. import apps
 
     apps.set_deploy_branch(context().conn, app, value or None)
+    audit("app.set", app, key=key, value=value)
     click.echo(f"{app}: {key} = {value or '(default)'}")
 
 
 @cli.command("releases")
+@needs("view")
 @json_option
 @APP_ARGUMENT
 def releases_cmd(as_json, app):
@@ -151,6 +176,7 @@ def releases_cmd(as_json, app):
 
 
 @cli.command("releases:rollback")
+@needs("deploy")
 @APP_ARGUMENT
 @click.argument("version", required=False)
 def rollback_cmd(app, version):
@@ -168,9 +194,11 @@ def rollback_cmd(app, version):
         number = int(text)
     out = Output(sys.stderr)
     rollback(context(), app, number, out)
+    audit("rollback", app, to=version or "previous")
 
 
 @cli.command("ps:scale")
+@needs("manage")
 @APP_ARGUMENT
 @click.argument("counts", nargs=-1, metavar="[TYPE=COUNT...]")
 @json_option
@@ -184,7 +212,9 @@ def scale_cmd(app, counts, as_json):
 
     ctx = context()
     if counts:
-        result = scale(ctx, app, apps.parse_scale(list(counts)), Output(sys.stderr))
+        wanted = apps.parse_scale(list(counts))
+        result = scale(ctx, app, wanted, Output(sys.stderr))
+        audit("scale", app, **{str(k): v for k, v in wanted.items()})
     else:
         release = apps.active_release(ctx.conn, app)
         stored = apps.get_formation(ctx.conn, app)
@@ -202,15 +232,24 @@ def _echo_pairs(values: dict, as_json: bool) -> None:
 
 
 @cli.command("config:get")
+@needs("view")
 @json_option
 @APP_ARGUMENT
 @click.argument("key", required=False)
 def config_get_cmd(as_json, app, key):
-    """Show the app's environment (or one KEY)."""
+    """Show the app's environment (or one KEY). With view access the values are masked (deploy shows them)."""
     from .. import apps
-    from ..errors import NotFound
+    from ..errors import NotFound, PermissionDenied
+    from .permissions import level_on
 
-    values = apps.get_config(context().conn, app)
+    ctx = context()
+    values = apps.get_config(ctx.conn, app)
+    who = user()
+    if level_on(ctx.conn, who, app) == "view":
+        if key:
+            raise PermissionDenied(f"permission denied: {who.name} needs deploy on {app} (has view) to read "
+                                   "config values")
+        values = dict.fromkeys(values, MASKED)
     if key:
         if key not in values:
             raise NotFound(f"{app} has no config key {key}", f"see `paas config:get {app}`")
@@ -220,6 +259,7 @@ def config_get_cmd(as_json, app, key):
 
 
 @cli.command("config:set")
+@needs("deploy")
 @APP_ARGUMENT
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
 @click.option("--no-restart", is_flag=True, help="Only store it; the next deploy applies it.")
@@ -237,11 +277,13 @@ def config_set_cmd(app, pairs, no_restart):
         values[key] = value
     ctx = context()
     apps.set_config(ctx.conn, app, values)
+    audit("config.set", app, keys=sorted(values))
     progress(f"set {', '.join(values)} for {app}")
     _apply(ctx, app, no_restart)
 
 
 @cli.command("config:unset")
+@needs("deploy")
 @APP_ARGUMENT
 @click.argument("keys", nargs=-1, required=True, metavar="KEY...")
 @click.option("--no-restart", is_flag=True, help="Only store it; the next deploy applies it.")
@@ -251,6 +293,7 @@ def config_unset_cmd(app, keys, no_restart):
 
     ctx = context()
     apps.unset_config(ctx.conn, app, list(keys))
+    audit("config.unset", app, keys=sorted(keys))
     progress(f"unset {', '.join(keys)} for {app}")
     _apply(ctx, app, no_restart)
 
@@ -266,6 +309,7 @@ def _apply(ctx, app: str, no_restart: bool) -> None:
 
 
 @cli.command("logs")
+@needs("view")
 @APP_ARGUMENT
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("-n", "--tail", type=int, default=None, help="Only the last N lines of each process.")
@@ -282,6 +326,7 @@ def logs_cmd(app, follow, tail, deploy_log):
 
 
 @cli.command("git-hook", hidden=True)
+@needs("internal")
 @click.argument("hook", type=click.Choice(["pre-receive"]))
 @click.argument("app")
 def git_hook_cmd(hook, app):

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from . import cli, context, emit_json, json_option, table
+from .permissions import needs
 
 
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -26,6 +27,7 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @cli.command("build")
+@needs("admin")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG] (repeatable).")
 @click.option("-f", "--file", "dockerfile", type=click.Path(dir_okay=False, path_type=Path),
               help="Dockerfile (default: CONTEXT/Dockerfile).")
@@ -63,6 +65,7 @@ def build_cmd(tags, dockerfile, build_args, target, no_cache, zstd, network, no_
 
 
 @cli.command("build:cache")
+@needs("admin")
 @json_option
 def cache_list(as_json):
     """List the builder's cache entries (most recently used first)."""
@@ -76,6 +79,7 @@ def cache_list(as_json):
 
 
 @cli.command("build:prune")
+@needs("admin")
 @click.option("--all", "prune_all", is_flag=True, help="Drop every cache entry.")
 @click.option("--older-than", type=float, default=None, help="Drop entries unused for this many hours.")
 @json_option

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from . import cli, emit_json, json_option, table
+from .permissions import needs
 
 SOURCE_ARGUMENT = click.argument("source", metavar="DIR|APP")
 
@@ -23,8 +24,10 @@ SOURCE_ARGUMENT = click.argument("source", metavar="DIR|APP")
 @contextlib.contextmanager
 def _source_dir(source: str) -> Iterator[tuple[Path, bool]]:
     """(directory, is_app): DIR as given, or APP's deployed source checked out into a temp dir."""
+    from . import user
+
     path = Path(source)
-    if path.is_dir():
+    if path.is_dir() and user().is_admin:  # a directory on the server: only an admin may read one
         yield path, False
         return
     from .. import apps
@@ -64,6 +67,7 @@ def _detect(app_dir: Path):
 
 
 @cli.command("buildpacks")
+@needs("login")
 @json_option
 def list_cmd(as_json):
     """List the buildpacks in detection order and the files that select each (first match wins)."""
@@ -78,6 +82,7 @@ def list_cmd(as_json):
 
 
 @cli.command("buildpacks:detect")
+@needs("view", param="source")
 @json_option
 @SOURCE_ARGUMENT
 def detect_cmd(as_json, source):
@@ -117,6 +122,7 @@ def detect_cmd(as_json, source):
 
 
 @cli.command("buildpacks:eject")
+@needs("view", param="source")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write it (default: DIR/Dockerfile); - prints it.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
@@ -140,6 +146,13 @@ def eject_cmd(output, force, as_json, source):
     if (output is not None and str(output) == "-") or (output is None and is_app):
         click.echo(text, nl=False)
         return
+    from . import user
+
+    if not user().is_admin:
+        from ..errors import PermissionDenied
+
+        raise PermissionDenied(f"permission denied: {user().name} needs the admin role to write files on the "
+                               "server")
     target = output if output is not None else app_dir / "Dockerfile"
     if target.exists() and not force:
         raise UserError(f"{target} exists", "pass --force to overwrite it, or -o FILE to write elsewhere")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from . import cli, context, emit_json, json_option, progress, table
+from .permissions import needs
 
 
 def run_options(fn):
@@ -66,6 +67,7 @@ def _echo_line(line) -> None:
 
 
 @cli.command("container:run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@needs("admin")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background and print the container id.")
 @click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
 @run_options
@@ -88,6 +90,7 @@ def container_run(detach: bool, remove: bool, **kw) -> None:
 
 @cli.command("container:create", context_settings={"ignore_unknown_options": True,
                                                     "allow_interspersed_args": False})
+@needs("admin")
 @run_options
 def container_create(**kw) -> None:
     """Create a container from IMAGE without starting it; prints its id."""
@@ -98,6 +101,7 @@ def container_create(**kw) -> None:
 
 
 @cli.command("container:start")
+@needs("admin")
 @click.argument("container")
 def container_start(container: str) -> None:
     """Start a created or exited container in the background."""
@@ -108,6 +112,7 @@ def container_start(container: str) -> None:
 
 
 @cli.command("container:ps")
+@needs("admin")
 @click.option("-a", "--all", "all_", is_flag=True, help="Also show stopped containers.")
 @json_option
 def container_ps(all_: bool, as_json: bool) -> None:
@@ -125,6 +130,7 @@ def container_ps(all_: bool, as_json: bool) -> None:
 
 
 @cli.command("container:logs")
+@needs("admin")
 @click.argument("container")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the container stops.")
 @click.option("--since", help="Only output after this time (10m, 2h, or RFC 3339).")
@@ -146,6 +152,7 @@ def container_logs(container: str, follow: bool, since: str | None, tail: int | 
 
 
 @cli.command("container:stop")
+@needs("admin")
 @click.argument("names", nargs=-1, required=True)
 @click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before SIGKILL.")
 def container_stop(names: tuple[str, ...], timeout: int | None) -> None:
@@ -159,6 +166,7 @@ def container_stop(names: tuple[str, ...], timeout: int | None) -> None:
 
 
 @cli.command("container:kill")
+@needs("admin")
 @click.argument("name")
 @click.option("-s", "--signal", "sig", default="SIGKILL", help="Signal to send (default SIGKILL).")
 def container_kill(name: str, sig: str) -> None:
@@ -170,6 +178,7 @@ def container_kill(name: str, sig: str) -> None:
 
 
 @cli.command("container:rm")
+@needs("admin")
 @click.argument("names", nargs=-1, required=True)
 @click.option("-f", "--force", is_flag=True, help="Stop running containers first.")
 def container_rm(names: tuple[str, ...], force: bool) -> None:
@@ -183,6 +192,7 @@ def container_rm(names: tuple[str, ...], force: bool) -> None:
 
 
 @cli.command("container:exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@needs("admin")
 @click.option("-e", "--env", multiple=True, help="Extra environment K=V.")
 @click.option("-u", "--user", help="User to run as.")
 @click.option("-w", "--workdir", help="Working directory.")
@@ -198,6 +208,7 @@ def container_exec(env, user, workdir, container, command) -> None:
 
 
 @cli.command("container:inspect")
+@needs("admin")
 @click.argument("container")
 @json_option
 def container_inspect(container: str, as_json: bool) -> None:
@@ -215,6 +226,7 @@ def container_inspect(container: str, as_json: bool) -> None:
 
 
 @cli.command("container:commit")
+@needs("admin")
 @click.argument("container")
 @click.argument("image", required=False)
 @click.option("-m", "--message", default="", help="A comment for the image history.")

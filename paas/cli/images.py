@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import cli, context, emit_json, json_option, progress, table
+from .permissions import needs
 
 
 def _human(n: int) -> str:
@@ -13,6 +14,7 @@ def _human(n: int) -> str:
 
 
 @cli.command("images")
+@needs("admin")
 @json_option
 def images_list(as_json: bool) -> None:
     """List images in the store."""
@@ -27,6 +29,7 @@ def images_list(as_json: bool) -> None:
 
 
 @cli.command("images:inspect")
+@needs("admin")
 @click.argument("image")
 @json_option
 def images_inspect(image: str, as_json: bool) -> None:
@@ -52,6 +55,7 @@ def images_inspect(image: str, as_json: bool) -> None:
 
 
 @cli.command("images:pull")
+@needs("admin")
 @click.argument("reference")
 @click.option("--no-unpack", is_flag=True, help="Download only; extract layers on first use.")
 @json_option
@@ -68,6 +72,7 @@ def images_pull(reference: str, no_unpack: bool, as_json: bool) -> None:
 
 
 @cli.command("images:push")
+@needs("admin")
 @click.argument("image")
 @click.argument("reference", required=False)
 @json_option
@@ -84,6 +89,7 @@ def images_push(image: str, reference: str | None, as_json: bool) -> None:
 
 
 @cli.command("images:tag")
+@needs("admin")
 @click.argument("source")
 @click.argument("target")
 def images_tag(source: str, target: str) -> None:
@@ -95,6 +101,7 @@ def images_tag(source: str, target: str) -> None:
 
 
 @cli.command("images:rm")
+@needs("admin")
 @click.argument("names", nargs=-1, required=True)
 def images_rm(names: tuple[str, ...]) -> None:
     """Remove image names; content no other image uses is deleted."""
@@ -110,6 +117,7 @@ def images_rm(names: tuple[str, ...]) -> None:
 
 
 @cli.command("images:gc")
+@needs("admin")
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 @json_option
 def images_gc(dry_run: bool, as_json: bool) -> None:
@@ -132,6 +140,7 @@ def images_gc(dry_run: bool, as_json: bool) -> None:
 
 
 @cli.command("images:import")
+@needs("admin")
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--name", help="Name for the image (when the layout holds one image).")
 @click.option("--no-unpack", is_flag=True, help="Store only; extract layers on first use.")
@@ -150,6 +159,7 @@ def images_import(source: str, name: str | None, no_unpack: bool, as_json: bool)
 
 
 @cli.command("images:export")
+@needs("admin")
 @click.argument("names", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Directory, or a path ending in .tar.")
 def images_export(names: tuple[str, ...], output: str) -> None:
@@ -161,6 +171,7 @@ def images_export(names: tuple[str, ...], output: str) -> None:
 
 
 @cli.command("images:create")
+@needs("admin")
 @click.argument("name")
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--cmd", "cmd", multiple=True, help="Cmd word (repeat for each word).")

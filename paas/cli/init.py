@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from . import cli, emit_json, json_option
+from .permissions import needs
 
 
 @cli.command("init")
+@needs("admin")
 @json_option
 def init_cmd(as_json: bool) -> None:
     """Create the data root (PAAS_ROOT, default /var/lib/paas), its state DB and config file."""

@@ -1,6 +1,7 @@
-"""SSH key commands: ssh-keys:add NAME KEYFILE|-, ssh-keys:list, ssh-keys:remove NAME.
+"""SSH key commands: ssh-keys:add NAME KEYFILE|- [--user USER], ssh-keys:list, ssh-keys:remove NAME.
 
-A registered key may push and run every command over SSH (`ssh -p 2222 paas@HOST apps:list`).
+A key belongs to a user and may do over SSH what that user may (`ssh -p 2222 paas@HOST apps:list`). Members
+add and remove their own keys; admins anyone's.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from . import cli, context, emit_json, json_option, table
+from . import audit, cli, context, emit_json, json_option, table, user
+from .permissions import needs
 
 
-def _read_key_text(keyfile: str) -> str:
+def _read_key_text(keyfile: str, who) -> str:
     if keyfile == "-":
-        return sys.stdin.read()
+        return sys.stdin.read(64 * 1024)
+    if not who.is_admin:  # a path names a file on the server, which only admins may read
+        raise UserError("over SSH the key comes from stdin",
+                        "run `ssh ... ssh-keys:add NAME - < ~/.ssh/id_ed25519.pub`")
     try:
         return Path(keyfile).read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -26,39 +31,58 @@ def _read_key_text(keyfile: str) -> str:
 
 
 @cli.command("ssh-keys:add")
+@needs("self", param="user")
 @click.argument("name")
 @click.argument("keyfile")
-def keys_add(name: str, keyfile: str) -> None:
-    """Register a public key (KEYFILE, or - for stdin) under NAME; it may then push and run commands."""
+@click.option("--user", "owner", metavar="USER", help="Whose key it is (default: yourself; on the server's "
+              "terminal: the admin user `admin`, made when missing).")
+def keys_add(name: str, keyfile: str, owner: str | None) -> None:
+    """Register a public key (KEYFILE, or - for stdin) under NAME for USER; it may then do what USER may."""
+    from ..access.store import ensure_user
     from ..keys import add_key
 
-    text = _read_key_text(keyfile)
-    row = add_key(context().conn, name, text)
-    click.echo(f"added SSH key {row['name']} ({row['type']} {row['fingerprint']})")
+    who = user()
+    ctx = context()
+    if owner is None:
+        owner = "admin" if who.local else who.name
+        if who.local:
+            ensure_user(ctx.conn, owner, "admin")
+    text = _read_key_text(keyfile, who)
+    row = add_key(ctx.conn, name, text, owner)
+    audit("key.add", None, key=row["name"], user=owner, fingerprint=row["fingerprint"])
+    click.echo(f"added SSH key {row['name']} for {owner} ({row['type']} {row['fingerprint']})")
 
 
 @cli.command("ssh-keys:list")
+@needs("login")
 @json_option
-def keys_list(as_json: bool) -> None:
-    """List registered SSH keys: name, fingerprint, type, comment, when added."""
+@click.option("--user", "owner", metavar="USER", help="Only USER's keys (members see only their own).")
+def keys_list(as_json: bool, owner: str | None) -> None:
+    """List registered SSH keys: name, user, fingerprint, type, comment, when added."""
     from ..keys import list_keys
 
-    rows = list_keys(context().conn)
+    who = user()
+    if not who.is_admin:
+        owner = who.name
+    rows = list_keys(context().conn, owner)
     if as_json:
         emit_json(rows)
         return
     if not rows:
         click.echo("no SSH keys yet; add one with `paas ssh-keys:add NAME ~/.ssh/id_ed25519.pub`", err=True)
         return
-    table([(r["name"], r["fingerprint"], r["type"], r["comment"], r["created_at"]) for r in rows],
-          ("NAME", "FINGERPRINT", "TYPE", "COMMENT", "ADDED"))
+    table([(r["name"], r["user"], r["fingerprint"], r["type"], r["comment"], r["created_at"]) for r in rows],
+          ("NAME", "USER", "FINGERPRINT", "TYPE", "COMMENT", "ADDED"))
 
 
 @cli.command("ssh-keys:remove")
+@needs("login")
 @click.argument("name")
 def keys_remove(name: str) -> None:
-    """Remove the SSH key NAME: it can no longer push or run commands."""
+    """Remove the SSH key NAME (members: one of their own): it can no longer push or run commands."""
     from ..keys import remove_key
 
-    remove_key(context().conn, name)
+    who = user()
+    remove_key(context().conn, name, None if who.is_admin else who.name)
+    audit("key.remove", None, key=name)
     click.echo(f"removed SSH key {name}")

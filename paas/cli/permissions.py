@@ -75,28 +75,22 @@ def _login_name() -> str:
         return str(os.getuid())
 
 
-def level_on(conn: sqlite3.Connection, user: User, app: str) -> str | None:
-    """The user's level on app: manage for an admin, None for no access."""
-    if user.is_admin:
-        return "manage"
-    from ..access.store import level_of
-
-    return level_of(conn, user.name, app)
-
-
 def subject_for(need: Need, params: Mapping[str, Any], user: User, conn: sqlite3.Connection,
                 members_create_apps: bool) -> Subject:
+    from ..access.service import subject
+
     value = params.get(need.param)
     if need.kind == model.SELF:
         return Subject(target_user=value or user.name)
     if need.kind not in (model.APP, model.CREATE) or value is None:
         return Subject(app=value, members_create_apps=members_create_apps)
-    app = str(value)
-    from .. import apps
+    return subject(conn, user, str(value), members_create_apps)
 
-    exists = apps.app_exists(conn, app)
-    return Subject(app=app, level=level_on(conn, user, app), app_exists=exists,
-                   members_create_apps=members_create_apps)
+
+def level_on(conn: sqlite3.Connection, user: User, app: str) -> str | None:
+    from ..access.service import level_on as level
+
+    return level(conn, user, app)
 
 
 def check(command: click.Command, params: Mapping[str, Any], user: User, conn: sqlite3.Connection,
@@ -138,6 +132,29 @@ def authorize_words(root: click.Group, words: Sequence[str], user: User, conn: s
         except click.ClickException:
             return
         check(command, sub.params, user, conn, members_create_apps, remote=True)
+
+
+def check_invocation(command: click.Command, params: Mapping[str, Any]) -> None:
+    """PaasCommand's check in the command's own process. The host's operator (no PAAS_USER) may run anything;
+    a refusal over SSH is recorded as an event."""
+    if not os.environ.get(USER_ENV) and not is_remote():
+        return
+    from . import context, user
+
+    ctx = context()
+    who = user()
+    try:
+        check(command, params, who, ctx.conn, members_may_create(ctx.config), remote=is_remote())
+    except PermissionDenied as exc:
+        record_denial(ctx.conn, who.name, command.name or "", params.get((need_of(command) or Need("login")).param),
+                      exc.message)
+        raise
+
+
+def record_denial(conn: sqlite3.Connection, actor: str, command: str, app: Any, reason: str) -> None:
+    from ..events import record
+
+    record(conn, actor, "denied", str(app) if isinstance(app, str) else None, command=command, reason=reason)
 
 
 def members_may_create(config) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import cli, context, emit_json, json_option, progress, table
+from .permissions import needs
 
 
 def _size(size: int | None) -> str:
@@ -12,6 +13,7 @@ def _size(size: int | None) -> str:
 
 
 @cli.command("stacks")
+@needs("admin")
 @json_option
 def stacks_list(as_json):
     """List the stacks: image, whether it is built (and current), language version, size."""
@@ -27,6 +29,7 @@ def stacks_list(as_json):
 
 
 @cli.command("stacks:build")
+@needs("admin")
 @click.argument("names", nargs=-1)
 @click.option("--all", "build_all", is_flag=True, help="Build every stack.")
 @click.option("--rebuild", is_flag=True, help="Run mmdebstrap again (fresh packages), skipping both caches.")

@@ -3,6 +3,7 @@ accepts it. Our exit code is git's verdict: non-zero rejects the whole push."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -55,7 +56,13 @@ def pre_receive(ctx: Context, app: str, stdin_text: str) -> int:
             if deployed:
                 out.step(f"{branch} pushed too; deployed once already in this push")
                 continue
-            deploy_commit(ctx, app, new, out)
+            try:
+                deploy_commit(ctx, app, new, out)
+            except BaseException as exc:
+                outcome = f"failed: {exc.one_line()}" if isinstance(exc, PaasError) else "aborted"
+                _record_push(ctx, app, branch, new, outcome)
+                raise
+            _record_push(ctx, app, branch, new, "deployed")
             deployed = True
         return 0
     except DeployAborted:
@@ -69,6 +76,15 @@ def pre_receive(ctx: Context, app: str, stdin_text: str) -> int:
         return 1
     finally:
         out.close()
+
+
+def _record_push(ctx: Context, app: str, branch: str, commit: str, result: str) -> None:
+    """The event log's push entry; the pusher is the SSH session's user (PAAS_USER)."""
+    from .. import events
+
+    actor = os.environ.get("PAAS_USER") or "local"
+    with contextlib.suppress(Exception):  # the log must not turn a deploy's outcome into another one
+        events.record(ctx.conn, actor, "push", app, branch=branch, commit=commit[:12], result=result[:200])
 
 
 def _raise_abort(signum, frame):

@@ -43,7 +43,7 @@ class Interface(paramiko.ServerInterface):
         self.key_name: str | None = None
         self.key_fingerprint: str | None = None
         self.sessions: dict[int, SessionRequest] = {}
-        self._refused: set[str] = set()  # log each refused key once, not for the probe and the signature
+        self.refused_keys: set[str] = set()  # log each refused key once, not for the probe and the signature
 
     # -- authentication ------------------------------------------------------------------------------
 
@@ -66,8 +66,8 @@ class Interface(paramiko.ServerInterface):
         name = self.lookup_key(key.get_name(), blob)
         fp = fingerprint(blob)
         if name is None:
-            if fp not in self._refused:
-                self._refused.add(fp)
+            if fp not in self.refused_keys:
+                self.refused_keys.add(fp)
                 log.warning("refused key %s (%s) as %s from %s: not registered", fp, key.get_name(), username,
                             self.peer)
             return paramiko.AUTH_FAILED

@@ -184,6 +184,21 @@ class SSHServer:
             log.exception("looking up an SSH key failed")
             return None
 
+    def _record_refusal(self, interface: Interface, peer: str) -> None:
+        """One event per connection that offered only unregistered keys (not one per key or signature)."""
+        try:
+            from .. import events
+
+            ctx = self.ctx_factory()
+            try:
+                fingerprints = sorted(interface.refused_keys)
+                events.record(ctx.conn, f"key:{fingerprints[0]}", "login.refused", None, peer=peer,
+                              keys=fingerprints)
+            finally:
+                ctx.close()
+        except Exception:  # noqa: BLE001 - the log is not worth a failed connection teardown
+            log.exception("recording a refused login failed")
+
     def _serve_connection(self, conn: socket.socket, peer: str) -> None:
         try:
             conn.settimeout(None)
@@ -221,6 +236,8 @@ class SSHServer:
         finally:
             for thread in sessions:
                 thread.join()
+            if interface.refused_keys and not transport.is_authenticated():
+                self._record_refusal(interface, peer)
             transport.close()
             with self._lock:
                 self._transports.discard(transport)

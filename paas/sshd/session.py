@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import paramiko
 
-from ..errors import PaasError, UserError
+from ..cli.permissions import USER_ENV, VIA_ENV
+from ..errors import PaasError, PermissionDenied, UserError
 from .commands import CliCommand, GitCommand, Shell, app_of, parse_command, shell_message
 from .pump import CHANNEL_ERRORS, POLL_S, run_on_channel
 
@@ -78,28 +79,63 @@ class Session:
         if isinstance(request, GitCommand):
             return self._git(request)
         assert isinstance(request, CliCommand)
-        return run_on_channel(self.cli_argv(request.words), env=self._env({}), chan=self.chan,
+        user = self._authorize(lambda ctx, user: _authorize_cli(ctx, user, request.words),
+                               request.words[0] if request.words else "", None)
+        return run_on_channel(self.cli_argv(request.words), env=self._env({VIA_ENV: "ssh"}, user), chan=self.chan,
                               is_gone=self.is_gone)
+
+    def _authorize(self, check: Callable[[Context, Any], None], what: str, app: str | None) -> Any:
+        """The user this key belongs to, once check(ctx, user) passed; a refusal is recorded and raised."""
+        from .. import events, keys
+        from ..access.store import find_user
+
+        ctx = self.ctx_factory()
+        try:
+            owner = keys.owner_of(ctx.conn, self.key_name)
+            user = find_user(ctx.conn, owner) if owner else None
+            if user is None:
+                raise PermissionDenied(f"permission denied: the key {self.key_name} was removed")
+            try:
+                check(ctx, user)
+            except PermissionDenied as exc:
+                events.record(ctx.conn, user.name, "denied", app, command=what, reason=exc.message)
+                log.warning("key %s (user %s): %s", self.key_name, user.name, exc.message)
+                raise
+            return user
+        finally:
+            ctx.close()
 
     def _git(self, request: GitCommand) -> int | None:
         git_service = self.git_service
         if git_service is None:
             from ..receive import git_service
+        from ..receive import app_from_repo_path
+
+        app = app_from_repo_path(request.path)
+        created: list[bool] = []
+        user = self._authorize(lambda ctx, user: created.append(_authorize_git(ctx, user, request.service, app)),
+                               request.service, app)
         ctx = self.ctx_factory()
         try:
             service = git_service(ctx, request.service, request.path)
+            if created and created[0] and not user.is_admin:  # a member who creates an app by pushing manages it
+                from ..access.store import grant
+
+                grant(ctx.conn, app, user.name, "manage", user.name)
             wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
         finally:
             ctx.close()
-        env = self._env(service.env)
+        env = self._env(service.env, user)
         lock = self._app_lock(Path(service.lock), app_of(request.path), wait_s) if service.lock \
             else contextlib.nullcontext()
         with lock:
             return run_on_channel(service.argv, env=env, chan=self.chan, is_gone=self.is_gone,
                                   term_grace_s=GIT_TERM_GRACE_S)
 
-    def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        return {**os.environ, "PAAS_ROOT": str(self.root), "PAAS_SSH_KEY": self.key_name, **extra}
+    def _env(self, extra: Mapping[str, str], user: Any) -> dict[str, str]:
+        """The server's environment (never the client's), naming the user; PAAS_VIA only where extra sets it."""
+        env = {k: v for k, v in os.environ.items() if k not in (USER_ENV, VIA_ENV)}
+        return {**env, "PAAS_ROOT": str(self.root), "PAAS_SSH_KEY": self.key_name, USER_ENV: user.name, **extra}
 
     @contextlib.contextmanager
     def _app_lock(self, path: Path, app: str, wait_s: float) -> Iterator[None]:
@@ -124,6 +160,26 @@ class Session:
     def _say(self, line: str) -> None:
         with contextlib.suppress(*CHANNEL_ERRORS):
             self.chan.sendall_stderr(f"{line}\n".encode())
+
+
+def _authorize_cli(ctx: Context, user: Any, words: Sequence[str]) -> None:
+    from ..cli import cli
+    from ..cli.permissions import authorize_words, members_may_create
+
+    authorize_words(cli, words, user, ctx.conn, members_may_create(ctx.config))
+
+
+def _authorize_git(ctx: Context, user: Any, service: str, app: str) -> bool:
+    """Fetch needs view, push deploy (or app creation, for a new name); returns whether the push creates it."""
+    from .. import apps
+    from ..access.service import GIT_NEEDS, require
+    from ..cli.permissions import members_may_create
+
+    need = GIT_NEEDS.get(service)
+    if need is None:
+        raise UserError(f"unsupported git service {service!r}", "use git push or git fetch")
+    require(ctx.conn, user, need, app, members_may_create(ctx.config))
+    return service == "git-receive-pack" and not apps.app_exists(ctx.conn, app)
 
 
 def _shown(command: bytes | None) -> str:

@@ -44,7 +44,10 @@ def client_env(tmp_path):
 def admin_key(ctx, tmp_path):
     need_tool("ssh-keygen")
     path = make_key(tmp_path / "admin")
-    keys.add_key(ctx.conn, "admin", path.with_suffix(".pub").read_text())
+    from paas.access.store import ensure_user
+
+    ensure_user(ctx.conn, "admin", "admin")
+    keys.add_key(ctx.conn, "admin", path.with_suffix(".pub").read_text(), "admin")
     return path
 
 
@@ -185,7 +188,7 @@ def test_stdin_passes_through(client, ctx, tmp_path):
     other = make_key(tmp_path / "other")
     result = client.run("ssh-keys:add", "other", "-", input=other.with_suffix(".pub").read_text())
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("added SSH key other (ssh-ed25519 SHA256:")
+    assert result.stdout.startswith("added SSH key other for admin (ssh-ed25519 SHA256:")
     assert [k["name"] for k in keys.list_keys(ctx.conn)] == ["admin", "other"]
     assert Client(client.port, other, client.env).run("ssh-keys:list").returncode == 0
 

@@ -145,9 +145,19 @@ def test_invalid_names(name):
 
 # -- the ssh_keys table --------------------------------------------------------------------------------
 
+@pytest.fixture
+def ctx(ctx):
+    """The state DB with the users the keys below belong to."""
+    from paas.access.store import add_user
+
+    add_user(ctx.conn, "alice", "admin")
+    add_user(ctx.conn, "bob", "member")
+    return ctx
+
+
 def test_add_list_remove(ctx, keyfiles):
-    added = keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"))
-    keys.add_key(ctx.conn, "bob", pub(keyfiles, "rsa2048"))
+    added = keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"), "alice")
+    keys.add_key(ctx.conn, "bob", pub(keyfiles, "rsa2048"), "bob")
     assert added["name"] == "alice" and added["type"] == "ssh-ed25519"
     listed = keys.list_keys(ctx.conn)
     assert [k["name"] for k in listed] == ["alice", "bob"]
@@ -159,24 +169,25 @@ def test_add_list_remove(ctx, keyfiles):
 
 
 def test_duplicate_name_refused(ctx, keyfiles):
-    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"))
+    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"), "alice")
     with pytest.raises(UserError, match="an SSH key named alice already exists"):
-        keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519-b"))
+        keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519-b"), "alice")
 
 
 def test_same_key_under_another_name_refused_naming_it(ctx, keyfiles):
-    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"))
+    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ed25519"), "alice")
     with pytest.raises(UserError) as info:
-        keys.add_key(ctx.conn, "alice2", pub(keyfiles, "ed25519").replace("ed25519@test host", "other comment"))
+        keys.add_key(ctx.conn, "alice2", pub(keyfiles, "ed25519").replace("ed25519@test host", "other comment"),
+                     "alice")
     assert "already registered as alice" in info.value.one_line()
     assert [k["name"] for k in keys.list_keys(ctx.conn)] == ["alice"]
 
 
 def test_bad_input_stores_nothing(ctx):
     with pytest.raises(UserError):
-        keys.add_key(ctx.conn, "alice", "ssh-ed25519 garbage")
+        keys.add_key(ctx.conn, "alice", "ssh-ed25519 garbage", "alice")
     with pytest.raises(UserError):
-        keys.add_key(ctx.conn, "bad name", "ssh-ed25519 garbage")
+        keys.add_key(ctx.conn, "bad name", "ssh-ed25519 garbage", "alice")
     assert keys.list_keys(ctx.conn) == []
 
 
@@ -186,7 +197,7 @@ def test_remove_unknown_is_not_found(ctx):
 
 
 def test_key_name_for(ctx, keyfiles):
-    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ecdsa256"))
+    keys.add_key(ctx.conn, "alice", pub(keyfiles, "ecdsa256"), "alice")
     key_type, blob, _ = pub(keyfiles, "ecdsa256").split(None, 2)
     raw = base64.b64decode(blob)
     assert keys.key_name_for(ctx.conn, key_type, raw) == "alice"
@@ -206,14 +217,15 @@ def initialised(isolated_env):
 def test_cli_round_trip(initialised, keyfiles):
     fp = ssh_keygen_fingerprint(keyfiles["ed25519"].with_suffix(".pub"))
     added = run_paas("ssh-keys:add", "alice", str(keyfiles["ed25519"].with_suffix(".pub")))
-    assert added.stdout == f"added SSH key alice (ssh-ed25519 {fp})\n"
+    assert added.stdout == f"added SSH key alice for admin (ssh-ed25519 {fp})\n"
     run_paas("ssh-keys:add", "bob", "-", input=pub(keyfiles, "ecdsa384"))
     listed = json.loads(run_paas("ssh-keys:list", "--json").stdout)
     assert [(k["name"], k["type"]) for k in listed] == [("alice", "ssh-ed25519"), ("bob", "ecdsa-sha2-nistp384")]
     assert listed[0]["fingerprint"] == fp and listed[0]["comment"] == "ed25519@test host"
-    assert set(listed[0]) == {"name", "fingerprint", "type", "comment", "created_at"}
+    assert set(listed[0]) == {"name", "user", "fingerprint", "type", "comment", "created_at"}
+    assert {k["user"] for k in listed} == {"admin"}  # the host's operator registers keys of the admin user
     table = run_paas("ssh-keys:list").stdout.splitlines()
-    assert table[0].split() == ["NAME", "FINGERPRINT", "TYPE", "COMMENT", "ADDED"]
+    assert table[0].split() == ["NAME", "USER", "FINGERPRINT", "TYPE", "COMMENT", "ADDED"]
     assert table[1].startswith("alice ") and fp in table[1]
     assert run_paas("ssh-keys:remove", "alice").stdout == "removed SSH key alice\n"
     assert [k["name"] for k in json.loads(run_paas("ssh-keys:list", "--json").stdout)] == ["bob"]

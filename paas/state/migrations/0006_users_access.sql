@@ -40,6 +40,6 @@ CREATE TABLE events (
     actor   TEXT NOT NULL,                         -- a user name, local:<login> or key:<fingerprint>
     app     TEXT,
     action  TEXT NOT NULL,                         -- push, config.set, scale, rollback, access.add, denied, ...
-    detail  TEXT NOT NULL DEFAULT '{}'             -- JSON; never secret values
+    detail  TEXT NOT NULL DEFAULT '{}'             -- JSON, never secret values
 );
 CREATE INDEX events_by_app ON events(app, id);

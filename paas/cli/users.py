@@ -1,0 +1,139 @@
+"""Users and access: users:add|list|remove, access:add|remove|list APP, and the event log (events [APP]).
+
+A user owns SSH keys (ssh-keys:add NAME KEYFILE --user USER) and holds a level on apps: view (info, logs,
+releases, config keys), deploy (also push, config values and changes, rollback), manage (also scale, access,
+destroy). Admins may do everything, host-level commands included.
+"""
+
+from __future__ import annotations
+
+import click
+
+from . import audit, cli, context, emit_json, json_option, table, user
+from .permissions import needs
+
+LEVEL_OPTION = click.option("--level", type=click.Choice(["view", "deploy", "manage"]), default="deploy",
+                            show_default=True, help="view: read; deploy: also push and change config; manage: "
+                            "also scale, access, destroy.")
+
+
+@cli.command("users:add")
+@needs("admin")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "member"]), default="member", show_default=True,
+              help="admin: everything on this host; member: only the apps they were given (or created).")
+def users_add(name, role):
+    """Add a user; give them a key with `paas ssh-keys:add KEYNAME KEYFILE --user NAME`."""
+    from ..access.store import add_user
+
+    add_user(context().conn, name, role)
+    audit("user.add", None, user=name, role=role)
+    click.echo(f"added {role} {name}; register a key: paas ssh-keys:add {name}-laptop KEYFILE --user {name}")
+
+
+@cli.command("users:list")
+@needs("admin")
+@json_option
+def users_list(as_json):
+    """List users: role, number of SSH keys and of apps they have access to."""
+    from ..access.store import list_users
+
+    rows = list_users(context().conn)
+    if as_json:
+        emit_json(rows)
+        return
+    table([(r["name"], r["role"], r["keys"], r["apps"], r["created_at"]) for r in rows],
+          ("USER", "ROLE", "KEYS", "APPS", "ADDED"))
+
+
+@cli.command("users:remove")
+@needs("admin")
+@click.argument("name")
+def users_remove(name):
+    """Remove a user with their SSH keys and app access (the last admin stays)."""
+    from ..access.store import remove_user
+
+    removed = remove_user(context().conn, name)
+    audit("user.remove", None, user=name)
+    click.echo(f"removed {name} ({removed['keys']} SSH keys, access to {removed['access']} apps)")
+
+
+@cli.command("access:add")
+@needs("manage")
+@click.argument("app", metavar="APP")
+@click.argument("name", metavar="USER")
+@LEVEL_OPTION
+def access_add(app, name, level):
+    """Give USER a level on APP (replaces the level they had)."""
+    from .. import apps
+    from ..access.store import grant
+
+    ctx = context()
+    apps.get_app(ctx.conn, app)
+    before = grant(ctx.conn, app, name, level, user().name)
+    audit("access.add", app, user=name, level=level, before=before)
+    click.echo(f"{name} has {level} on {app}" + (f" (was {before})" if before and before != level else ""))
+
+
+@cli.command("access:remove")
+@needs("manage")
+@click.argument("app", metavar="APP")
+@click.argument("name", metavar="USER")
+def access_remove(app, name):
+    """Take USER's access to APP away (admins keep theirs: they need none)."""
+    from ..access.store import revoke
+
+    before = revoke(context().conn, app, name)
+    audit("access.remove", app, user=name, before=before)
+    click.echo(f"{name} no longer has access to {app} (had {before})")
+
+
+@cli.command("access:list")
+@needs("view")
+@click.argument("app", metavar="APP")
+@json_option
+def access_list(app, as_json):
+    """Who has which level on APP (admins have every level without being listed)."""
+    from .. import apps
+    from ..access.store import list_access
+
+    ctx = context()
+    apps.get_app(ctx.conn, app)
+    rows = list_access(ctx.conn, app)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"nobody but the admins has access to {app}; add someone with `paas access:add {app} USER`",
+                   err=True)
+        return
+    table([(r["user"], r["level"], r["role"], r["granted_by"] or "-", r["created_at"]) for r in rows],
+          ("USER", "LEVEL", "ROLE", "GRANTED BY", "SINCE"))
+
+
+@cli.command("events")
+@needs("view", optional=True)
+@click.argument("app", metavar="[APP]", required=False)
+@click.option("-n", "--limit", type=click.IntRange(1, 10000), default=50, show_default=True,
+              help="The newest N events.")
+@json_option
+def events_cmd(app, limit, as_json):
+    """Who did what: pushes, config changes (key names only), scaling, rollbacks, access changes, refusals.
+    Without APP: every app you can see, and what you did yourself."""
+    from ..access.store import visible_apps
+    from ..events import list_events
+
+    ctx = context()
+    who = user()
+    scope = None if app else visible_apps(ctx.conn, who)
+    rows = list_events(ctx.conn, app=app, apps=scope, actor=who.name, limit=limit)
+    if as_json:
+        emit_json(rows)
+        return
+    table([(r["at"], r["actor"], r["app"] or "-", r["action"], _detail(r["detail"])) for r in rows],
+          ("AT", "WHO", "APP", "WHAT", "DETAIL"))
+
+
+def _detail(detail: dict) -> str:
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in detail.items()
+                    if v not in (None, "", []))
