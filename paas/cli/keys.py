@@ -31,7 +31,7 @@ def _read_key_text(keyfile: str, who) -> str:
 
 
 @cli.command("ssh-keys:add")
-@needs("self", param="user")
+@needs("self", param="owner")
 @click.argument("name")
 @click.argument("keyfile")
 @click.option("--user", "owner", metavar="USER", help="Whose key it is (default: yourself; on the server's "
