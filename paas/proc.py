@@ -108,3 +108,39 @@ def stream(
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(5)
         raise
+
+
+def forked(fn: Callable[[], bytes], *, desc: str) -> bytes:
+    """Run fn in a forked child and return the bytes it returns (CommandFailed if it raises or dies).
+
+    For short code that must change process-wide state (namespaces, credentials) without touching this
+    process; no exec, so nothing is imported again. The child leaves with os._exit: no atexit handlers,
+    no flushing of buffers it shares with the parent.
+    """
+    read_fd, write_fd = os.pipe()
+    log.debug("fork: %s", desc)
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            os.close(read_fd)
+            out = fn()
+            with open(write_fd, "wb") as pipe:
+                pipe.write(out)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        with open(read_fd, "rb") as pipe:
+            out = pipe.read()
+        _, status = os.waitpid(pid, 0)
+    except BaseException:  # interrupted: the child goes too
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        raise
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise CommandFailed(desc, code, "the forked child failed")
+    return out

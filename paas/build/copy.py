@@ -25,8 +25,9 @@ ADD extras: a regular-file source that is a tar archive (plain, gzip, bzip2, xz 
 by content, not name) is extracted into dest, as if chrooted into dest (Docker's chrootarchive):
 entry names with `..` that climb out, relative symlinks pointing out, and hard links to outside
 are refused; --chown applies to every entry, --chmod to none. `add_url` downloads an http(s) URL
-(streamed to a temporary file next to the target, checked against --checksum, renamed into place),
-mode 0600 unless --chmod, mtime from Last-Modified, never extracted.
+with the fetcher it is given (urlfetch.py: from a namespace on the build's bridge, never the host's
+network), streamed to a temporary file next to the target, checked against --checksum, renamed into
+place, mode 0600 unless --chmod, mtime from Last-Modified, never extracted.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import bz2
 import contextlib
 import errno
 import gzip
-import hashlib
 import lzma
 import os
 import posixpath
@@ -44,9 +44,8 @@ import secrets
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -74,8 +73,10 @@ ARCHIVE_MAGIC = (
 _DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, tarfile.TarError)
 _ROOT = Owner(0, 0)
 
-if TYPE_CHECKING:  # requests costs ~0.13 s to import: only ADD <url> needs it
-    import requests
+if TYPE_CHECKING:
+    from .urlfetch import Fetched
+
+    Fetch = Callable[[str, int], Fetched]  # (url, fd to write the body to) -> digest, size, mtime
 
 
 @dataclass(frozen=True)
@@ -485,64 +486,28 @@ class _Writer:
 
     # ADD URL ---------------------------------------------------------------------------------
 
-    def download(self, dir_fd: int, name: str, url: str, checksum: str | None,
-                 session: requests.Session | None, timeout: float, where: str) -> None:
+    def download(self, dir_fd: int, name: str, url: str, checksum: str | None, fetch: Fetch, where: str) -> None:
         temp = f".paas-add-{secrets.token_hex(8)}"
         fd = os.open(temp, NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)
         placed = False
         try:
-            digest, size, mtime = _fetch(url, fd, session, timeout)
-            if checksum is not None and digest != checksum:
-                raise BuildError(f"ADD {url}: checksum mismatch: expected {checksum}, got {digest}",
+            fetched = fetch(url, fd)
+            if checksum is not None and fetched.digest != checksum:
+                raise BuildError(f"ADD {url}: checksum mismatch: expected {checksum}, got {fetched.digest}",
                                  "the download changed or is wrong; fix --checksum only if you trust the new content")
             self.set_meta(fd, self.owner(None), self.spec.chmod if self.spec.chmod is not None else URL_FILE_MODE)
-            if mtime is not None:
-                os.utime(fd, (mtime, mtime))
+            if fetched.mtime is not None:
+                os.utime(fd, (fetched.mtime, fetched.mtime))
             self.clear(dir_fd, name, where)
             os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             placed = True
             self.stats.files += 1
-            self.stats.bytes += size
+            self.stats.bytes += fetched.size
         finally:
             os.close(fd)
             if not placed:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temp, dir_fd=dir_fd)
-
-
-def _fetch(url: str, fd: int, session: requests.Session | None, timeout: float) -> tuple[str, int, float | None]:
-    """Stream url into fd; returns ("sha256:…", size, Last-Modified as a timestamp or None)."""
-    import requests
-
-    http = session or requests.Session()
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with http.get(url, stream=True, timeout=timeout) as response:
-            if response.status_code >= 400:
-                raise BuildError(f"ADD {url}: the server answered {response.status_code} {response.reason}",
-                                 "check the URL")
-            with open(fd, "wb", closefd=False) as out:
-                for chunk in response.iter_content(COPY_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-            mtime = _http_time(response.headers.get("Last-Modified"))
-    except requests.RequestException as exc:
-        raise BuildError(f"ADD {url}: download failed: {exc}", "check the URL and the network") from None
-    finally:
-        if session is None:
-            http.close()
-    return "sha256:" + digest.hexdigest(), size, mtime
-
-
-def _http_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 class _Extractor:
@@ -679,9 +644,8 @@ def copy_sources(context: BuildContext, sources: Sequence[Source], root: Path, s
     return writer.stats
 
 
-def add_url(url: str, root: Path, spec: CopySpec, *, checksum: str | None = None,
-            session: requests.Session | None = None, timeout: float = 60.0) -> CopyStats:
-    """ADD <url> <dest>: download into the root filesystem (never extracted)."""
+def add_url(url: str, root: Path, spec: CopySpec, *, fetch: Fetch, checksum: str | None = None) -> CopyStats:
+    """ADD <url> <dest>: download with fetch into the root filesystem (never extracted)."""
     if not url.startswith(("http://", "https://")):
         raise BuildError(f"ADD {url}: not an http(s) URL", "use an http:// or https:// URL")
     expected = parse_checksum(checksum) if checksum is not None else None
@@ -696,7 +660,7 @@ def add_url(url: str, root: Path, spec: CopySpec, *, checksum: str | None = None
             parent, name = parts[:-1], parts[-1]
         fd = writer.open_dir(parent, mode=spec.chmod, owner=spec.chown)
         try:
-            writer.download(fd, name, url, expected, session, timeout, "/" + "/".join([*parent, name]))
+            writer.download(fd, name, url, expected, fetch, "/" + "/".join([*parent, name]))
         finally:
             os.close(fd)
     return writer.stats

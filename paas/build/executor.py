@@ -477,14 +477,11 @@ class Builder:
             return
         urls = [s for s in instruction.sources if _is_url(s)]
         if urls:
-            import requests  # only here: it is slow to import
+            from .urlfetch import netns_fetcher  # downloads from a namespace on the build's bridge, not the host
 
-            session = requests.Session()
-            if self._ca_bundle():
-                session.verify = self._ca_bundle()
-            with session:
+            with netns_fetcher(self.ctx, ca_file=self._ca_bundle()) as fetch:
                 for url in urls:
-                    copyops.add_url(url, root, spec, checksum=getattr(instruction, "checksum", None), session=session)
+                    copyops.add_url(url, root, spec, checksum=getattr(instruction, "checksum", None), fetch=fetch)
             return
         context, sources = self._sources(instruction)
         copyops.copy_sources(context, sources, root, spec)

@@ -1,6 +1,7 @@
 """COPY and ADD into a root filesystem (paas.build.copy), as root: BuildKit's destination rules,
 --chown/--chmod, symlinks, tar auto-extraction (and hostile tars), URL downloads from a loopback
-HTTP server, and writes that must never leave the target root.
+HTTP server (fetched in this process with nothing refused: where they land is tested here, the
+build's network namespace in test_add_url.py), and writes that must never leave the target root.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from paas.build.copy import (
     url_filename,
 )
 from paas.build.ignore import IgnoreMatcher
+from paas.build.urlfetch import download
 from paas.errors import BuildError
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1234:2345::/home/app:/bin/sh\n"
@@ -421,6 +423,10 @@ def _no_proxy(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def direct(url: str, fd: int):
+    return download(url, fd, refused=(), limit=1 << 20, timeout=5)
+
+
 @pytest.mark.parametrize("url, name", [
     ("https://example.com/a/b/tool.tar.gz", "tool.tar.gz"), ("https://example.com/dir/", "dir"),
     ("https://example.com", "__unnamed__"), ("https://example.com/", "__unnamed__"),
@@ -436,7 +442,8 @@ def test_add_url_into_a_directory(http_root, rootfs):
     (served / "bundle.tar").write_bytes(data)
     os.utime(served / "bundle.tar", (1_400_000_000, 1_400_000_000))
     checksum = "sha256:" + hashlib.sha256(data).hexdigest()
-    stats = add_url(f"{base}/bundle.tar", rootfs, CopySpec(dest="/downloads/"), checksum=checksum)
+    stats = add_url(f"{base}/bundle.tar", rootfs, CopySpec(dest="/downloads/"), checksum=checksum,
+                    fetch=direct)
     got = rootfs / "downloads" / "bundle.tar"
     assert got.read_bytes() == data                    # never extracted
     assert mode(got) == 0o600 and owner(got) == (0, 0)
@@ -449,7 +456,7 @@ def test_add_url_to_a_file_name_with_chown_and_chmod(http_root, rootfs):
     served, base = http_root
     (served / "tool").write_bytes(b"#!/bin/sh\n")
     add_url(f"{base}/tool", rootfs, CopySpec(dest="bin/renamed", workdir="/usr/local", chown=Owner(5, 6),
-                                              chmod=0o755))
+                                              chmod=0o755), fetch=direct)
     got = rootfs / "usr" / "local" / "bin" / "renamed"
     assert got.read_bytes() == b"#!/bin/sh\n"
     assert mode(got) == 0o755 and owner(got) == (5, 6)
@@ -461,20 +468,20 @@ def test_add_url_checksum_mismatch_leaves_nothing(http_root, rootfs):
     (served / "tool").write_bytes(b"tampered")
     wrong = "sha256:" + hashlib.sha256(b"expected").hexdigest()
     with pytest.raises(BuildError, match="checksum mismatch: expected " + wrong):
-        add_url(f"{base}/tool", rootfs, CopySpec(dest="/opt/"), checksum=wrong)
+        add_url(f"{base}/tool", rootfs, CopySpec(dest="/opt/"), checksum=wrong, fetch=direct)
     assert list((rootfs / "opt").iterdir()) == []
 
 
 @pytest.mark.parametrize("checksum", ["md5:abc", "sha256:XYZ", "sha256:" + "0" * 63])
 def test_add_url_refuses_malformed_checksums(rootfs, checksum):
     with pytest.raises(BuildError, match="invalid checksum"):
-        add_url("http://127.0.0.1:9/tool", rootfs, CopySpec(dest="/opt/"), checksum=checksum)
+        add_url("http://127.0.0.1:9/tool", rootfs, CopySpec(dest="/opt/"), checksum=checksum, fetch=direct)
 
 
 def test_add_url_http_error(http_root, rootfs):
     _, base = http_root
     with pytest.raises(BuildError, match="answered 404"):
-        add_url(f"{base}/missing", rootfs, CopySpec(dest="/opt/"))
+        add_url(f"{base}/missing", rootfs, CopySpec(dest="/opt/"), fetch=direct)
     assert list((rootfs / "opt").iterdir()) == []
 
 
@@ -482,4 +489,4 @@ def test_add_url_unreachable(rootfs):
     from tests.services import free_port
 
     with pytest.raises(BuildError, match="download failed"):
-        add_url(f"http://127.0.0.1:{free_port()}/x", rootfs, CopySpec(dest="/opt/"), timeout=5)
+        add_url(f"http://127.0.0.1:{free_port()}/x", rootfs, CopySpec(dest="/opt/"), fetch=direct)
