@@ -110,6 +110,7 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
     BuildError with the exit code and the last lines of output when the command fails.
     """
     from .. import network  # imported here: a fully cached build never needs it
+    from ..limits import build_limits, with_limits
     from ..runtime import cgroups, spec
     from ..runtime.seccomp import default_profile
 
@@ -125,6 +126,7 @@ def run_step(ctx: Context, step: StepRun, *, root: Path, bundle: Path,
         env += [f"{name}={CA_DESTINATION}" for name in CA_ENV]
     opts = spec.RunOptions(entrypoint=tuple(step.argv), cmd=(), env=tuple(env), network=step.network,
                            volumes=tuple(volumes), tmpfs=step.tmpfs, hostname=container_id[:12])
+    opts = with_limits(opts, build_limits(ctx.config))  # resources.build: one step cannot starve the host
     bundle.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     netns_path = None

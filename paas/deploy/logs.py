@@ -14,6 +14,11 @@ def _label(row: dict) -> str:
     return f"{row['type']}.{row['idx']}"
 
 
+def _text(line) -> str:
+    """The process's output as is; the supervisor's notes (exits, restarts, OOM kills) marked as paas's."""
+    return f"[paas] {line.text}" if line.stream == "shim" else line.text
+
+
 def follow_app_logs(ctx: Context, app: str, *, follow: bool, tail: int | None, emit: Callable[[str], None]) -> None:
     from ..runtime import containers
 
@@ -23,8 +28,8 @@ def follow_app_logs(ctx: Context, app: str, *, follow: bool, tail: int | None, e
     if not follow:
         lines = []
         for row in rows:
-            for line in containers.read_logs(ctx, row["container_id"], tail=tail):
-                lines.append((line.time, _label(row), line.text))
+            for line in containers.read_logs(ctx, row["container_id"], tail=tail, include_shim=True):
+                lines.append((line.time, _label(row), _text(line)))
         for time, label, text in sorted(lines):
             emit(f"{time} {label} | {text}")
         return
@@ -34,8 +39,8 @@ def follow_app_logs(ctx: Context, app: str, *, follow: bool, tail: int | None, e
     def read(row: dict) -> None:
         own = open_context(ctx.paths.root)
         try:
-            for line in containers.read_logs(own, row["container_id"], follow=True, tail=tail):
-                lines.put(f"{line.time} {_label(row)} | {line.text}")
+            for line in containers.read_logs(own, row["container_id"], follow=True, tail=tail, include_shim=True):
+                lines.put(f"{line.time} {_label(row)} | {_text(line)}")
         finally:
             own.close()
             lines.put(None)

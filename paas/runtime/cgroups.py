@@ -41,6 +41,15 @@ def container_path(container_id: str) -> str:
     return f"/{PARENT}/{container_id}"
 
 
+def oom_events_file(container_id: str, root: Path = CGROUP_ROOT) -> Path:
+    """The file whose `oom_kill N` line counts the container's OOM kills: memory.oom_control in the v1 memory
+    hierarchy (this host, and crun's hybrid workaround), memory.events on a cgroup2-only host."""
+    rel = container_path(container_id).lstrip("/")
+    if (root / "memory").is_dir():
+        return root / "memory" / rel / "memory.oom_control"
+    return root / rel / "memory.events"
+
+
 def own_procs_file(proc_self_cgroup: str, root: Path = CGROUP_ROOT) -> Path | None:
     """cgroup.procs of the cgroup this process is in: its pids hierarchy (v1), else the cgroup2 one."""
     unified = None

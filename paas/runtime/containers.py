@@ -477,21 +477,23 @@ def list_containers(ctx: Context, *, all_: bool = False) -> list[dict]:
 
 
 def read_logs(ctx: Context, ref: str, *, follow: bool = False, since: str | None = None,
-              tail: int | None = None) -> Iterator[logs.LogLine]:
+              tail: int | None = None, include_shim: bool = False) -> Iterator[logs.LogLine]:
+    """include_shim: the supervisor's notes too (exits, restarts, OOM kills), stream "shim"."""
     info = get(ctx, ref)
     log = paths_for(ctx, info["id"]).log
     since_ts = logs.parse_since(since) if since else None
     if not follow:
-        return iter(logs.read_lines(log, since=since_ts, tail=tail))
-    return _follow(ctx, info["id"], log, since_ts, tail)
+        return iter(logs.read_lines(log, since=since_ts, tail=tail, include_shim=include_shim))
+    return _follow(ctx, info["id"], log, since_ts, tail, include_shim)
 
 
-def _follow(ctx: Context, container_id: str, log: Path, since: str | None, tail: int | None) -> Iterator[logs.LogLine]:
+def _follow(ctx: Context, container_id: str, log: Path, since: str | None, tail: int | None,
+            include_shim: bool = False) -> Iterator[logs.LogLine]:
     cpaths = paths_for(ctx, container_id)
     # woken by writes to the log and by the supervisor's status changes, not by a timer
     with linux.DirWatch(cpaths.dir, cpaths.state) as watch:
         yield from logs.follow(log, lambda: is_active(get(ctx, container_id)), since=since, tail=tail,
-                               wait=watch.wait)
+                               include_shim=include_shim, wait=watch.wait)
 
 
 # ---------------------------------------------------------------------------------------------

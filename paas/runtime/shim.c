@@ -13,6 +13,11 @@
  * --detach instead: it stays resident, reaps the container and deletes its state itself, as
  * `crun run` does, which saves exec'ing `RUNTIME delete` (~10 ms) after the exit.
  *
+ * --oom-file F (the container's memory cgroup's memory.oom_control on v1, memory.events on v2): its
+ * "oom_kill N" count, read before and after each run, tells an exit caused by the kernel's OOM killer at
+ * the memory limit; status.json says so (oom_killed, oom_kills) and the log notes it. Not for --attached:
+ * the runtime deletes the cgroup before we could read it.
+ *
  * --unmount PATH and --remove DIR (a container removed when it exits, like conmon's exit command):
  * after reporting the exit, unmount the root filesystem and empty its upper/work dirs, while the
  * waiting caller tears down the rest (network, records); it waits for this process before it
@@ -48,7 +53,7 @@ static const char *opt_id, *opt_bundle, *opt_state, *opt_log, *opt_restart = "no
 static long opt_log_max = 10L << 20, opt_log_keep = 3, opt_max_restarts = 0;
 static long opt_backoff_ms = 100, opt_backoff_max_ms = 30000, opt_stop_timeout = 10;
 static int opt_stop_signal = SIGTERM, opt_hybrid_fix = 0, opt_attached = 0;
-static const char *opt_unmount = NULL, *opt_remove[MAX_REMOVE];
+static const char *opt_unmount = NULL, *opt_remove[MAX_REMOVE], *opt_oom_file = NULL;
 static int remove_count = 0;
 static char *runtime_argv[MAX_RUNTIME_ARGS];
 static int runtime_argc = 0;
@@ -166,6 +171,8 @@ static int pump(struct stream *s) {
 }
 
 static char started_at[64] = "", finished_at[64] = "";
+static int last_oom = 0;        /* the last exit was an OOM kill */
+static long oom_kills = 0;      /* runs ended by an OOM kill, over all restarts */
 
 static void write_status(const char *status, int exit_code, long restarts, pid_t child) {
     char path[4096], tmp[4096], body[1024];
@@ -177,9 +184,9 @@ static void write_status(const char *status, int exit_code, long restarts, pid_t
     int n = snprintf(body, sizeof body,
                      "{\"status\": \"%s\", \"exit_code\": %s, \"restarts\": %ld, \"shim_pid\": %d, "
                      "\"runtime_pid\": %d, \"started_at\": \"%s\", \"finished_at\": \"%s\", "
-                     "\"stop_requested\": %s}\n",
+                     "\"stop_requested\": %s, \"oom_killed\": %s, \"oom_kills\": %ld}\n",
                      status, code, restarts, (int)getpid(), (int)child, started_at, finished_at,
-                     stop_requested ? "true" : "false");
+                     stop_requested ? "true" : "false", last_oom ? "true" : "false", oom_kills);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return;
     write_all(fd, body, (size_t)n);
@@ -196,6 +203,24 @@ static pid_t read_container_pid(void) {
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     return n > 0 ? (pid_t)atoi(buf) : 0;
+}
+
+/* the "oom_kill N" count of --oom-file; 0 when there is none (no cgroup yet, or no such file) */
+static long read_oom_kills(void) {
+    char buf[1024];
+    if (!opt_oom_file) return 0;
+    int fd = open(opt_oom_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    for (char *line = buf; line;) {
+        if (!strncmp(line, "oom_kill ", 9)) return atol(line + 9);
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    return 0;
 }
 
 static void run_and_wait(char *const argv[]) {
@@ -438,7 +463,7 @@ static void usage(void) {
     fprintf(stderr, "usage: paas-shim --id ID --bundle DIR --state DIR --log FILE [--log-max BYTES] "
                     "[--log-keep N] [--restart POLICY] [--max-restarts N] [--backoff-ms MS] "
                     "[--backoff-max-ms MS] [--stop-signal N] [--stop-timeout S] [--hybrid-fix] "
-                    "[--foreground] [--attached] [--unmount ROOTFS] [--remove DIR]... -- RUNTIME [ARGS...]\n");
+                    "[--foreground] [--attached] [--oom-file F] [--unmount ROOTFS] [--remove DIR]... -- RUNTIME [ARGS...]\n");
     exit(2);
 }
 
@@ -466,6 +491,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--stop-signal")) opt_stop_signal = atoi(v), i++;
         else if (!strcmp(a, "--stop-timeout")) opt_stop_timeout = atol(v), i++;
         else if (!strcmp(a, "--unmount")) opt_unmount = v, i++;
+        else if (!strcmp(a, "--oom-file")) opt_oom_file = v, i++;
         else if (!strcmp(a, "--remove") && remove_count < MAX_REMOVE) opt_remove[remove_count++] = v, i++;
         else usage();
     }
@@ -504,8 +530,14 @@ int main(int argc, char **argv) {
     for (;;) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        long oom_before = read_oom_kills();  /* a cgroup left from an earlier run keeps its count */
         code = run_once(restarts);
         clock_gettime(CLOCK_MONOTONIC, &t1);
+        last_oom = read_oom_kills() > oom_before;
+        if (last_oom) {
+            oom_kills++;
+            shim_note("out of memory: the kernel killed a process at the container's memory limit");
+        }
         if (!should_restart(code, restarts)) break;
         if (!opt_attached) delete_runtime_state();
         if (t1.tv_sec - t0.tv_sec >= 10) backoff_step = 0;  /* it ran a while: start backoff afresh */

@@ -68,6 +68,7 @@ class ShimPlan:
     # reporting the exit, in parallel with the caller's own teardown (which waits for the shim to be gone)
     unmount_on_exit: Path | None = None
     remove_on_exit: tuple[Path, ...] = ()
+    oom_file: Path | None = None  # the memory cgroup's OOM-kill counter file (cgroups.oom_events_file)
 
 
 def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
@@ -82,6 +83,8 @@ def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
         argv.append("--hybrid-fix")
     if plan.attached:
         argv.append("--attached")
+    if plan.oom_file:
+        argv += ["--oom-file", str(plan.oom_file)]
     if plan.unmount_on_exit:
         argv += ["--unmount", str(plan.unmount_on_exit)]
     for directory in plan.remove_on_exit:
