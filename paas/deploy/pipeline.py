@@ -175,13 +175,14 @@ def rollback(ctx: Context, app: str, version: int | None, out: Output) -> dict[s
                      says="Rolling {app} back to v{target} as v{version}")
 
 
-def apply_config(ctx: Context, app: str, out: Output) -> dict[str, Any] | None:
-    """The active release's image with the app's current config, as a new release (what config:set does,
-    like Heroku and Dokku); None when the app has no active release yet (the next push uses the config)."""
+def apply_config(ctx: Context, app: str, out: Output, what: str = "the new config") -> dict[str, Any] | None:
+    """The active release's image with the app's current config, as a new release (what config:set and
+    resource:limit do, like Heroku and Dokku); None when the app has no active release yet (the next push uses
+    the config). what: the change, for the progress line."""
     if apps.active_release(ctx.conn, app) is None:
         return None
     return _relaunch(ctx, app, out, lambda: _active_target(ctx, app), use_target_config=False,
-                     says="Restarting {app} v{target} with the new config as v{version}")
+                     says=f"Restarting {{app}} v{{target}} with {what} as v{{version}}")
 
 
 def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[str, int]:
@@ -345,10 +346,12 @@ def _record_release(run: Deploy, image_digest: str, image: str, processes: dict[
 
 
 def _run_one_off(run: Deploy, release: dict[str, Any], kind: str, command: str) -> None:
+    from ..limits import process_options
     from ..runtime import containers
 
     run.out.step(f"Running {kind}: {command}")
-    opts = one_off(run.app, run.version, run.commit, command, release["config"], release["port"], kind)
+    opts = process_options(run.ctx, run.app, kind, one_off(run.app, run.version, run.commit, command,
+                                                             release["config"], release["port"], kind))
     info = containers.run(run.ctx, release["image"], opts, remove_after=True,
                           on_line=lambda line: run.out.info(line.text))
     if info.get("exit_code") != 0:
@@ -364,10 +367,12 @@ def start_process(ctx: Context, app: str, version: int, plan: ProcessPlan, image
                   started: list[str] | None = None) -> dict[str, Any]:
     """Create, record (app_processes) and start one process container; its id goes into `started` as soon as
     it exists, so whoever undoes a failure finds it."""
+    from ..limits import process_options
     from ..runtime import cgroups, containers
 
     cgroups.warm_attach()  # started right after create: the kernel's grace period passes meanwhile
-    info = containers.create(ctx, image, plan.options, name=plan.name)
+    # the app's resource limits as they are now (resource:limit applies at the next start)
+    info = containers.create(ctx, image, process_options(ctx, app, plan.type, plan.options), name=plan.name)
     if started is not None:
         started.append(info["id"])
     with state.transaction(ctx.conn):
