@@ -129,9 +129,8 @@ def check_max(limits: Limits, maxima: Limits, *, section: str = "max") -> None:
         value, cap = limits.as_dict()[key], maxima.as_dict()[key]
         if value is not None and cap is not None and value > cap:
             raise UserError(f"{key} {format_value(key, value)} is above the operator's maximum of "
-                            f"{format_value(key, cap)} (resources.{section}.{key} in the config)",
-                            f"give at most {format_value(key, cap)}, or ask the operator to raise "
-                            f"resources.{section}.{key}")
+                            f"{format_value(key, cap)}, resources.{section}.{key} in the config",
+                            f"give at most {format_value(key, cap)}, or ask the operator to raise it")
 
 
 def operator_defaults(config) -> Limits:

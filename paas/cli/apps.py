@@ -95,6 +95,7 @@ def destroy_cmd(app, force):
 def info_cmd(as_json, app):
     """Show an app: URL, active release, processes with their state, last deploy, repository."""
     from .. import apps
+    from ..limits import process_status
     from ..proxy import app_url, proxy_settings
     from ..receive import repo_path
     from ..runtime import containers
@@ -109,8 +110,8 @@ def info_cmd(as_json, app):
         except Exception:  # noqa: BLE001 - a container removed by hand shows as gone
             info = {"status": "gone", "address": None, "name": row["container_id"]}
         procs.append({"type": row["type"], "index": row["idx"], "release": f"v{row['version']}",
-                      "container": info["name"], "container_id": row["container_id"], "status": info["status"],
-                      "address": info["address"]})
+                      "container": info["name"], "container_id": row["container_id"], "status": process_status(info),
+                      "restarts": info.get("restart_count", 0), "address": info["address"]})
     data = {
         "name": app,
         "url": app_url(app, proxy_settings(ctx.config)),
