@@ -262,11 +262,20 @@ def test_concurrent_sessions_run_in_parallel(start_server, admin_key, client_env
 
 # -- what is refused ---------------------------------------------------------------------------------------
 
-def test_unregistered_key_is_refused(server, stranger_key, client_env):
+def test_unregistered_key_is_refused(server, stranger_key, client_env, ctx):
     result = Client(server.port, stranger_key, client_env).run("ssh-keys:list")
     assert result.returncode == 255
     assert "Permission denied (publickey)" in result.stderr
     assert result.stdout == ""
+    # one event per refused connection, naming the key's fingerprint (never more than that)
+    from paas.events import list_events
+
+    fp = keys.parse_public_key(stranger_key.with_suffix(".pub").read_text()).fingerprint
+    deadline = time.monotonic() + 10
+    while not (refused := [e for e in list_events(ctx.conn) if e["action"] == "login.refused"]):
+        assert time.monotonic() < deadline, "no login.refused event"
+        time.sleep(0.1)
+    assert len(refused) == 1 and refused[0]["actor"] == f"key:{fp}" and refused[0]["detail"]["keys"] == [fp]
 
 
 def test_removed_key_is_refused(client, ctx):

@@ -254,3 +254,17 @@ def test_cli_duplicate_key_names_the_other(initialised, keyfiles):
     run_paas("ssh-keys:add", "alice", "-", input=pub(keyfiles, "ed25519"))
     result = run_paas("ssh-keys:add", "alice2", "-", input=pub(keyfiles, "ed25519"), check=False)
     assert result.returncode == 1 and "already registered as alice" in result.stderr
+
+
+@pytest.mark.parametrize("content", [
+    "root:$6$s3cretHash$abcdef:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",  # a shadow file
+    "ssh-ed25519 c2VjcmV0LXRva2VuLXZhbHVl trailing\n",  # a key type with data that is no key
+    "SECRET_TOKEN=s3cretHash\n",
+])
+def test_a_file_that_is_not_a_key_is_never_echoed(initialised, tmp_path, content):
+    path = tmp_path / "not-a-key"
+    path.write_text(content)
+    result = run_paas("ssh-keys:add", "alice", str(path), check=False)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    for secret in ("s3cret", "c2VjcmV0", "root:", "SECRET_TOKEN"):
+        assert secret not in result.stderr + result.stdout
