@@ -21,7 +21,8 @@ DEFAULT_ROOT = "/var/lib/paas"
 
 DEFAULTS: dict[str, Any] = {
     "domain": "paas.localhost",
-    "network": {"bridge": "paas0", "subnet": "10.88.0.0/16"},
+    # isolate_apps: containers cannot connect to the host, nor to other apps' containers (false: one flat network)
+    "network": {"bridge": "paas0", "subnet": "10.88.0.0/16", "isolate_apps": True},
     "runtime": "crun",
     "images": {
         # gzip or zstd: compression for layers we create
@@ -228,6 +229,7 @@ domain: paas.localhost          # apps answer on APP.<domain>
 network:
   bridge: paas0
   subnet: 10.88.0.0/16
+  isolate_apps: true            # no connections to the host or between apps (false: one flat network)
 runtime: crun                   # crun (falls back to runc where crun cannot run) or runc
 images:
   compression: gzip             # gzip or zstd for layers we create

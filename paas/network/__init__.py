@@ -14,7 +14,9 @@ The runtime calls:
 and, after a daemon crash, `reclaim_network(conn, config, live_container_ids)`.
 
 `config` is a paas.config.Config or a nested dict: network.bridge, network.subnet, and optionally
-network.firewall ("nft" or "iptables"; detected when absent) and network.dns (fallback nameservers).
+network.firewall ("nft" or "iptables"; detected when absent), network.dns (fallback nameservers) and
+network.isolate_apps (default true: containers cannot open connections to the host, and only containers
+of the same group — `setup_container_network(..., group=APP)` — reach each other; see plan.py).
 Layout: plan.py (pure), ipam.py (state DB), links.py (netlink), firewall.py (nft/iptables).
 """
 
@@ -33,12 +35,16 @@ from ..errors import PaasError, UserError
 from . import firewall, ipam
 from .plan import (
     DEFAULT_FALLBACK_NAMESERVERS,
+    NFT,
     PortMapping,
     check_bridge_name,
     check_container_id,
     check_kind,
     gateway,
     hosts_file,
+    isolation_rules_plan,
+    isolation_tag,
+    nameservers,
     netns_name,
     network_rules_plan,
     network_tag,
@@ -80,6 +86,7 @@ class NetworkSettings:
     subnet: ipaddress.IPv4Network
     firewall: str | None = None  # None: detect
     dns: tuple[str, ...] = DEFAULT_FALLBACK_NAMESERVERS
+    isolate: bool = True  # network.isolate_apps
 
     @property
     def gateway(self) -> ipaddress.IPv4Interface:
@@ -119,7 +126,10 @@ def network_settings(config: Config) -> NetworkSettings:
     dns = config.get("network.dns") or DEFAULT_FALLBACK_NAMESERVERS
     if isinstance(dns, str):
         dns = [dns]
-    return NetworkSettings(bridge, subnet, kind, tuple(str(s) for s in dns))
+    isolate = config.get("network.isolate_apps", True)
+    if not isinstance(isolate, bool):
+        raise UserError(f"network.isolate_apps is {isolate!r}", "set it to true or false")
+    return NetworkSettings(bridge, subnet, kind, tuple(str(s) for s in dns), isolate)
 
 
 def ensure_network(config: Config) -> NetworkSettings:
@@ -132,7 +142,24 @@ def ensure_network(config: Config) -> NetworkSettings:
 
 def _ensure_network_locked(settings: NetworkSettings) -> None:
     _links().ensure_bridge(settings.bridge, settings.gateway)
-    firewall.apply_rules(network_rules_plan(settings.firewall_kind, settings.bridge, settings.subnet))
+    dns = nameservers(_container_resolv_conf(settings)) if settings.isolate else ()
+    firewall.apply_rules(network_rules_plan(settings.firewall_kind, settings.bridge, settings.subnet,
+                                            guard_host=settings.isolate, dns=dns))
+
+
+def _container_resolv_conf(settings: NetworkSettings) -> str:
+    return resolv_conf(_read(HOST_RESOLV_CONF) or "", upstream_text=_read(RESOLVED_UPSTREAM), fallback=settings.dns)
+
+
+def _isolate_container(settings: NetworkSettings, container_id: str, group: str | None) -> None:
+    """Confine the container's bridged traffic to its group (before its veth exists: no unconfined moment)."""
+    kind = settings.firewall_kind
+    if not settings.isolate:
+        return
+    if kind != NFT:  # iptables cannot tell bridge ports apart without br_netfilter: the host guard only
+        log.warning("containers on %s are not isolated from each other: that needs nftables", settings.bridge)
+        return
+    firewall.apply_rules(isolation_rules_plan(kind, settings.bridge, container_id, group))
 
 
 def _read(path: str) -> str | None:
@@ -144,21 +171,28 @@ def _read(path: str) -> str | None:
 
 
 def setup_container_network(conn: sqlite3.Connection, config: Config, container_id: str, *,
-                            hostname: str | None = None,
-                            extra_hosts: Mapping[str, str] | None = None) -> NetworkAttachment:
+                            hostname: str | None = None, extra_hosts: Mapping[str, str] | None = None,
+                            group: str | None = None) -> NetworkAttachment:
     """Give the container an address and a namespace attached to the bridge. Idempotent: a second
-    call returns the same attachment. On failure, whatever was set up is removed again."""
+    call returns the same attachment. On failure, whatever was set up is removed again.
+
+    group: the containers it may reach on the bridge (network.isolate_apps): those of the same group;
+    None: a group of its own (it reaches none)."""
     check_container_id(container_id)
     settings = network_settings(config)
     with firewall.host_lock():  # with the lease taken under the lock, remove_network cannot race us
         _ensure_network_locked(settings)
         address = ipam.allocate(conn, settings.bridge, str(settings.subnet), container_id)
+        try:  # before the veth exists: the container is never unconfined
+            _isolate_container(settings, container_id, group)
+        except BaseException:
+            ipam.release(conn, settings.bridge, container_id)
+            raise
     name = netns_name(container_id)
     try:
         path = _links().create_netns(name)
         host_veth = _links().attach(name, settings.bridge, container_id, address, settings.gateway.ip)
-        resolv = resolv_conf(_read(HOST_RESOLV_CONF) or "", upstream_text=_read(RESOLVED_UPSTREAM),
-                             fallback=settings.dns)
+        resolv = _container_resolv_conf(settings)
         hosts = hosts_file(hostname or container_id[:12], address, extra_hosts)
     except BaseException:
         try:
@@ -171,11 +205,15 @@ def setup_container_network(conn: sqlite3.Connection, config: Config, container_
 
 
 def teardown_container_network(conn: sqlite3.Connection, config: Config, container_id: str) -> None:
-    """Remove the container's published ports, veth pair, namespace and lease. Idempotent."""
+    """Remove the container's published ports, isolation rules, veth pair, namespace and lease. Idempotent."""
     check_container_id(container_id)
     settings = network_settings(config)
+    kind = settings.firewall_kind
+    tags = [port_tag(settings.bridge, container_id)]
+    if kind == NFT:  # also when isolation is off now: it may have been on when the container started
+        tags.append(isolation_tag(settings.bridge, container_id))
     with firewall.host_lock():
-        firewall.remove_rules(settings.firewall_kind, port_tag(settings.bridge, container_id))
+        firewall.remove_tags(kind, tags)
     # Unbinding the namespace is enough: the kernel destroys it once no process uses it (the container's
     # are gone by now) and the veth pair with it, in the background, within ~30 ms. Deleting the host end
     # first would make us wait ~20 ms for the same work. Without a namespace a host end can only be stale.
@@ -276,7 +314,8 @@ def remove_network(conn: sqlite3.Connection, config: Config, *, only_if_unused: 
         links = _links()
         linux.alongside(lambda: links.teardown_bridge(settings.bridge),
                         lambda: firewall.remove_tags_and_base_if_unused(
-                            kind, [port_tag(settings.bridge), network_tag(settings.bridge)]))
+                            kind, [port_tag(settings.bridge), network_tag(settings.bridge),
+                                   isolation_tag(settings.bridge)]))
     return True
 
 

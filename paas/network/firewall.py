@@ -80,16 +80,26 @@ def ensure_base(kind: str) -> None:
         proc.run(step.argv, desc="iptables: create paas chains")
 
 
+def _nft_listing(family: str) -> str | None:
+    """`nft -a list table <family> paas` (None: no such table)."""
+    listed = nftlib.run(f"list table {family} {P.NFT_TABLE}\n", desc="nft list table", handles=True, check=False)
+    if listed.returncode != 0:
+        if "No such file or directory" in listed.stderr:
+            return None  # no table: no rules
+        raise CommandFailed(f"nft list table {family} paas", listed.returncode, listed.last_line())
+    return listed.stdout
+
+
+def _nft_tables(tags: list[str]) -> dict[str, str]:
+    """family -> listing of each of our tables that may hold rules under `tags` and exists."""
+    families = dict.fromkeys(family for tag in tags for family in P.nft_families(tag))
+    return {family: text for family in families if (text := _nft_listing(family)) is not None}
+
+
 def list_rules(kind: str, tag: str = P.TAG_PREFIX) -> list[P.ListedRule]:
     """Our rules whose tag is `tag` or lies under it (default: every paas rule)."""
     if P.check_kind(kind) == P.NFT:
-        listed = nftlib.run(f"list table {P.NFT_FAMILY} {P.NFT_TABLE}\n", desc="nft list table", handles=True,
-                            check=False)
-        if listed.returncode != 0:
-            if "No such file or directory" in listed.stderr:
-                return []  # no table: no rules
-            raise CommandFailed("nft list table ip paas", listed.returncode, listed.last_line())
-        found = P.parse_nft_listing(listed.stdout)
+        found = [rule for family, text in _nft_tables([tag]).items() for rule in P.parse_nft_listing(text, family)]
     else:
         result = proc.run(["iptables-save"], desc="iptables-save")
         found = P.parse_iptables_save(result.stdout.decode())
@@ -98,15 +108,28 @@ def list_rules(kind: str, tag: str = P.TAG_PREFIX) -> list[P.ListedRule]:
 
 def remove_rules(kind: str, tag: str) -> int:
     """Delete every rule under `tag`. Returns how many were deleted."""
-    rules = list_rules(kind, tag)
-    if not rules:
-        return 0
-    if kind == P.NFT:
-        nftlib.run(P.nft_script([r.delete_argv for r in rules]), desc=f"nft: delete rules {tag}")
-    else:
+    return remove_tags(kind, [tag])
+
+
+def remove_tags(kind: str, tags: list[str]) -> int:
+    """Delete every rule under any of `tags` (nft: in one transaction, with the group chains that leaves
+    empty). Returns how many rules were deleted."""
+    if kind != P.NFT:
+        rules = [r for r in list_rules(kind) if any(P.tag_matches(r.comment, tag) for tag in tags)]
         for rule in rules:
-            proc.run(rule.delete_argv, desc=f"iptables: delete rule {tag}")
-    return len(rules)
+            proc.run(rule.delete_argv, desc=f"iptables: delete rule {rule.tag}")
+        return len(rules)
+    argvs: list[tuple[str, ...]] = []
+    removed = 0
+    for family, text in _nft_tables(tags).items():
+        doomed = [r for r in P.parse_nft_listing(text, family) if any(P.tag_matches(r.comment, t) for t in tags)]
+        removed += len(doomed)
+        argvs += [r.delete_argv for r in doomed]
+        if family == P.NFT_BRIDGE_FAMILY:
+            argvs += P.emptied_group_chains(P.nft_chain_sizes(text), doomed)
+    if argvs:
+        nftlib.run(P.nft_script(argvs), desc=f"nft: delete rules {', '.join(tags)}")
+    return removed
 
 
 def apply_rules(rule_plan: P.RulePlan) -> bool:
@@ -119,10 +142,11 @@ def apply_rules(rule_plan: P.RulePlan) -> bool:
     present = list_rules(kind, rule_plan.tag)
     if len(present) == len(rule_plan.rules) and all(r.comment == rule_plan.comment for r in present):
         return False
-    ensure_base(kind)
+    if rule_plan.base is None:
+        ensure_base(kind)
     if kind == P.NFT:
         # one transaction: stale rules go and new ones come, or nothing changes
-        argvs = [r.delete_argv for r in present] + list(rule_plan.rules)
+        argvs = list(rule_plan.base or ()) + [r.delete_argv for r in present] + list(rule_plan.rules)
         nftlib.run(P.nft_script(argvs), desc=f"nft: apply rules {rule_plan.tag}")
         return True
     for rule in present:
@@ -137,26 +161,28 @@ def apply_rules(rule_plan: P.RulePlan) -> bool:
 
 
 def remove_tags_and_base_if_unused(kind: str, tags: list[str]) -> int:
-    """Delete every rule under any of `tags`, and our table/chains when nothing else of ours is left.
-
-    With nft that is one transaction (one kernel commit, ~10 ms each); returns the rules deleted.
+    """Delete every rule under any of `tags`, and each of our tables/chains that nothing else of ours is
+    left in. With nft that is one transaction (one kernel commit, ~10 ms each); returns the rules deleted.
     """
     if kind != P.NFT:
-        removed = sum(remove_rules(kind, tag) for tag in tags)
+        removed = remove_tags(kind, tags)
         remove_base_if_unused(kind)
         return removed
-    every = list_rules(kind)
-    doomed = [r for r in every if any(P.tag_matches(r.comment, tag) for tag in tags)]
-    if not every:
-        nftlib.run(P.nft_script(P.base_teardown_plan(kind)), desc="remove paas firewall table", check=False)
-        return 0
-    if len(doomed) == len(every):  # the table goes, and its rules with it
-        script = P.nft_script(P.base_teardown_plan(kind))
-    else:
-        script = P.nft_script([r.delete_argv for r in doomed]) if doomed else ""
-    if script:
-        nftlib.run(script, desc="nft: remove network rules")
-    return len(doomed)
+    argvs: list[tuple[str, ...]] = []
+    removed = 0
+    for family, text in _nft_tables([P.TAG_PREFIX]).items():
+        every = P.parse_nft_listing(text, family)
+        doomed = [r for r in every if any(P.tag_matches(r.comment, tag) for tag in tags)]
+        removed += len(doomed)
+        if len(doomed) == len(every):  # the table goes, and its rules with it
+            argvs += P.base_teardown_plan(kind) if family == P.NFT_FAMILY else P.bridge_teardown_plan()
+            continue
+        argvs += [r.delete_argv for r in doomed]
+        if family == P.NFT_BRIDGE_FAMILY:
+            argvs += P.emptied_group_chains(P.nft_chain_sizes(text), doomed)
+    if argvs:
+        nftlib.run(P.nft_script(argvs), desc="nft: remove network rules")
+    return removed
 
 
 def remove_base_if_unused(kind: str) -> bool:
@@ -164,7 +190,8 @@ def remove_base_if_unused(kind: str) -> bool:
     if list_rules(kind):
         return False
     removed = False
-    for argv in P.base_teardown_plan(kind):
+    teardown = P.base_teardown_plan(kind) + (P.bridge_teardown_plan() if kind == P.NFT else [])
+    for argv in teardown:
         # absent already (or never created): fine
         if kind == P.NFT:
             removed |= nftlib.run(P.nft_script([argv]), desc="remove paas firewall table", check=False).returncode == 0

@@ -7,9 +7,10 @@ as parameters, so everything here is tested without root. `paas.network.firewall
 Firewall layout (both kinds carry the same rules):
 
 - nftables: one table `ip paas` with base chains `guard` (prerouting, raw priority), `prerouting`
-  and `output` (nat, DNAT of published ports), `postrouting` (nat, masquerade) and `forward`.
+  and `output` (nat, DNAT of published ports), `postrouting` (nat, masquerade), `forward` and
+  `input` (filter); with isolation, a table `bridge paas` (below).
 - iptables: chains PAAS-GUARD (raw), PAAS-PREROUTING / PAAS-OUTPUT / PAAS-POSTROUTING (nat) and
-  PAAS-FORWARD (filter), each jumped to from the first position of its built-in chain.
+  PAAS-FORWARD / PAAS-INPUT (filter), each jumped to from the first position of its built-in chain.
 
 Every rule carries a comment `<tag>@<digest>`: the tag says whose rule it is (`paas:net:<bridge>`
 for a network, `paas:port:<bridge>:<container>:<host port>/<proto>` for a published port) so rules are
@@ -22,6 +23,20 @@ DNAT in prerouting and in output, `route_localnet=1` on the bridge (so a packet 
 may be routed out of it), and masquerade of loopback-sourced packets leaving through the bridge.
 Because route_localnet would let containers reach the host's loopback services, the `guard`
 chain drops packets entering from the bridge with a loopback source or destination.
+
+Isolation (network.isolate_apps, on by default):
+
+- host: the `input` chain refuses new connections from the bridge to any address of the host (the
+  gateway, the uplink's, ...) except DNS to a nameserver of the containers' resolv.conf; replies to
+  the host's own connections (nginx → container) pass as established.
+- containers: each one belongs to a group (an app's processes share the app's; build steps and
+  `container:run` containers are alone in theirs). Frames between two containers are bridged, not
+  routed, and this kernel may lack br_netfilter, so the rules live in the `bridge paas` table's
+  `forward` chain (bridged frames only: host ↔ container traffic never passes it). Per container,
+  tagged `paas:iso:<bridge>:<container>`: `iifname VETH jump <group chain>` then `iifname VETH drop`,
+  and in the group chain `oifname VETH accept`. Matching the host ends of veth pairs cannot be
+  spoofed from inside a container (addresses and MACs can). A group of one needs no chain. The
+  bridge family here has no `reject`, so blocked frames are dropped (connections time out).
 """
 
 from __future__ import annotations
@@ -41,7 +56,9 @@ IPTABLES = "iptables"
 FIREWALL_KINDS = (NFT, IPTABLES)
 
 NFT_FAMILY = "ip"
+NFT_BRIDGE_FAMILY = "bridge"  # container ↔ container isolation
 NFT_TABLE = "paas"
+GROUP_CHAIN_PREFIX = "grp_"
 TAG_PREFIX = "paas:"
 LOOPBACK_NET = "127.0.0.0/8"
 
@@ -118,7 +135,8 @@ def netns_name(container_id: str) -> str:
 # ---------------------------------------------------------------------------- /etc files
 
 
-def _nameservers(text: str) -> list[str]:
+def nameservers(text: str) -> list[str]:
+    """The nameserver addresses of a resolv.conf text, in order."""
     found = []
     for line in text.splitlines():
         fields = line.split()
@@ -145,9 +163,9 @@ def resolv_conf(host_resolv_text: str, *, upstream_text: str | None = None,
     is left, the servers of `upstream_text` (systemd-resolved's /run/systemd/resolve/resolv.conf)
     are used, and failing those the `fallback` list. search/domain/options lines are kept.
     """
-    servers = [s for s in _nameservers(host_resolv_text) if _usable_nameserver(s)]
+    servers = [s for s in nameservers(host_resolv_text) if _usable_nameserver(s)]
     if not servers and upstream_text:
-        servers = [s for s in _nameservers(upstream_text) if _usable_nameserver(s)]
+        servers = [s for s in nameservers(upstream_text) if _usable_nameserver(s)]
     if not servers:
         servers = [s for s in fallback if _usable_nameserver(s)]
     if not servers:
@@ -256,6 +274,22 @@ def parse_port_tag(tag: str) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
+def isolation_tag(bridge: str, container_id: str | None = None) -> str:
+    """A network's isolation rules, or one container's."""
+    tag = f"{TAG_PREFIX}iso:{check_bridge_name(bridge)}"
+    return tag if container_id is None else f"{tag}:{check_container_id(container_id)}"
+
+
+def nft_families(tag: str) -> tuple[str, ...]:
+    """The nft tables that can hold rules under `tag`: isolation rules live in the bridge table only,
+    network and port rules in the ip table only, a wider tag may be in either."""
+    if tag.startswith(f"{TAG_PREFIX}iso:"):
+        return (NFT_BRIDGE_FAMILY,)
+    if tag.startswith((f"{TAG_PREFIX}net:", f"{TAG_PREFIX}port:")):
+        return (NFT_FAMILY,)
+    return (NFT_FAMILY, NFT_BRIDGE_FAMILY)
+
+
 def tag_of(comment: str) -> str:
     """The tag part of a rule comment (`<tag>@<digest>`)."""
     return comment.split("@", 1)[0]
@@ -286,6 +320,9 @@ class RulePlan:
     tag: str
     comment: str
     rules: tuple[tuple[str, ...], ...]
+    # idempotent commands making the table/chains the rules need, run in the same transaction
+    # (None: the ip table's base_plan, applied first)
+    base: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -316,6 +353,7 @@ _NFT_CHAINS = (
     ("output", "nat", "output", "-100"),  # nft 1.0.6 rejects the name dstnat for the output hook
     ("postrouting", "nat", "postrouting", "srcnat"),
     ("forward", "filter", "forward", "filter"),
+    ("input", "filter", "input", "filter"),
 )
 _IPT_CHAINS = (
     ("raw", "PAAS-GUARD", "PREROUTING"),
@@ -323,6 +361,7 @@ _IPT_CHAINS = (
     ("nat", "PAAS-OUTPUT", "OUTPUT"),
     ("nat", "PAAS-POSTROUTING", "POSTROUTING"),
     ("filter", "PAAS-FORWARD", "FORWARD"),
+    ("filter", "PAAS-INPUT", "INPUT"),
 )
 _IPT_TABLE_OF = {chain: table for table, chain, _ in _IPT_CHAINS}
 _JUMP_COMMENT = ("-m", "comment", "--comment", "paas")
@@ -349,7 +388,7 @@ def base_plan(kind: str) -> list[Step]:
 def base_teardown_plan(kind: str) -> list[tuple[str, ...]]:
     """Remove our table/chains; run only when no rule of ours is left. Each command may fail harmlessly."""
     if check_kind(kind) == NFT:
-        return [("nft", "delete", "table", NFT_FAMILY, NFT_TABLE)]
+        return [("nft", "delete", "table", NFT_FAMILY, NFT_TABLE)]  # the bridge table: see bridge_teardown_plan
     argvs: list[tuple[str, ...]] = []
     for table, chain, builtin in _IPT_CHAINS:
         argvs.append(("iptables", "-w", "-t", table, "-D", builtin, *_JUMP_COMMENT, "-j", chain))
@@ -375,8 +414,10 @@ def _with_digest(kind: str, tag: str, render) -> RulePlan:
     return RulePlan(kind, tag, comment, tuple(render(comment)))
 
 
-def network_rules_plan(kind: str, bridge: str, subnet: str | ipaddress.IPv4Network) -> RulePlan:
-    """A bridge network's rules: egress NAT, forwarding, loopback→container NAT, hairpin, loopback guard.
+def network_rules_plan(kind: str, bridge: str, subnet: str | ipaddress.IPv4Network, *,
+                       guard_host: bool = True, dns: Sequence[str] = ()) -> RulePlan:
+    """A bridge network's rules: egress NAT, forwarding, loopback→container NAT, hairpin, loopback guard,
+    and with guard_host the host guard (`host_guard_rules`; dns: the containers' nameservers).
 
     - masquerade traffic from the subnet leaving through any other interface (egress);
     - accept forwarding from the bridge, and replies to it;
@@ -391,8 +432,13 @@ def network_rules_plan(kind: str, bridge: str, subnet: str | ipaddress.IPv4Netwo
     check_bridge_name(bridge)
     net = str(parse_subnet(subnet))
     br = f'"{bridge}"'  # quoted for nft: a name like 0br or br-x is not a bare word there
+    servers = _dns_addresses(dns)
 
     def render(comment: str) -> list[tuple[str, ...]]:
+        guard = host_guard_rules(kind, bridge, servers, comment) if guard_host else []
+        return _flat_rules(comment) + guard
+
+    def _flat_rules(comment: str) -> list[tuple[str, ...]]:
         if kind == NFT:
             return [
                 _nft_rule("guard", "iifname", br, "ip", "saddr", LOOPBACK_NET, "drop", comment=comment),
@@ -422,6 +468,104 @@ def network_rules_plan(kind: str, bridge: str, subnet: str | ipaddress.IPv4Netwo
         ]
 
     return _with_digest(kind, network_tag(bridge), render)
+
+
+def _dns_addresses(dns: Sequence[str]) -> list[str]:
+    """IPv4 nameserver addresses, validated (they are written into rules), without duplicates."""
+    found = []
+    for value in dns:
+        try:
+            found.append(str(ipaddress.IPv4Address(str(value))))
+        except ValueError as exc:
+            raise UserError(f"invalid nameserver address {value!r}", "use IPv4 addresses in network.dns") from exc
+    return list(dict.fromkeys(found))
+
+
+def host_guard_rules(kind: str, bridge: str, dns: Sequence[str], comment: str) -> list[tuple[str, ...]]:
+    """Refuse new connections from containers to the host's own addresses (the input path: the gateway or
+    any other local address), so paasd's SSH port and other host services stay out of their reach.
+
+    Replies to the host's connections (nginx → container) pass as established/related; DNS to `dns`
+    passes (it only matters when a nameserver in the containers' resolv.conf is a host address). TCP is
+    answered with a reset and UDP with port-unreachable (callers fail fast, like a closed port); the
+    rest is dropped.
+    """
+    if kind == NFT:
+        br = f'"{bridge}"'
+        rules = [_nft_rule("input", "iifname", br, "ct", "state", "established,related", "accept", comment=comment)]
+        if dns:
+            servers = ("{", ", ".join(dns), "}") if len(dns) > 1 else (dns[0],)
+            rules += [_nft_rule("input", "iifname", br, "ip", "daddr", *servers, proto, "dport", "53", "accept",
+                                comment=comment) for proto in ("udp", "tcp")]
+        return rules + [
+            _nft_rule("input", "iifname", br, "meta", "l4proto", "tcp", "reject", "with", "tcp", "reset",
+                      comment=comment),
+            _nft_rule("input", "iifname", br, "meta", "l4proto", "udp", "reject", comment=comment),
+            _nft_rule("input", "iifname", br, "drop", comment=comment),
+        ]
+    rules = [_ipt_rule("PAAS-INPUT", "-i", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+                       target=("-j", "ACCEPT"), comment=comment)]
+    if dns:
+        rules += [_ipt_rule("PAAS-INPUT", "-i", bridge, "-d", ",".join(dns), "-p", proto, "--dport", "53",
+                            target=("-j", "ACCEPT"), comment=comment) for proto in ("udp", "tcp")]
+    return rules + [
+        _ipt_rule("PAAS-INPUT", "-i", bridge, "-p", "tcp", target=("-j", "REJECT", "--reject-with", "tcp-reset"),
+                  comment=comment),
+        _ipt_rule("PAAS-INPUT", "-i", bridge, "-p", "udp",
+                  target=("-j", "REJECT", "--reject-with", "icmp-port-unreachable"), comment=comment),
+        _ipt_rule("PAAS-INPUT", "-i", bridge, target=("-j", "DROP"), comment=comment),
+    ]
+
+
+def group_chain(bridge: str, group: str) -> str:
+    """The bridge table chain of an isolation group: a hash (group names are free text; chain names are not)."""
+    digest = hashlib.sha256(f"{check_bridge_name(bridge)}\0{group}".encode()).hexdigest()[:16]
+    return f"{GROUP_CHAIN_PREFIX}{digest}"
+
+
+def check_group(group: str) -> str:
+    if not isinstance(group, str) or not group or len(group) > 128 or any(c.isspace() or c in '"\\' for c in group):
+        raise UserError(f"invalid network group {group!r}", "use up to 128 characters without spaces or quotes")
+    return group
+
+
+def bridge_base_plan() -> list[tuple[str, ...]]:
+    """The bridge table and its forward chain (idempotent)."""
+    return [
+        ("nft", "add", "table", NFT_BRIDGE_FAMILY, NFT_TABLE),
+        ("nft", "add", "chain", NFT_BRIDGE_FAMILY, NFT_TABLE, "forward", "{", "type", "filter", "hook", "forward",
+         "priority", "filter", ";", "policy", "accept", ";", "}"),
+    ]
+
+
+def bridge_teardown_plan() -> list[tuple[str, ...]]:
+    return [("nft", "delete", "table", NFT_BRIDGE_FAMILY, NFT_TABLE)]
+
+
+def isolation_rules_plan(kind: str, bridge: str, container_id: str, group: str | None = None) -> RulePlan:
+    """Confine the container's bridged traffic to its group: frames it sends through the bridge to another
+    container pass only when that container's veth is in its group's chain (group None: a group of its own,
+    nothing passes). Host ↔ container traffic is not bridged between ports and is not affected.
+    """
+    if check_kind(kind) != NFT:
+        raise UserError("isolating containers needs nftables (network.firewall: iptables cannot match bridge ports)",
+                        "set network.firewall to nft, or network.isolate_apps to false")
+    veth = f'"{veth_names(container_id).host}"'
+    chain = group_chain(bridge, check_group(group)) if group is not None else None
+    base = bridge_base_plan() + ([("nft", "add", "chain", NFT_BRIDGE_FAMILY, NFT_TABLE, chain)] if chain else [])
+
+    def rule(chain_name: str, *expr: str, comment: str) -> tuple[str, ...]:
+        return ("nft", "add", "rule", NFT_BRIDGE_FAMILY, NFT_TABLE, chain_name, *expr, "comment", f'"{comment}"')
+
+    def render(comment: str) -> list[tuple[str, ...]]:
+        rules = []
+        if chain:
+            rules += [rule("forward", "iifname", veth, "jump", chain, comment=comment),
+                      rule(chain, "oifname", veth, "accept", comment=comment)]
+        return rules + [rule("forward", "iifname", veth, "drop", comment=comment)]
+
+    planned = _with_digest(kind, isolation_tag(bridge, container_id), render)
+    return RulePlan(planned.kind, planned.tag, planned.comment, planned.rules, base=tuple(base))
 
 
 def port_rules_plan(kind: str, bridge: str, container_id: str,
@@ -478,8 +622,8 @@ _NFT_HANDLE_RE = re.compile(r"\s+# handle (\d+)\s*$")
 _NFT_COMMENT_RE = re.compile(r'comment "([^"]*)"')
 
 
-def parse_nft_listing(text: str) -> list[ListedRule]:
-    """Commented rules from `nft -a list table ip paas`."""
+def parse_nft_listing(text: str, family: str = NFT_FAMILY) -> list[ListedRule]:
+    """Commented rules from `nft -a list table <family> paas`."""
     rules = []
     chain = None
     for line in text.splitlines():
@@ -491,11 +635,34 @@ def parse_nft_listing(text: str) -> list[ListedRule]:
         if chain is None or not handle or not comment or not comment.group(1).startswith(TAG_PREFIX):
             continue
         rules.append(ListedRule(
-            comment=comment.group(1), table=f"{NFT_FAMILY} {NFT_TABLE}", chain=chain,
+            comment=comment.group(1), table=f"{family} {NFT_TABLE}", chain=chain,
             text=line[:handle.start()].strip(),
-            delete_argv=("nft", "delete", "rule", NFT_FAMILY, NFT_TABLE, chain, "handle", handle.group(1)),
+            delete_argv=("nft", "delete", "rule", family, NFT_TABLE, chain, "handle", handle.group(1)),
         ))
     return rules
+
+
+def nft_chain_sizes(text: str) -> dict[str, int]:
+    """chain -> how many rules (ours or not) it holds, from `nft -a list table ...`."""
+    sizes: dict[str, int] = {}
+    chain = None
+    for line in text.splitlines():
+        if match := _NFT_CHAIN_RE.match(line):
+            chain = match.group(1)
+            sizes[chain] = 0
+        elif chain is not None and _NFT_HANDLE_RE.search(line):
+            sizes[chain] += 1
+    return sizes
+
+
+def emptied_group_chains(sizes: Mapping[str, int], doomed: Sequence[ListedRule]) -> list[tuple[str, ...]]:
+    """Commands deleting the bridge table's group chains that `doomed` leaves empty (or that are empty)."""
+    left = dict(sizes)
+    for rule in doomed:
+        if rule.table == f"{NFT_BRIDGE_FAMILY} {NFT_TABLE}" and rule.chain in left:
+            left[rule.chain] -= 1
+    return [("nft", "delete", "chain", NFT_BRIDGE_FAMILY, NFT_TABLE, chain)
+            for chain, count in sorted(left.items()) if chain.startswith(GROUP_CHAIN_PREFIX) and count <= 0]
 
 
 def parse_iptables_save(text: str) -> list[ListedRule]:

@@ -83,7 +83,7 @@ def test_file_merges_over_defaults(paths):
     assert config.get("domain") == "apps.example.org"
     assert config.get("images.compression") == "zstd"
     assert config.get("images.parallel_transfers") == 4 and config.get("images.chunk_size_mb") == 64
-    assert config.get("network") == {"bridge": "paas0", "subnet": "10.88.0.0/16"}
+    assert config.get("network") == {"bridge": "paas0", "subnet": "10.88.0.0/16", "isolate_apps": True}
     assert config.registry("registry.example.com") == {"username": "me", "password": "s3cret", "insecure": False}
 
 

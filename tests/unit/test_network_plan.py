@@ -143,7 +143,7 @@ def test_tags_and_matching():
 # -- firewall plans: exact argv ----------------------------------------------------------------------
 
 def test_nft_network_rules_exact_argv():
-    plan = P.network_rules_plan("nft", "paas0", "10.88.0.0/16")
+    plan = P.network_rules_plan("nft", "paas0", "10.88.0.0/16", guard_host=False)
     assert plan.tag == "paas:net:paas0"
     assert plan.comment.startswith("paas:net:paas0@") and len(plan.comment.split("@")[1]) == 8
     c = f'"{plan.comment}"'
@@ -162,7 +162,7 @@ def test_nft_network_rules_exact_argv():
 
 
 def test_iptables_network_rules_exact_argv():
-    plan = P.network_rules_plan("iptables", "paas0", "10.88.0.0/16")
+    plan = P.network_rules_plan("iptables", "paas0", "10.88.0.0/16", guard_host=False)
     cm = ("-m", "comment", "--comment", plan.comment)
     assert plan.rules == (
         ("iptables", "-w", "-t", "raw", "-A", "PAAS-GUARD", "-i", "paas0", "-s", "127.0.0.0/8", *cm, "-j", "DROP"),
@@ -310,17 +310,18 @@ def test_parse_iptables_save_finds_our_rules_with_delete_commands():
 class FakeNft:
     """Stands in for paas.network.nftlib.run: records scripts and answers `list table` from a text."""
 
-    def __init__(self, listing: str = ""):
-        self.listing = listing
+    def __init__(self, listing: str = "", bridge_listing: str = ""):
+        self.listings = {"ip": listing, "bridge": bridge_listing}
         self.scripts: list[str] = []
 
     def __call__(self, script, *, desc, handles=False, dry_run=False, check=True):
         self.scripts.append(script)
         if script.startswith("list table"):
             assert handles  # deleting needs the handles
-            if not self.listing:
+            listing = self.listings[script.split()[2]]
+            if not listing:
                 return nftlib.Result(1, "", "Error: No such file or directory")
-            return nftlib.Result(0, self.listing, "")
+            return nftlib.Result(0, listing, "")
         return nftlib.Result(0, "", "")
 
     def writes(self) -> list[str]:
