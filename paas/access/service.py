@@ -30,5 +30,21 @@ def require(conn: sqlite3.Connection, user: User, need: Need, app: str, members_
         raise PermissionDenied(decision.reason)
 
 
+def create_app_as(conn: sqlite3.Connection, user: User, app: str) -> bool:
+    """Create app for user unless it exists (then user must be able to deploy to it); a member who creates an app
+    manages it. Both in one transaction, so of two members racing to push a new name only one gets it."""
+    from .. import apps, state
+    from .store import grant
+
+    with state.transaction(conn):
+        if apps.app_exists(conn, app):
+            require(conn, user, Need(model.APP, "deploy"), app)
+            return False
+        apps.create_app(conn, app)
+        if not user.is_admin:
+            grant(conn, app, user.name, "manage", user.name)
+    return True
+
+
 # what the git services need: fetching reads the code (view), pushing deploys it (or creates the app)
 GIT_NEEDS = {"git-upload-pack": Need(model.APP, "view"), "git-receive-pack": Need(model.CREATE)}

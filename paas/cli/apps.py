@@ -13,15 +13,6 @@ APP_ARGUMENT = click.argument("app", metavar="APP")
 MASKED = "********"
 
 
-def grant_creator(ctx, app: str) -> None:
-    """A member who creates an app manages it (admins need no grant)."""
-    from ..access.store import grant
-
-    who = user()
-    if not who.is_admin:
-        grant(ctx.conn, app, who.name, "manage", who.name)
-
-
 @cli.command("apps:list")
 @needs("login")
 @json_option
@@ -55,12 +46,13 @@ def list_cmd(as_json):
 @APP_ARGUMENT
 def create_cmd(app):
     """Create an app (a push to a new name creates it too)."""
-    from .. import apps
+    from ..access.service import create_app_as
+    from ..errors import UserError
     from ..receive import ensure_repo
 
     ctx = context()
-    apps.create_app(ctx.conn, app)
-    grant_creator(ctx, app)
+    if not create_app_as(ctx.conn, user(), app):
+        raise UserError(f"app {app} already exists", "pick another name or deploy to it")
     ensure_repo(ctx, app)
     audit("app.create", app)
     click.echo(f"created {app}; push to it: git remote add paas ssh://paas@HOST:{ctx.config.get('ssh.port')}/{app}")

@@ -84,12 +84,14 @@ class Session:
         return run_on_channel(self.cli_argv(request.words), env=self._env({VIA_ENV: "ssh"}, user), chan=self.chan,
                               is_gone=self.is_gone)
 
-    def _authorize(self, check: Callable[[Context, Any], None], what: str, app: str | None) -> Any:
+    def _authorize(self, check: Callable[[Context, Any], None], what: str, app: str | None,
+                   ctx: Context | None = None) -> Any:
         """The user this key belongs to, once check(ctx, user) passed; a refusal is recorded and raised."""
         from .. import events, keys
         from ..access.store import find_user
 
-        ctx = self.ctx_factory()
+        own = ctx is None
+        ctx = self.ctx_factory() if ctx is None else ctx
         try:
             owner = keys.owner_of(ctx.conn, self.key_name)
             user = find_user(ctx.conn, owner) if owner else None
@@ -103,7 +105,8 @@ class Session:
                 raise
             return user
         finally:
-            ctx.close()
+            if own:
+                ctx.close()
 
     def _git(self, request: GitCommand) -> int | None:
         git_service = self.git_service
@@ -112,16 +115,11 @@ class Session:
         from ..receive import app_from_repo_path
 
         app = app_from_repo_path(request.path)
-        created: list[bool] = []
-        user = self._authorize(lambda ctx, user: created.append(_authorize_git(ctx, user, request.service, app)),
-                               request.service, app)
         ctx = self.ctx_factory()
         try:
+            user = self._authorize(lambda ctx, user: _authorize_git(ctx, user, request.service, app),
+                                   request.service, app, ctx)
             service = git_service(ctx, request.service, request.path)
-            if created and created[0] and not user.is_admin:  # a member who creates an app by pushing manages it
-                from ..access.store import grant
-
-                grant(ctx.conn, app, user.name, "manage", user.name)
             wait_s = float(ctx.config.get("deploy.lock_wait_s", 600))
         finally:
             ctx.close()
@@ -169,17 +167,17 @@ def _authorize_cli(ctx: Context, user: Any, words: Sequence[str]) -> None:
     authorize_words(cli, words, user, ctx.conn, members_may_create(ctx.config))
 
 
-def _authorize_git(ctx: Context, user: Any, service: str, app: str) -> bool:
-    """Fetch needs view, push deploy (or app creation, for a new name); returns whether the push creates it."""
-    from .. import apps
-    from ..access.service import GIT_NEEDS, require
+def _authorize_git(ctx: Context, user: Any, service: str, app: str) -> None:
+    """Fetch needs view, push deploy; a push to a new name creates the app, which its creator then manages."""
+    from ..access.service import GIT_NEEDS, create_app_as, require
     from ..cli.permissions import members_may_create
 
     need = GIT_NEEDS.get(service)
     if need is None:
         raise UserError(f"unsupported git service {service!r}", "use git push or git fetch")
     require(ctx.conn, user, need, app, members_may_create(ctx.config))
-    return service == "git-receive-pack" and not apps.app_exists(ctx.conn, app)
+    if service == "git-receive-pack":
+        create_app_as(ctx.conn, user, app)
 
 
 def _shown(command: bytes | None) -> str:
