@@ -26,9 +26,10 @@ import secrets
 import shutil
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
@@ -98,13 +99,26 @@ def max_bytes(config: Config) -> int:
 # HTTP: resolve once, check, connect to the checked address, follow checked redirects
 # ---------------------------------------------------------------------------------------------
 
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Verifying TLS with ca_file, else OpenSSL's compiled-in CA paths (never SSL_CERT_FILE/SSL_CERT_DIR)."""
+    if ca_file is None:
+        defaults = ssl.get_default_verify_paths()
+        return ssl.create_default_context(cafile=defaults.openssl_cafile if os.path.isfile(defaults.openssl_cafile)
+                                          else None, capath=defaults.openssl_capath)
+    return ssl.create_default_context(cafile=ca_file)
+
+
 def download(url: str, fd: int, *, refused: Refused, limit: int, timeout: float = 60.0,
-             ca_file: str | None = None, max_redirects: int = MAX_REDIRECTS) -> Fetched:
-    """Stream url's body into fd (no proxy, no netrc: nothing from the environment). BuildError on failure."""
+             tls: Callable[[], ssl.SSLContext] = lambda: tls_context(None),
+             max_redirects: int = MAX_REDIRECTS) -> Fetched:
+    """Stream url's body into fd (no proxy, no netrc: nothing from the environment). BuildError on failure.
+
+    tls gives the context for https (called only then: loading a CA bundle costs ~30 ms).
+    """
     current = url
     for _ in range(max_redirects + 1):
         try:
-            with _opened(url, current, refused, timeout, ca_file) as response:
+            with _opened(url, current, refused, timeout, tls) as response:
                 location = response.getheader("Location")
                 if response.status in REDIRECTS and location:
                     current = urljoin(current, location)
@@ -120,7 +134,7 @@ def download(url: str, fd: int, *, refused: Refused, limit: int, timeout: float 
 
 @contextlib.contextmanager
 def _opened(url: str, current: str, refused: Refused, timeout: float,
-            ca_file: str | None) -> Iterator[http.client.HTTPResponse]:
+            tls: Callable[[], ssl.SSLContext]) -> Iterator[http.client.HTTPResponse]:
     parts = urlsplit(current)
     where = "" if current == url else f"redirected to {current}: "
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -132,8 +146,7 @@ def _opened(url: str, current: str, refused: Refused, timeout: float,
     sock = _connect(url, where, parts.hostname, port, refused, timeout)
     try:
         if parts.scheme == "https":
-            context = ssl.create_default_context(cafile=ca_file)
-            sock = context.wrap_socket(sock, server_hostname=parts.hostname)
+            sock = tls().wrap_socket(sock, server_hostname=parts.hostname)
         conn = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
         conn.sock = sock  # already connected to the checked address: no connect(), no second lookup
         conn.default_port = 443 if parts.scheme == "https" else 80  # Host header without the default port
@@ -214,7 +227,13 @@ class NetnsFetcher:
     ca_file: str | None = None
     timeout: float = 60.0
 
+    @cached_property
+    def tls(self) -> ssl.SSLContext:
+        return tls_context(self.ca_file)
+
     def __call__(self, url: str, fd: int) -> Fetched:
+        if url.startswith("https://"):
+            self.tls  # noqa: B018 - loaded here, as root, once for every download (a redirect loads it in the child)
         reply = json.loads(proc.forked(lambda: self._child(url, fd), desc=f"ADD {url}"))
         if "error" in reply:
             raise BuildError(*reply["error"])
@@ -225,7 +244,7 @@ class NetnsFetcher:
         try:
             self._enter()
             fetched = download(url, fd, refused=self.refused, limit=self.limit, timeout=self.timeout,
-                               ca_file=self.ca_file)
+                               tls=lambda: self.tls)
             return json.dumps({"ok": dataclasses.asdict(fetched)}).encode()
         except BuildError as exc:
             return json.dumps({"error": [exc.message, exc.hint]}).encode()

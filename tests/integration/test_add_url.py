@@ -11,8 +11,11 @@ import dataclasses
 import email.utils
 import hashlib
 import http.server
+import json
 import os
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,13 +86,13 @@ def _handler(seen: list[dict]) -> type[http.server.BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def site(host: str, netns: str | None = None) -> Iterator[Site]:
-    """An HTTP server on host (inside the named namespace when given) that records its requests."""
+def site(host: str, netns: str | None = None, tls: ssl.SSLContext | None = None) -> Iterator[Site]:
+    """An HTTP(S) server on host (inside the named namespace when given) that records its requests."""
     def listen() -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((host, 0))
         sock.listen(16)
-        return sock
+        return tls.wrap_socket(sock, server_side=True) if tls else sock
 
     seen: list[dict] = []
     server = http.server.ThreadingHTTPServer((host, 0), _handler(seen), bind_and_activate=False)
@@ -98,7 +101,7 @@ def site(host: str, netns: str | None = None) -> Iterator[Site]:
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield Site(f"http://{host}:{server.socket.getsockname()[1]}", seen)
+        yield Site(f"{'https' if tls else 'http'}://{host}:{server.socket.getsockname()[1]}", seen)
     finally:
         server.shutdown()
         server.server_close()
@@ -202,3 +205,38 @@ def test_downloads_larger_than_the_cap_fail_naming_the_key(ctx, bb_image, tmp_pa
             with pytest.raises(BuildError, match=message):
                 fetch(f"{internet.base}/stream", out.fileno())
         assert os.path.getsize(tmp_path / "out") <= 1000
+
+
+def test_https_is_verified_against_the_ca_bundle_given(ctx, tmp_path, outside):
+    own_network(ctx)
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=paas-test",
+                    "-addext", f"subjectAltName=IP:{outside.server_ip}"], check=True, capture_output=True)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    with site(outside.server_ip, outside.ns, server_tls) as internet, open(tmp_path / "out", "wb") as out:
+        with netns_fetcher(ctx, ca_file=str(cert)) as fetch:  # a CA file only root may read: loaded before the fork
+            assert fetch(f"{internet.base}/files/a", out.fileno()).digest == CHECKSUM
+        with netns_fetcher(ctx) as fetch, pytest.raises(BuildError, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch(f"{internet.base}/files/a", out.fileno())
+    assert [r["path"] for r in internet.seen] == ["/files/a"]
+
+
+def test_the_child_has_the_namespace_no_root_and_no_environment(ctx, monkeypatch):
+    from paas import proc
+
+    own_network(ctx)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    with netns_fetcher(ctx) as fetch:
+        def look() -> bytes:
+            fetch._enter()
+            with open("/etc/hosts") as hosts:
+                return json.dumps({"uid": os.getuid(), "gid": os.getgid(), "env": dict(os.environ),
+                                   "links": sorted(name for _, name in socket.if_nameindex()),
+                                   "hosts": hosts.read()}).encode()
+        seen = json.loads(proc.forked(look, desc="look"))
+    assert (seen["uid"], seen["gid"], seen["env"]) == (65534, 65534, {})
+    assert seen["links"] == ["eth0", "lo"]                 # the namespace's, not the host's
+    assert "build-" in seen["hosts"]                       # the step's /etc/hosts, bound in privately
+    assert "build-" not in Path("/etc/hosts").read_text()  # ... and only in the child
