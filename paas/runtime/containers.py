@@ -115,7 +115,8 @@ def refresh(ctx: Context, row) -> dict:
     info.update(status=current, exit_code=status.get("exit_code"), restart_count=status.get("restarts", 0),
                 supervisor_pid=status.get("shim_pid") if shim_alive else None,
                 started_at=status.get("started_at") or row["started_at"],
-                finished_at=status.get("finished_at") or None)
+                finished_at=status.get("finished_at") or None,
+                oom_killed=bool(status.get("oom_killed")), oom_kills=status.get("oom_kills", 0))
     info["pid"] = supervisor.container_pid(cpaths.state) if current == "running" else None
     changed = {k: info[k] for k in ("status", "exit_code", "restart_count", "supervisor_pid", "started_at",
                                      "finished_at", "pid") if info[k] != row[k]}
@@ -272,7 +273,8 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False)
     plan = supervisor.ShimPlan(info["id"], cpaths.bundle, cpaths.state, cpaths.log, opts.restart, stop_signal,
                                opts.stop_timeout, attached=attached,
                                unmount_on_exit=cpaths.rootfs if attached else None,
-                               remove_on_exit=(cpaths.upper, cpaths.work) if attached else ())
+                               remove_on_exit=(cpaths.upper, cpaths.work) if attached else (),
+                               oom_file=None if attached else cgroups.oom_events_file(info["id"]))
     previous = supervisor.read_status(cpaths.state)
     if not supervisor.wait_shim_exit(previous, info["id"]):  # the last run's shim is still cleaning up
         raise PaasError(f"the supervisor of container {info['name']}'s last run is still busy",
@@ -450,6 +452,7 @@ def summary(info: dict) -> dict:
         "exit_code": info["exit_code"], "restart_count": info["restart_count"], "pid": info["pid"],
         "runtime": info["runtime"], "created_at": info["created_at"], "started_at": info["started_at"],
         "finished_at": info["finished_at"], "restart_policy": info["restart_policy"],
+        "oom_killed": info.get("oom_killed", False), "oom_kills": info.get("oom_kills", 0),
     }
 
 
