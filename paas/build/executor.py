@@ -75,6 +75,7 @@ class BuildOptions:
     network: str = "bridge"                   # default network of RUN steps (RUN --network=none overrides)
     ca_bundle: str | None = HOST_CA_BUNDLE    # mounted read-only into RUN steps; None: off
     cache_scope: str = "local"                # whose RUN --mount=type=cache dirs: app:NAME, or local
+    tenant: str | None = None                 # the app a deploy builds for: which store images it may name
     progress: Progress = print
 
 
@@ -297,8 +298,16 @@ class Builder:
                           author=image.config.get("author"), created=image.config.get("created"))
 
     def _image(self, ref: str, where: I.Instruction) -> Image:
+        tenant = self.opts.tenant
+        if tenant is not None:
+            from .tenancy import refused_reference
+
+            reason = refused_reference(ref, tenant)
+            if reason:
+                raise where.error(reason, "build from a stack (e.g. paas/stack-python:bookworm), one of your app's "
+                                          "own images, or a registry image")
         try:
-            return self.ctx.store.get(ref)
+            return self.ctx.store.get(ref) if tenant is None else self.ctx.store.get_named(ref)
         except NotFound:
             pass
         from ..image.reference import parse as parse_ref

@@ -323,7 +323,8 @@ def _build(run: Deploy, src: Path):
     out.step(f"Building {tag}")
     result = build(ctx, BuildOptions(context_dir=src, dockerfile=dockerfile, tags=(tag,), network="bridge",
                                      compression=str(ctx.config.get("images.compression", "gzip")),
-                                     ca_bundle=_ca_bundle(ctx), cache_scope=app_scope(run.app), progress=out.info))
+                                     ca_bundle=_ca_bundle(ctx), cache_scope=app_scope(run.app), tenant=run.app,
+                                     progress=out.info))
     out.info(f"built in {result.seconds:.1f}s ({result.cached} of {len(result.steps)} steps cached)")
     return detection, result.image
 

@@ -256,12 +256,16 @@ class ImageStore:
                 return self.load_image(name_or_digest)
             raise NotFound(f"no image with digest {name_or_digest}")
         try:
-            name = self._resolve_name(name_or_digest)
+            return self.get_named(name_or_digest)
         except NotFound:
             match = self._by_id_prefix(name_or_digest)
             if match:
                 return match
             raise
+
+    def get_named(self, name: str) -> Image:
+        """An image by tag only: no digest, no id prefix (what an app's build may name)."""
+        name = self._resolve_name(name)
         row = self.conn.execute("SELECT manifest_digest FROM image_tags WHERE name = ?", (name,)).fetchone()
         return self.load_image(row["manifest_digest"], name)
 
