@@ -30,6 +30,8 @@ def run_options(fn):
         click.option("--cap-drop", multiple=True, help="Drop a capability (or ALL)."),
         click.option("--init", is_flag=True, help="Run a PID 1 that reaps zombies (tini)."),
         click.option("--network", type=click.Choice(["bridge", "none"]), default="bridge"),
+        click.option("--net-group", help="Reach the containers of this group on the bridge (an app's name: "
+                                         "its containers); default: none of them."),
         click.option("--hostname", help="Container host name."),
         click.option("--stop-signal", help="Signal for stop (default: the image's, else SIGTERM)."),
         click.option("--stop-timeout", type=int, default=10, help="Seconds before SIGKILL on stop."),
@@ -56,7 +58,7 @@ def build_options(kw: dict):
         cap_add=tuple(kw["cap_add"]), cap_drop=tuple(kw["cap_drop"]), init=kw["init"],
         stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
         restart=spec.parse_restart(kw["restart"]), ports=tuple(spec.parse_port(p) for p in kw["publish"]),
-        network=kw["network"],
+        network=kw["network"], group=kw["net_group"],
     )
 
 

@@ -59,6 +59,7 @@ def plan_processes(app: str, version: int, commit: str | None, processes: dict[s
                 hostname=f"{app}-{process_type}-{index}"[:63].rstrip("-"),
                 init=True,  # reaps zombies of apps that fork (gunicorn workers, shells)
                 restart=spec.RestartPolicy("on-failure", 10),
+                group=app,  # an app's containers reach each other, not other apps' (network.isolate_apps)
             )
             plans.append(ProcessPlan(process_type, index, container_name(app, process_type, index, version), options))
     return plans
@@ -68,7 +69,7 @@ def one_off(app: str, version: int, commit: str | None, command: str, config: di
             process_type: str) -> spec.RunOptions:
     """A command run once in the new image (release, predeploy, postdeploy), output streamed."""
     return spec.RunOptions(cmd=command_for(command), env=environment(app, version, commit, config, port, process_type),
-                           hostname=f"{app}-{process_type}"[:63].rstrip("-"), init=True)
+                           hostname=f"{app}-{process_type}"[:63].rstrip("-"), init=True, group=app)
 
 
 def address_of(info: dict[str, Any]) -> str | None:

@@ -237,7 +237,8 @@ def _attach_network(ctx: Context, container_id: str, name: str, hostname: str, o
         # only loopback: the host name resolves there
         hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
     else:
-        attachment = network.setup_container_network(ctx.conn, ctx.config, container_id, hostname=hostname)
+        attachment = network.setup_container_network(ctx.conn, ctx.config, container_id, hostname=hostname,
+                                                      group=opts.group)
         netns_path = attachment.netns_path
         resolv = attachment.resolv_conf
         hosts = attachment.hosts

@@ -100,6 +100,7 @@ class RunOptions:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     ports: tuple[PortMapping, ...] = ()
     network: str = "bridge"                    # bridge or none
+    group: str | None = None                   # containers it may reach on the bridge (None: a group of its own)
 
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([bkmg]?)b?$", re.IGNORECASE)

@@ -63,10 +63,10 @@ def nat_rules(ctx) -> list[str]:
 
 
 def test_two_containers_talk_over_the_bridge(ctx, bb_image, bridge_net):
-    server = start(ctx, "httpd", "-f", "-p", "8080", "-h", "/srv", hostname="web")
+    server = start(ctx, "httpd", "-f", "-p", "8080", "-h", "/srv", hostname="web", group="app")
     wait_listening(ctx, server, 8080)
     request = "printf 'GET /keep.txt HTTP/1.0\\r\\n\\r\\n'"
-    code, out = output_of(ctx, "sh", "-c", f"{request} | nc {address(ctx, server)} 8080")
+    code, out = output_of(ctx, "sh", "-c", f"{request} | nc {address(ctx, server)} 8080", group="app")
     assert code == 0 and "200 OK" in out and out.endswith("keep")
     assert nat_rules(ctx)  # egress rules exist while containers run
 
