@@ -139,14 +139,21 @@ def apply_rules(rule_plan: P.RulePlan) -> bool:
     otherwise stale rules of the tag are replaced. Returns True when something changed.
     """
     kind = rule_plan.kind
-    present = list_rules(kind, rule_plan.tag)
+    base: list[tuple[str, ...]] = []
+    if rule_plan.base is not None:  # its own table (nft): one listing tells the rules and the chains present
+        family = P.nft_families(rule_plan.tag)[0]
+        listing = _nft_listing(family)
+        present = [r for r in P.parse_nft_listing(listing or "", family) if P.tag_matches(r.comment, rule_plan.tag)]
+        base = P.missing_base(rule_plan.base, listing)
+    else:
+        present = list_rules(kind, rule_plan.tag)
     if len(present) == len(rule_plan.rules) and all(r.comment == rule_plan.comment for r in present):
         return False
     if rule_plan.base is None:
         ensure_base(kind)
     if kind == P.NFT:
         # one transaction: stale rules go and new ones come, or nothing changes
-        argvs = list(rule_plan.base or ()) + [r.delete_argv for r in present] + list(rule_plan.rules)
+        argvs = base + [r.delete_argv for r in present] + list(rule_plan.rules)
         nftlib.run(P.nft_script(argvs), desc=f"nft: apply rules {rule_plan.tag}")
         return True
     for rule in present:

@@ -655,6 +655,15 @@ def nft_chain_sizes(text: str) -> dict[str, int]:
     return sizes
 
 
+def missing_base(base: Sequence[Sequence[str]], listing: str | None) -> list[tuple[str, ...]]:
+    """The `add table`/`add chain` commands of `base` whose table or chain is not in `listing` (None: no
+    table). Re-adding an existing chain is not free: the kernel commit then waits ~12 ms."""
+    if listing is None:
+        return [tuple(argv) for argv in base]
+    chains = nft_chain_sizes(listing)
+    return [tuple(argv) for argv in base if argv[:3] == ("nft", "add", "chain") and argv[5] not in chains]
+
+
 def emptied_group_chains(sizes: Mapping[str, int], doomed: Sequence[ListedRule]) -> list[tuple[str, ...]]:
     """Commands deleting the bridge table's group chains that `doomed` leaves empty (or that are empty)."""
     left = dict(sizes)
