@@ -225,3 +225,47 @@ def test_members_add_keys_only_for_themselves(world):
     assert _verdict(world, User("bob", "member"), ["ssh-keys:add", "k", "-", "--user", "bob"]) == "ok"
     assert _verdict(world, User("bob", "member"), ["ssh-keys:add", "k", "-", "--user", "alice"]) == \
         "permission denied: bob needs the admin role to act on alice"
+
+
+def test_upgrade_makes_existing_keys_an_admins(tmp_path):
+    """A data root from before users existed: its keys (each could do everything) belong to the admin `admin`."""
+    import sqlite3
+
+    from paas import keys, state
+    from paas.access.store import find_user
+
+    db = tmp_path / "state.db"
+    raw = sqlite3.connect(db, isolation_level=None)
+    for number, _name, sql in state._migration_files():
+        if number > 5:
+            break
+        for statement in state._split_sql(sql):
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 5")
+    raw.execute("INSERT INTO ssh_keys (name, fingerprint, public_key) "
+                "VALUES ('laptop', 'SHA256:x', 'ssh-ed25519 AAAA c')")
+    raw.close()
+    conn = state.connect(db)
+    try:
+        assert find_user(conn, "admin") == User("admin", "admin")
+        assert [(k["name"], k["user"]) for k in keys.list_keys(conn)] == [("laptop", "admin")]
+    finally:
+        conn.close()
+
+
+def test_a_fresh_root_has_no_users(ctx):
+    from paas.access.store import list_users
+
+    assert list_users(ctx.conn) == []
+
+
+def test_the_operator_can_stop_members_creating_apps(world):
+    def verdict(words, create):
+        try:
+            authorize_words(cli, words, User("bob", "member"), world.conn, create)
+        except PermissionDenied as exc:
+            return exc.message
+        return "ok"
+
+    assert verdict(["apps:create", "brand-new"], True) == "ok"
+    assert "members may not" in verdict(["apps:create", "brand-new"], False)
