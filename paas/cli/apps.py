@@ -10,30 +10,16 @@ from . import audit, cli, context, emit_json, json_option, progress, table, user
 from .permissions import needs
 
 APP_ARGUMENT = click.argument("app", metavar="APP")
-MASKED = "********"
 
 
 @cli.command("apps:list")
 @needs("login")
 @json_option
 def list_cmd(as_json):
-    """List apps with their active release and URL."""
-    from .. import apps
-    from ..access.store import visible_apps
-    from ..proxy import app_url, proxy_settings
+    """List the apps you may see with their active release and URL."""
+    from ..services import apps as service
 
-    ctx = context()
-    settings = proxy_settings(ctx.config)
-    rows = []
-    visible = visible_apps(ctx.conn, user())
-    for app in apps.list_apps(ctx.conn):
-        if visible is not None and app["name"] not in visible:
-            continue
-        release = apps.active_release(ctx.conn, app["name"])
-        rows.append({"name": app["name"], "release": f"v{release['version']}" if release else None,
-                     "commit": (release["commit_sha"] or "")[:12] if release else None,
-                     "url": app_url(app["name"], settings) if release else None,
-                     "created_at": app["created_at"]})
+    rows = service.overview(context(), user())
     if as_json:
         emit_json(rows)
         return
@@ -86,37 +72,10 @@ def destroy_cmd(app, force):
 @APP_ARGUMENT
 def info_cmd(as_json, app):
     """Show an app: URL, active release, processes with their state, last deploy, repository."""
-    from .. import apps
-    from ..limits import process_status
-    from ..proxy import app_url, proxy_settings
-    from ..receive import repo_path
-    from ..runtime import containers
+    from ..services import apps as service
 
-    ctx = context()
-    record = apps.get_app(ctx.conn, app)
-    release = apps.active_release(ctx.conn, app)
-    procs = []
-    for row in apps.processes(ctx.conn, app):
-        try:
-            info = containers.inspect(ctx, row["container_id"])
-        except Exception:  # noqa: BLE001 - a container removed by hand shows as gone
-            info = {"status": "gone", "address": None, "name": row["container_id"]}
-        procs.append({"type": row["type"], "index": row["idx"], "release": f"v{row['version']}",
-                      "container": info["name"], "container_id": row["container_id"], "status": process_status(info),
-                      "restarts": info.get("restart_count", 0), "address": info["address"]})
-    data = {
-        "name": app,
-        "url": app_url(app, proxy_settings(ctx.config)),
-        "deploy_branches": list(apps.deploy_branches(record, str(ctx.config.get("deploy.branch", "main")))),
-        "repository": str(repo_path(ctx, app)),
-        "release": None if release is None else {
-            "version": release["version"], "commit": release["commit_sha"], "image": release["image"],
-            "image_digest": release["image_digest"], "processes": release["processes"], "port": release["port"],
-            "deployed_at": release["finished_at"]},
-        "processes": procs,
-        "last_deploy": apps.last_deploy(ctx.conn, app),
-        "created_at": record["created_at"],
-    }
+    data = service.info(context(), app)
+    release, procs = data["release"], data["processes"]
     if as_json:
         emit_json(data)
         return
@@ -125,7 +84,7 @@ def info_cmd(as_json, app):
     echo(f"url:        {data['url'] if release else '(not deployed)'}")
     echo(f"repository: {data['repository']} (deploys from {', '.join(data['deploy_branches'])})")
     if release:
-        echo(f"release:    v{release['version']} commit {(release['commit_sha'] or '')[:12]} "
+        echo(f"release:    v{release['version']} commit {(release['commit'] or '')[:12]} "
              f"image {release['image']} (port {release['port']})")
     deploy = data["last_deploy"]
     if deploy:
@@ -231,18 +190,15 @@ def _echo_pairs(values: dict, as_json: bool) -> None:
 @click.argument("key", required=False)
 def config_get_cmd(as_json, app, key):
     """Show the app's environment (or one KEY). With view access the values are masked (deploy shows them)."""
-    from .. import apps
     from ..errors import NotFound, PermissionDenied
-    from .permissions import level_on
+    from ..services import apps as service
 
-    ctx = context()
-    values = apps.get_config(ctx.conn, app)
     who = user()
-    if level_on(ctx.conn, who, app) == "view":
-        if key:
-            raise PermissionDenied(f"permission denied: {who.name} needs deploy on {app} (has view) to read "
-                                   "config values")
-        values = dict.fromkeys(values, MASKED)
+    ctx = context()
+    values = service.config(ctx, who, app)
+    if key and not service.may_read_values(ctx, who, app):
+        raise PermissionDenied(f"permission denied: {who.name} needs deploy on {app} (has view) to read "
+                               "config values")
     if key:
         if key not in values:
             raise NotFound(f"{app} has no config key {key}", f"see `paas config:get {app}`")
