@@ -21,12 +21,24 @@ SELF = "self"  # acts on the user a parameter names: that user themselves, or an
 INTERNAL = "internal"  # called by paas itself (the git hook): never from a client
 KINDS = (ADMIN, APP, CREATE, LOGIN, SELF, INTERNAL)
 
+# API token scopes, and what each includes: a token may do what its user may AND what its scopes allow
+SCOPES = ("read", "read:sensitive", "deploy", "manage", "admin")
+SCOPE_INCLUDES = {
+    "read": {"read"},
+    "read:sensitive": {"read", "read:sensitive"},  # config values, logs
+    "deploy": {"read", "deploy"},
+    "manage": {"read", "deploy", "manage"},
+    "admin": set(SCOPES),
+}
+
 
 @dataclass(frozen=True)
 class User:
     name: str
     role: str
     local: bool = False  # the host's own operator at a terminal (root): an admin, not a row in the users table
+    scopes: frozenset[str] | None = None  # acting through an API token: what it allows (None: a key or session)
+    token: str | None = None  # that token's name, for messages
 
     @property
     def is_admin(self) -> bool:
@@ -39,6 +51,7 @@ class Need:
     level: str | None = None  # for APP: view, deploy or manage
     param: str = "app"  # for APP/CREATE the app parameter, for SELF the user parameter
     optional: bool = False  # APP: without an app the command lists only what the user may see
+    sensitive: bool = False  # APP view of secrets (logs): an API token needs read:sensitive
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -75,8 +88,28 @@ def level_at_least(held: str | None, wanted: str) -> bool:
     return held is not None and LEVELS.index(held) >= LEVELS.index(wanted)
 
 
+def scope_for(need: Need) -> str | None:
+    """The token scope a need takes (None: no token may)."""
+    if need.kind == INTERNAL:
+        return None
+    if need.kind == APP:
+        return {"view": "read:sensitive" if need.sensitive else "read", "deploy": "deploy",
+                "manage": "manage"}[need.level]
+    return {ADMIN: "admin", CREATE: "deploy", LOGIN: "read", SELF: "admin"}[need.kind]
+
+
+def scopes_allow(scopes: frozenset[str] | None, scope: str) -> bool:
+    return scopes is None or any(scope in SCOPE_INCLUDES.get(s, ()) for s in scopes)
+
+
 def decide(user: User, need: Need, subject: Subject, *, remote: bool = True) -> Decision:
     """May user do what need describes to subject? remote: asked through a client (SSH, API), not by paas."""
+    if user.scopes is not None:
+        scope = scope_for(need)
+        if scope is None:
+            return _deny(f"{user.name} cannot run internal commands")
+        if not scopes_allow(user.scopes, scope):
+            return _deny(f"the token {user.token} of {user.name} lacks the {scope} scope")
     if need.kind == INTERNAL:
         return _allow() if not remote else _deny(f"{user.name} cannot run internal commands")
     if user.is_admin:

@@ -22,7 +22,7 @@ from ..errors import PaasError
 # runs (like pip's lazy command registry: `paas logs` does not import the builder); --help imports them all
 COMMAND_MODULES = {
     "apps": "apps", "ps": "apps", "releases": "apps", "config": "apps", "logs": "apps", "git-hook": "apps",
-    "ssh-keys": "keys", "users": "users", "access": "users", "events": "users",
+    "ssh-keys": "keys", "users": "users", "access": "users", "events": "users", "tokens": "users",
     "buildpacks": "buildpacks", "stacks": "stacks", "build": "build", "images": "images", "container": "containers",
     "init": "init",
     "resource": "resources",

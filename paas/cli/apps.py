@@ -258,7 +258,7 @@ def _apply(ctx, app: str, no_restart: bool) -> None:
 
 
 @cli.command("logs")
-@needs("view")
+@needs("view", sensitive=True)
 @APP_ARGUMENT
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("-n", "--tail", type=int, default=None, help="Only the last N lines of each process.")

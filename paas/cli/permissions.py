@@ -18,37 +18,12 @@ from typing import Any
 import click
 
 from ..access import model
+from ..access.declare import need_of, needs  # noqa: F401 - the commands import needs from here
 from ..access.model import Need, Subject, User
 from ..errors import PermissionDenied
 
 USER_ENV = "PAAS_USER"  # set by paasd's SSH session: the user the client's key belongs to
 VIA_ENV = "PAAS_VIA"  # "ssh" for a command a client asked for; git services (and their hook) leave it unset
-WHATS = ("admin", "create", "login", "self", "internal", *model.LEVELS)
-
-
-def needs(what: str, *, param: str = "app", optional: bool = False) -> Callable:
-    """Declare what a command needs: 'admin' (host-level), 'view'|'deploy'|'manage' on the app its `param`
-    names ('optional': without an app the command shows only what the user may see), 'create' (a new app),
-    'login' (any user; the command scopes itself to the user), 'self' (the user `param` names, default the
-    caller), 'internal' (paas calls it itself; never a client)."""
-    if what not in WHATS:
-        raise ValueError(f"needs({what!r}): use one of {WHATS}")
-    if what in model.LEVELS:
-        need = Need(model.APP, what, param, optional)
-    else:
-        need = Need(what, None, "user" if what == "self" and param == "app" else param)
-
-    def mark(fn: Callable) -> Callable:
-        fn.__paas_need__ = need
-        return fn
-
-    return mark
-
-
-def need_of(command: click.Command) -> Need | None:
-    return getattr(command.callback, "__paas_need__", None)
-
-
 def is_remote() -> bool:
     """A command a client asked for over SSH (not the host's operator, not our own git hook)."""
     return os.environ.get(VIA_ENV) == "ssh"

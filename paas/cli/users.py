@@ -137,3 +137,64 @@ def events_cmd(app, limit, as_json):
 def _detail(detail: dict) -> str:
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in detail.items()
                     if v not in (None, "", []))
+
+
+@cli.command("tokens:create")
+@needs("self", param="owner")
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              type=click.Choice(["read", "read:sensitive", "deploy", "manage", "admin"]),
+              help="What the token may do (repeat): read, read:sensitive (config values, logs), deploy, manage, "
+                   "admin; never more than its user may.")
+@click.option("--expires", default="90d", show_default=True, help="12h, 30d, 2w, or never.")
+@click.option("--user", "owner", metavar="USER", help="Whose token (default: yourself; admins: anyone's).")
+@json_option
+def tokens_create(name, scopes, expires, owner, as_json):
+    """Make an API token (Authorization: Bearer TOKEN); it is printed once and stored only as a hash."""
+    from ..access.store import ensure_user
+    from ..access.tokens import create, parse_expiry
+
+    who = user()
+    ctx = context()
+    if owner is None:
+        owner = "admin" if who.local else who.name
+        if who.local:
+            ensure_user(ctx.conn, owner, "admin")
+    text, record = create(ctx.conn, owner, name, list(scopes), parse_expiry(expires))
+    audit("token.create", None, token=record["id"], name=name, user=owner, scopes=record["scopes"])
+    if as_json:
+        emit_json({**record, "token": text})
+        return
+    click.echo(text)
+    click.echo(f"token {record['id']} ({name}) for {owner}: {' '.join(record['scopes'])}, expires "
+               f"{record['expires_at'] or 'never'}; copy it now, it is not shown again", err=True)
+
+
+@cli.command("tokens:list")
+@needs("login")
+@click.option("--user", "owner", metavar="USER", help="Only USER's tokens (members see only their own).")
+@json_option
+def tokens_list(owner, as_json):
+    """List API tokens (never their secrets): id, user, name, scopes, expiry, last use."""
+    from ..access.tokens import list_tokens
+
+    who = user()
+    rows = list_tokens(context().conn, owner if who.is_admin else who.name)
+    if as_json:
+        emit_json(rows)
+        return
+    table([(r["id"], r["user"], r["name"], " ".join(r["scopes"]), r["expires_at"] or "never",
+            r["last_used_at"] or "-") for r in rows], ("ID", "USER", "NAME", "SCOPES", "EXPIRES", "LAST USED"))
+
+
+@cli.command("tokens:revoke")
+@needs("login")
+@click.argument("token_id", metavar="ID")
+def tokens_revoke(token_id):
+    """Revoke an API token at once (members: one of their own)."""
+    from ..access.tokens import revoke
+
+    who = user()
+    record = revoke(context().conn, token_id, None if who.is_admin else who.name)
+    audit("token.revoke", None, token=token_id, user=record["user"])
+    click.echo(f"revoked token {token_id} ({record['name']}) of {record['user']}")

@@ -80,11 +80,12 @@ def config(ctx: Context, user: User, app: str) -> dict[str, str]:
 
 
 def may_read_values(ctx: Context, user: User, app: str) -> bool:
-    """Config values are for deployers and above; viewers see the keys."""
-    from ..access.model import level_at_least
+    """Config values are for deployers and above (through an API token: with the read:sensitive scope); viewers
+    see the keys."""
+    from ..access.model import level_at_least, scopes_allow
     from ..access.service import level_on
 
-    return level_at_least(level_on(ctx.conn, user, app), "deploy")
+    return level_at_least(level_on(ctx.conn, user, app), "deploy") and scopes_allow(user.scopes, "read:sensitive")
 
 
 MASKED = "********"
