@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "registries": {},
     # paasd's SSH server: git push and CLI commands, key authentication only
     "ssh": {"listen": "0.0.0.0", "port": 2222},
+    # paasd's HTTP API (/api/v1, API tokens); port 0 turns it off
+    "api": {"listen": "127.0.0.1", "port": 2280},
     # cgroup limits of containers (paas.limits); memory as 512m/2g or bytes, cpus as a number, null: none
     "resources": {
         "defaults": {"memory": "512m", "cpus": 1, "pids": 4096},   # app processes, unless resource:limit
@@ -243,6 +245,9 @@ build:
 ssh:
   listen: 0.0.0.0
   port: 2222                    # git remote: ssh://paas@HOST:2222/APP
+api:
+  listen: 127.0.0.1             # paasd's HTTP API (/api/v1, `paas tokens:create`)
+  port: 2280                    # 0: off
 resources:                      # container cgroup limits; memory 512m/2g, cpus a number, null: no limit
   defaults:                     # app processes (resource:limit APP [--process-type T] overrides)
     memory: 512m

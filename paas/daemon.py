@@ -102,11 +102,21 @@ def _serve(ctx) -> None:
     server = SSHServer(lambda: Context(ctx.paths), listen, port, banner=None)
     server.start()
     click.echo(f"paasd: SSH on {listen}:{server.port} (git push ssh://paas@HOST:{server.port}/APP)", nl=True)
+    api = None
+    if int(ctx.config.get("api.port", 2280)):
+        from .web.server import ApiServer
+
+        api = ApiServer(lambda: Context(ctx.paths), str(ctx.config.get("api.listen", "127.0.0.1")),
+                        int(ctx.config.get("api.port", 2280)))
+        api.start()
+        click.echo(f"paasd: HTTP API on http://{api.listen}:{api.port}/api/v1 (tokens: paas tokens:create)")
     sys.stdout.flush()
     try:
         while not stop.wait(1):
             pass
     finally:
+        if api is not None:
+            api.stop()
         server.stop()
         click.echo("paasd: stopped")
 

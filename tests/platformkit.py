@@ -37,6 +37,7 @@ class Platform:
     root: Path = field(init=False)
     ssh_port: int = field(init=False)
     http_port: int = field(init=False)
+    api_port: int = field(init=False)
     key: Path = field(init=False)
     paasd: subprocess.Popen | None = None
     paasd_log: Path = field(init=False)
@@ -45,6 +46,7 @@ class Platform:
         self.root = self.base / "paas-root"
         self.ssh_port = free_port()
         self.http_port = free_port()
+        self.api_port = free_port()
         self.paasd_log = self.base / "paasd.log"
         self.key = self.base / "keys" / "id_ed25519"
         self.env = {**os.environ, "PAAS_ROOT": str(self.root),
@@ -59,6 +61,7 @@ class Platform:
         with open(self.root / "paas.yml", "a") as fh:
             fh.write(f"network:\n  bridge: pe{secrets.token_hex(3)}\n  subnet: {subnet}\n"
                      f"ssh:\n  listen: 127.0.0.1\n  port: {self.ssh_port}\n"
+                     f"api:\n  listen: 127.0.0.1\n  port: {self.api_port}\n"
                      f"proxy:\n  listen: 127.0.0.1\n  http_port: {self.http_port}\n"
                      "deploy:\n  drain_s: 0.2\n  health_timeout_s: 60\n  keep_releases: 2\n")
         self.key.parent.mkdir(parents=True)

@@ -197,3 +197,35 @@ def test_every_command_over_ssh_for_a_member_without_access(platform, people, al
         assert need.kind in (model.LOGIN, model.SELF)
         assert "permission denied" not in result.stderr, (words, result.stderr)
     assert platform.get(app)[0] == 200
+
+
+def test_the_http_api_applies_the_same_rules(platform, people, alices_app):
+    """paasd's API (waitress on loopback) with tokens made by the CLI: alice's app for alice, 404 for bob."""
+    import urllib.error
+    import urllib.request
+
+    app, _ = alices_app
+
+    def get(path: str, token: str) -> tuple[int, object]:
+        request = urllib.request.Request(f"http://127.0.0.1:{platform.api_port}/api/v1{path}",
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    tokens = {}
+    for name in ("alice", "bob"):
+        created = platform.ssh("tokens:create", f"{name}-ci", "--scope", "read", "--json", key=people[name])
+        assert created.returncode == 0, created.stderr
+        tokens[name] = json.loads(created.stdout)["token"]
+    status, body = get("/apps", tokens["alice"])
+    assert status == 200 and app in [a["name"] for a in body]
+    status, body = get(f"/apps/{app}", tokens["alice"])
+    assert status == 200 and body["release"]["version"] >= 1 and body["processes"][0]["status"] == "running"
+    assert get(f"/apps/{app}/config", tokens["alice"])[1]["SECRET_TOKEN"] == "********"  # no read:sensitive
+    assert get(f"/apps/{app}", tokens["bob"]) == (404, {"error": f"no app named {app}"})
+    assert get("/apps", "paas_000000000000_" + "x" * 43)[0] == 401
+    listed = json.loads(platform.ssh("tokens:list", "--json", key=people["bob"]).stdout)
+    assert [t["name"] for t in listed] == ["bob-ci"] and "token" not in listed[0]

@@ -1,0 +1,49 @@
+"""paasd's HTTP listener: the Flask app under waitress (a production WSGI server) in a background thread, on the
+loopback address by default (`api.listen`, `api.port`; nginx will publish it at paas.DOMAIN)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..context import Context
+
+log = logging.getLogger("paas.web")
+
+
+class ApiServer:
+    def __init__(self, ctx_factory: Callable[[], Context], listen: str = "127.0.0.1", port: int = 2280,
+                 threads: int = 4):
+        self.ctx_factory = ctx_factory
+        self.listen = listen
+        self.port = port
+        self.threads = threads
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind (port 0: any free port, see .port) and serve in a thread."""
+        from waitress import create_server
+
+        from . import create_app
+
+        self._server = create_server(create_app(self.ctx_factory), host=self.listen, port=self.port,
+                                     threads=self.threads, ident="paasd", clear_untrusted_proxy_headers=True)
+        self.port = int(self._server.getsockname()[1])
+        self._thread = threading.Thread(target=self._server.run, name="paas-api", daemon=True)
+        self._thread.start()
+        log.info("HTTP API on %s:%d", self.listen, self.port)
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        from waitress import wasyncore
+
+        self._server.task_dispatcher.shutdown()
+        wasyncore.close_all(self._server._map)  # the loop ends once its map is empty
+        if self._thread is not None:
+            self._thread.join(10)
+        self._server = None
