@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 def overview(ctx: Context, user: User) -> list[dict[str, Any]]:
-    """Every app user may see: name, active release, commit, URL, when it was created."""
+    """Every app user may see: name, state (running, deploying, crashed, stopped, failed, new), active release,
+    commit, URL, process counts per type, the last deploy (when, by whom, how long), when it was created."""
     from ..access.store import visible_apps
     from ..proxy import app_url, proxy_settings
 
@@ -25,11 +26,58 @@ def overview(ctx: Context, user: User) -> list[dict[str, Any]]:
         if visible is not None and app["name"] not in visible:
             continue
         release = apps.active_release(ctx.conn, app["name"])
-        rows.append({"name": app["name"], "release": f"v{release['version']}" if release else None,
+        procs = processes(ctx, app["name"]) if release else []
+        deploy = last_deploy(ctx, app["name"])
+        rows.append({"name": app["name"], "state": app_state(release is not None, procs, deploy),
+                     "release": f"v{release['version']}" if release else None,
                      "commit": (release["commit_sha"] or "")[:12] if release else None,
                      "url": app_url(app["name"], settings) if release else None,
+                     "processes": process_counts(procs), "last_deploy": deploy,
                      "created_at": app["created_at"]})
     return rows
+
+
+def app_state(released: bool, procs: list[dict[str, Any]], deploy: dict[str, Any] | None) -> str:
+    """deploying (a deploy runs now), failed (the only deploys failed), new (never deployed), crashed (a process
+    of the active release is not running), stopped (scaled to zero), else running."""
+    if deploy and deploy["status"] == "running":
+        return "deploying"
+    if not released:
+        return "failed" if deploy and deploy["status"] in ("failed", "interrupted") else "new"
+    if any(p["status"] != "running" for p in procs):
+        return "crashed"
+    return "running" if procs else "stopped"
+
+
+def process_counts(procs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """{type: {"running": n, "total": n}} for the active release's processes."""
+    counts: dict[str, dict[str, int]] = {}
+    for p in procs:
+        entry = counts.setdefault(p["type"], {"running": 0, "total": 0})
+        entry["total"] += 1
+        entry["running"] += p["status"] == "running"
+    return counts
+
+
+def last_deploy(ctx: Context, app: str) -> dict[str, Any] | None:
+    """The app's newest deploy: version, status, phase, when it started and finished, how long it took (s) and
+    who started it (the newest push, rollback or config event since it began)."""
+    from datetime import datetime
+
+    row = apps.last_deploy(ctx.conn, app)
+    if row is None:
+        return None
+    seconds = None
+    if row["finished_at"]:
+        started, finished = (datetime.fromisoformat(row[k].replace("Z", "+00:00")) for k in ("started_at",
+                                                                                            "finished_at"))
+        seconds = round((finished - started).total_seconds(), 1)
+    push = ctx.conn.execute("SELECT actor FROM events WHERE app = ? AND action IN ('push', 'rollback', 'config.set', "
+                            "'config.unset', 'resource.limit') AND at >= ? "
+                            "ORDER BY id DESC LIMIT 1", (app, row["started_at"][:19])).fetchone()
+    return {"version": row["version"], "status": row["status"], "phase": row["phase"],
+            "commit": (row["commit_sha"] or "")[:12] or None, "started_at": row["started_at"],
+            "finished_at": row["finished_at"], "seconds": seconds, "by": push["actor"] if push else None}
 
 
 def info(ctx: Context, app: str) -> dict[str, Any]:
@@ -69,6 +117,7 @@ def processes(ctx: Context, app: str) -> list[dict[str, Any]]:
         out.append({"type": row["type"], "index": row["idx"], "release": f"v{row['version']}",
                     "container": container["name"], "container_id": row["container_id"],
                     "status": process_status(container), "restarts": container.get("restart_count", 0),
+                    "oom_kills": container.get("oom_kills", 0), "started_at": container.get("started_at"),
                     "address": container["address"]})
     return out
 

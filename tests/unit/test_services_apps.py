@@ -63,3 +63,24 @@ def test_the_cli_prints_the_same_facts(deployed):
     assert "web.1  v1  gone" in text
     assert json.loads(run_paas("apps:info", "shop", "--json").stdout) == json.loads(json.dumps(
         service.info(deployed, "shop")))
+
+
+def test_overview_states_process_counts_and_last_deploy(deployed):
+    with state.transaction(deployed.conn):
+        deployed.conn.execute("INSERT INTO deploys (app, version, commit_sha, phase, status, started_at, finished_at) "
+                              "VALUES ('shop', 1, ?, 'done', 'succeeded', '2026-01-01T00:00:00.000Z', "
+                              "'2026-01-01T00:00:12.500Z')", ("a" * 40,))
+        deployed.conn.execute("INSERT INTO events (at, actor, app, action) VALUES ('2026-01-01T00:00:13Z', 'vera', "
+                              "'shop', 'push')")
+        deployed.conn.execute("INSERT INTO deploys (app, status) VALUES ('other', 'failed')")
+    rows = {r["name"]: r for r in service.overview(deployed, ADMIN)}
+    assert rows["shop"]["state"] == "crashed"  # its one process container is gone
+    assert rows["shop"]["processes"] == {"web": {"running": 0, "total": 1}}
+    assert rows["shop"]["last_deploy"] | {"started_at": None, "finished_at": None} == {
+        "version": 1, "status": "succeeded", "phase": "done", "commit": "a" * 12, "started_at": None,
+        "finished_at": None, "seconds": 12.5, "by": "vera"}
+    assert (rows["other"]["state"], rows["other"]["processes"]) == ("failed", {})
+    assert service.app_state(True, [{"status": "running"}], None) == "running"
+    assert service.app_state(True, [], None) == "stopped"
+    assert service.app_state(False, [], None) == "new"
+    assert service.app_state(True, [], {"status": "running"}) == "deploying"
