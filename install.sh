@@ -44,6 +44,13 @@ if ! grep -qF "\"$fingerprint\"" <<<"$keys"; then
   paas ssh-keys:add "$name" "$key.pub"
 fi
 
+# the dashboard (served by paasd with the API): the admin's password, made and printed once
+api_port=$(setting api.port)
+if [ "$api_port" != 0 ] && password=$(paas users:passwd admin --generate --keep-existing) && [ -n "$password" ]; then
+  echo "-----> dashboard: http://$(setting api.listen):$api_port/ user admin, password: $password"
+  echo "       (shown once; change it with: paas users:passwd admin)"
+fi
+
 # the demo app, pushed like any app: git over SSH to paasd, which builds, starts and routes it
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

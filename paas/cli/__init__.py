@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "buildpacks": "buildpacks", "stacks": "stacks", "build": "build", "images": "images", "container": "containers",
     "init": "init",
     "resource": "resources",
+    "users:passwd": "passwd",  # a whole command name wins over its group's module
 }
 
 
@@ -63,7 +64,7 @@ class PaasGroup(click.Group):
 
 
 def _module_of(name: str) -> str | None:
-    return COMMAND_MODULES.get(name.split(":", 1)[0])
+    return COMMAND_MODULES.get(name) or COMMAND_MODULES.get(name.split(":", 1)[0])
 
 
 @click.group(cls=PaasGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -104,7 +104,8 @@ def test_internal_and_host_level_commands():
     for prefix in ("container:", "images", "build", "stacks", "users:", "init"):
         assert any(n.startswith(prefix) for n in host_level), prefix
     assert not any(n.startswith(("container:", "images", "stacks", "users:")) for n in COMMANDS
-                   if n not in host_level)
+                   if n not in host_level and n != "users:passwd")  # a member sets their own password
+    assert need_of(COMMANDS["users:passwd"]).kind == model.SELF
 
 
 # -- the dispatcher's check for the whole registry ---------------------------------------------------------------
@@ -136,7 +137,7 @@ def _words(name: str, app: str) -> list[str]:
             continue
         if param.name == need.param and need.kind in (model.APP, model.CREATE):
             words.append(app)
-        elif param.required or param.name == need.param:
+        elif param.required or (param.name == need.param and need.kind != model.SELF):  # SELF: default, oneself
             words.extend(["KEY=1"] if param.nargs == -1 else ["x"] * max(param.nargs, 1))
     return words
 
