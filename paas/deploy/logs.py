@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from .. import apps
 from ..context import Context, open_context
@@ -68,3 +70,70 @@ def print_deploy_log(ctx: Context, app: str, *, tail: int | None) -> None:
     text = path.read_text(errors="replace").splitlines()
     for line in text[-tail:] if tail else text:
         click.echo(line)
+
+
+# -- the history of processes that are gone ---------------------------------------------------------------------
+
+KEEP_ARCHIVED = 50  # per app: the logs of this many removed process containers are kept
+
+
+def archive_dir(ctx: Context, app: str) -> Path:
+    return ctx.paths.logs / app / "processes"
+
+
+def archive_process_log(ctx: Context, row: dict) -> Path | None:
+    """Keep a process container's log (hard links to its rotated files; a copy across filesystems) under
+    logs/APP/processes/ before the container is removed, with what it ran (meta.json); the oldest go beyond
+    KEEP_ARCHIVED. Rows without app/type/idx/version (ad hoc removals) are skipped. Never raises."""
+    import json
+    import logging
+    import shutil
+    import time
+
+    from ..runtime import containers
+    from ..runtime.logs import log_files
+
+    if not all(k in row for k in ("app", "type", "idx", "version")):
+        return None
+    try:
+        log = containers.paths_for(ctx, row["container_id"]).log
+        files = log_files(log)
+        if not files:
+            return None
+        base = archive_dir(ctx, row["app"])
+        target = base / f"{time.time_ns()}-{row['container_id'][:12]}"
+        target.mkdir(parents=True)
+        for path in files:
+            try:
+                os.link(path, target / path.name)
+            except OSError:
+                shutil.copy2(path, target / path.name)
+        (target / "meta.json").write_text(json.dumps({
+            "container_id": row["container_id"], "type": row["type"], "idx": row["idx"],
+            "version": row["version"]}))
+        old = sorted((p for p in base.iterdir() if p.name.split("-")[0].isdigit()),
+                     key=lambda p: int(p.name.split("-")[0]))
+        for stale in old[:-KEEP_ARCHIVED]:
+            shutil.rmtree(stale, ignore_errors=True)
+        return target
+    except Exception as exc:  # noqa: BLE001 - losing history must not stop a removal
+        logging.getLogger("paas.deploy").warning("archiving the log of %s: %s", row.get("container_id"), exc)
+        return None
+
+
+def archived_process_logs(ctx: Context, app: str) -> list[dict]:
+    """The kept logs of removed processes, oldest first: container_id, type, idx, version, log (Path)."""
+    import json
+
+    base = archive_dir(ctx, app)
+    if not base.is_dir():
+        return []
+    out = []
+    for entry in sorted((p for p in base.iterdir() if p.name.split("-")[0].isdigit()),
+                        key=lambda p: int(p.name.split("-")[0])):
+        try:
+            meta = json.loads((entry / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        out.append({**meta, "log": entry / "container.log"})
+    return out

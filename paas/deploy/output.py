@@ -33,11 +33,25 @@ class Output:
     def __init__(self, stream: TextIO | None = None, log_path: Path | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.log = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115 - closed in close()
+        self.extra: list[TextIO] = []  # a deploy's own log (paas.deploy.pipeline): added and removed by it
         self.started = time.monotonic()
+
+    def tee(self, path: Path) -> TextIO:
+        """Also write to path (one deploy's log) until untee(the returned handle)."""
+        handle = open(path, "a", buffering=1)  # noqa: SIM115 - closed in untee()
+        self.extra.append(handle)
+        return handle
+
+    def untee(self, handle: TextIO) -> None:
+        if handle in self.extra:
+            self.extra.remove(handle)
+        handle.close()
 
     def _write(self, text: str) -> None:
         if self.log:
             self.log.write(text)
+        for handle in self.extra:
+            handle.write(text)
         try:
             self.stream.write(text)
             self.stream.flush()

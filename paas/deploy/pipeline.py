@@ -44,6 +44,9 @@ class Deploy:
     started: list[str] | None = None  # container ids of the new release
     phase_started: float = 0.0
     timings: dict[str, float] | None = None
+    actor: str | None = None  # who started it (the pusher, an API user); None: PAAS_USER, else unknown
+    kind: str = "push"  # push, redeploy, rollback, config, restart
+    log: Any = None  # this deploy's own log file (deploy_log_file), open while it runs
 
     def phase(self, name: str) -> None:
         now = time.monotonic()
@@ -70,13 +73,44 @@ def deploy_log_path(ctx: Context, app: str) -> Path:
     return ctx.paths.logs / app / "deploy.log"
 
 
-def deploy_commit(ctx: Context, app: str, commit: str, out: Output) -> dict[str, Any]:
+KEEP_DEPLOY_LOGS = 100  # per app: older deploys' own logs go (deploy.log keeps its rotated tail)
+
+
+def deploy_log_file(ctx: Context, app: str, deploy_id: int) -> Path:
+    """One deploy's own log (what it printed, as in deploy.log); <id>.json beside it says who started it and how."""
+    return ctx.paths.logs / app / "deploys" / f"{deploy_id}.log"
+
+
+def _open_deploy_log(run: Deploy) -> None:
+    path = deploy_log_file(run.ctx, run.app, run.deploy_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps({"actor": run.actor, "kind": run.kind}))
+    run.log = run.out.tee(path)
+    with state.transaction(run.ctx.conn):
+        run.ctx.conn.execute("UPDATE deploys SET log_path = ? WHERE id = ?", (str(path), run.deploy_id))
+    old = sorted((p for p in path.parent.glob("*.log") if p.stem.isdigit()), key=lambda p: int(p.stem))
+    for stale in old[:-KEEP_DEPLOY_LOGS]:
+        stale.unlink(missing_ok=True)
+        stale.with_suffix(".json").unlink(missing_ok=True)
+
+
+def _close_deploy_log(run: Deploy) -> None:
+    if run.log is not None:
+        run.out.untee(run.log)
+        run.log = None
+
+
+def deploy_commit(ctx: Context, app: str, commit: str, out: Output, *, actor: str | None = None,
+                  kind: str = "push", on_begin=None) -> dict[str, Any]:
     """Deploy `commit` of the app's repository; returns the new active release. Raises DeployError (or
-    DeployAborted) after undoing its own work when anything fails."""
+    DeployAborted) after undoing its own work when anything fails. on_begin(deploy_id, version) is called once
+    the deploy is recorded (after waiting for the app's lock)."""
     apps.get_app(ctx.conn, app)
     with deploy_lock(ctx, app, out):
-        run = Deploy(ctx, app, commit, out, started=[], timings={})
+        run = Deploy(ctx, app, commit, out, started=[], timings={}, actor=actor, kind=kind)
         _begin(run)
+        if on_begin is not None:
+            on_begin(run.deploy_id, run.version)
         try:
             release = _run(run)
         except BaseException as exc:
@@ -87,6 +121,7 @@ def deploy_commit(ctx: Context, app: str, commit: str, out: Output) -> dict[str,
                 raise DeployError(f"deploy of {app} failed: {type(exc).__name__}: {exc}") from exc
             raise
         finally:
+            _close_deploy_log(run)
             if run.workdir is not None:
                 shutil.rmtree(run.workdir, ignore_errors=True)
         return release
@@ -104,6 +139,9 @@ def _begin(run: Deploy, config: dict[str, str] | None = None) -> None:
         cur = conn.execute("INSERT INTO deploys (app, version, commit_sha, pid, log_path) VALUES (?, ?, ?, ?, ?)",
                            (run.app, run.version, run.commit, os.getpid(), str(deploy_log_path(run.ctx, run.app))))
         run.deploy_id = cur.lastrowid
+    if run.actor is None:
+        run.actor = os.environ.get("PAAS_USER") or None  # the SSH session's user (the git hook, CLI over SSH)
+    _open_deploy_log(run)
     run.phase_started = time.monotonic()
 
 
@@ -168,21 +206,29 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
     return apps.active_release(ctx.conn, app)
 
 
-def rollback(ctx: Context, app: str, version: int | None, out: Output) -> dict[str, Any]:
+def rollback(ctx: Context, app: str, version: int | None, out: Output, *, actor: str | None = None) -> dict[str, Any]:
     """A new release running an earlier release's image with that release's config (Heroku's rollback); the
     target defaults to the newest superseded release whose image is still kept (deploy.keep_releases)."""
     return _relaunch(ctx, app, out, lambda: _rollback_target(ctx, app, version), use_target_config=True,
-                     says="Rolling {app} back to v{target} as v{version}")
+                     says="Rolling {app} back to v{target} as v{version}", actor=actor, kind="rollback")
 
 
-def apply_config(ctx: Context, app: str, out: Output, what: str = "the new config") -> dict[str, Any] | None:
+def apply_config(ctx: Context, app: str, out: Output, what: str = "the new config", *,
+                 actor: str | None = None) -> dict[str, Any] | None:
     """The active release's image with the app's current config, as a new release (what config:set and
     resource:limit do, like Heroku and Dokku); None when the app has no active release yet (the next push uses
     the config). what: the change, for the progress line."""
     if apps.active_release(ctx.conn, app) is None:
         return None
     return _relaunch(ctx, app, out, lambda: _active_target(ctx, app), use_target_config=False,
-                     says=f"Restarting {{app}} v{{target}} with {what} as v{{version}}")
+                     says=f"Restarting {{app}} v{{target}} with {what} as v{{version}}", actor=actor, kind="config")
+
+
+def restart(ctx: Context, app: str, out: Output, *, actor: str | None = None) -> dict[str, Any]:
+    """Every process of the app anew: the active release's image and the app's config as a new release, started,
+    health-checked and switched to before the old containers drain (zero downtime for web)."""
+    return _relaunch(ctx, app, out, lambda: _active_target(ctx, app), use_target_config=False,
+                     says="Restarting {app} v{target} as v{version}", actor=actor, kind="restart")
 
 
 def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[str, int]:
@@ -242,14 +288,15 @@ def _active_target(ctx: Context, app: str) -> dict[str, Any]:
     return active
 
 
-def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config: bool, says: str) -> dict[str, Any]:
+def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config: bool, says: str,
+              actor: str | None = None, kind: str = "config") -> dict[str, Any]:
     """A new release from an existing release's image (no build): its source only for app.json."""
     from ..detect import configured_stacks, detect
 
     apps.get_app(ctx.conn, app)
     with deploy_lock(ctx, app, out):
         target = choose()  # under the lock: what is active cannot change meanwhile
-        run = Deploy(ctx, app, target["commit_sha"], out, started=[], timings={})
+        run = Deploy(ctx, app, target["commit_sha"], out, started=[], timings={}, actor=actor, kind=kind)
         _begin(run, config=target["config"] if use_target_config else None)
         try:
             out.step(says.format(app=app, target=target["version"], version=run.version))
@@ -262,6 +309,7 @@ def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config:
             _undo(run, exc)
             raise
         finally:
+            _close_deploy_log(run)
             if run.workdir is not None:
                 shutil.rmtree(run.workdir, ignore_errors=True)
 
@@ -496,8 +544,10 @@ def remove_processes(ctx: Context, rows: list[dict[str, Any]]) -> None:
     """Stop (StopSignal, then SIGKILL after the timeout) and remove these app process containers."""
     from ..errors import NotFound
     from ..runtime import containers
+    from .logs import archive_process_log
 
     for row in rows:
+        archive_process_log(ctx, row)  # the app's log history outlives its containers
         try:
             containers.remove(ctx, row["container_id"], force=True)
         except NotFound:

@@ -8,6 +8,7 @@ access to answers 404 exactly like an app that does not exist; a level or scope 
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
@@ -43,8 +44,8 @@ def _authorize():
     if need is None:
         return error_body(403, "permission denied: this route declares no permission")
     app = (request.view_args or {}).get(need.param)
-    if app is None and need.kind == model.CREATE:
-        app = (request.get_json(silent=True) or {}).get("name")
+    if app is None and need.kind in (model.CREATE, model.SELF):
+        app = (request.get_json(silent=True) or {}).get(need.param)
     decision, level = _decide(user, need, app)
     if decision.allowed:
         return None
@@ -60,6 +61,8 @@ def _decide(user: model.User, need: Need, app: Any) -> tuple[model.Decision, str
 
     if isinstance(app, str) and need.kind in (model.APP, model.CREATE):
         found = subject(context().conn, user, app, bool(context().config.get("access.members_create_apps", True)))
+    elif need.kind == model.SELF:
+        found = Subject(target_user=app if isinstance(app, str) else None)
     else:
         found = Subject(app=app)
     return model.decide(user, need, found), found.level
@@ -170,7 +173,7 @@ def rollback(app):
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise UserError("version must be a release number", 'send {"version": 3}')
     out, buffer = _output()
-    release = relaunch(context(), app, version, out)
+    release = relaunch(context(), app, version, out, actor=g.user.name)
     _audit("rollback", app, to=version or "previous")
     return jsonify({"version": release["version"], "output": buffer.getvalue().splitlines()})
 
@@ -208,7 +211,7 @@ def change_config(app):
     release = None
     out, buffer = _output()
     if restart and (to_set or to_unset):
-        release = apply_config(ctx, app, out)
+        release = apply_config(ctx, app, out, actor=g.user.name)
     return jsonify({"keys": sorted(apps.get_config(ctx.conn, app)),
                     "release": release["version"] if release else None, "output": buffer.getvalue().splitlines()})
 
@@ -245,13 +248,49 @@ def scale(app):
 @api.get("/apps/<app>/logs")
 @needs("view", sensitive=True)
 def logs(app):
-    """The last lines of the app's processes (?tail=N, default 100, at most 10000)."""
-    from ..deploy.logs import follow_app_logs
+    """The app's log history across deploys, oldest first: the newest ?tail=N lines (default 100) older than
+    ?before=<line id> (page back with the answer's `before`), not older than ?since= (10m or RFC 3339),
+    ?type=web for one process type."""
+    from ..services import logs as service
 
-    tail = _int_arg("tail", 100, 1, 10000)
-    lines: list[str] = []
-    follow_app_logs(context(), app, follow=False, tail=tail, emit=lines.append)
-    return jsonify(lines[-tail:])
+    return jsonify(service.history(context(), app, tail=_int_arg("tail", 100, 1, 10000),
+                                   before=request.args.get("before"), since=request.args.get("since"),
+                                   process_type=request.args.get("type") or None))
+
+
+@api.get("/apps/<app>/logs/stream")
+@needs("view", sensitive=True)
+def log_stream(app):
+    """Server-Sent Events: each log line one `data:` event (JSON) with the line's id; ?tail=N lines of history
+    first, Last-Event-ID (or ?after=) resumes after a line; a comment every 15 s keeps the connection; ends when
+    the client goes."""
+    from flask import Response, current_app
+
+    from ..services import logs as service
+
+    apps.get_app(context().conn, app)
+    after = request.headers.get("Last-Event-ID") or request.args.get("after")
+    if after:
+        service.check_cursor(after, "after")
+    backlog = _int_arg("tail", 0, 0, 10000)
+    gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
+    lines = service.stream(current_app.extensions["paas.ctx_factory"], app, process_type=request.args.get("type")
+                           or None, after=after, backlog=backlog, gone=gone,
+                           heartbeat=float(current_app.config.get("SSE_HEARTBEAT_S", 15)))
+
+    def events():
+        yield ": paas log stream\n\n"  # sent at once: the client knows it is connected
+        try:
+            for line in lines:
+                if line is None:
+                    yield ": keep-alive\n\n"
+                else:
+                    yield f"id: {line['id']}\ndata: {json.dumps(line)}\n\n"
+        finally:
+            lines.close()
+
+    return Response(events(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @api.get("/apps/<app>/events")
@@ -280,6 +319,347 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise UserError(f"{name} must be a number from {low} to {high}", f"e.g. ?{name}={default}")
     return int(raw)
+
+
+# -- deploys ------------------------------------------------------------------------------------------------------
+
+@api.get("/apps/<app>/deploys")
+@needs("view")
+def deploys(app):
+    """The app's deploys, newest first (?limit=N): id, version, commit, kind, who, status, phase, times."""
+    from ..services import deploys as service
+
+    return jsonify(service.list_deploys(context(), app, _int_arg("limit", 100, 1, 10000)))
+
+
+@api.get("/apps/<app>/deploys/<int:deploy_id>")
+@needs("view")
+def deploy(app, deploy_id):
+    """One deploy (poll it while it runs)."""
+    from ..services import deploys as service
+
+    apps.get_app(context().conn, app)
+    return jsonify(service.get_deploy(context(), app, deploy_id))
+
+
+@api.get("/apps/<app>/deploys/<int:deploy_id>/log")
+@needs("view", sensitive=True)
+def deploy_log(app, deploy_id):
+    """What the deploy printed (build steps included) from byte ?offset= on; while it runs, ask again from the
+    answer's next_offset."""
+    from ..services import deploys as service
+
+    apps.get_app(context().conn, app)
+    return jsonify(service.deploy_log(context(), app, deploy_id, _int_arg("offset", 0, 0, 1 << 40)))
+
+
+@api.post("/apps/<app>/deploys")
+@needs("deploy")
+def redeploy(app):
+    """Build and deploy the active release's commit again, as a push would ({"wait": true}: answer when it is
+    done, 200 with its output; default: 202 once it started, follow it at /deploys/<id>)."""
+    from flask import current_app
+
+    from ..services import deploys as service
+
+    body = request.get_json(silent=True) or {}
+    if not isinstance(body, dict) or not isinstance(body.get("wait", False), bool):
+        raise UserError("wait must be true or false", 'send {"wait": true}')
+    ctx = context()
+    if body.get("wait"):
+        buffer = io.StringIO()
+        result = service.redeploy(ctx, app, g.user.name, buffer)
+        _audit("redeploy", app, commit=result["commit"][:12], deploy=result["deploy"])
+        return jsonify({**result, "status": "succeeded", "output": buffer.getvalue().splitlines()})
+    result = service.start_redeploy(current_app.extensions["paas.ctx_factory"], ctx, app, g.user.name)
+    _audit("redeploy", app, commit=result["commit"][:12], deploy=result["deploy"])
+    return jsonify(result), 202
+
+
+# -- processes: restart -------------------------------------------------------------------------------------------
+
+@api.post("/apps/<app>/processes/restart")
+@needs("deploy")
+def restart(app):
+    """Restart the app ({"type": "worker"} for one type): all of it, or web, as a new release with zero downtime;
+    another type's containers in place."""
+    from ..services import processes as service
+
+    body = request.get_json(silent=True) or {}
+    kind = body.get("type") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or (kind is not None and not isinstance(kind, str)):
+        raise UserError("type must be a process type", 'send {"type": "web"}')
+    out, buffer = _output()
+    result = service.restart(context(), app, out, kind, actor=g.user.name)
+    _audit("restart", app, type=kind or "all", release=result["release"])
+    return jsonify({**result, "output": buffer.getvalue().splitlines()})
+
+
+# -- users, access, tokens ----------------------------------------------------------------------------------------
+
+@api.get("/users")
+@needs("admin")
+def users():
+    """Users: role, number of SSH keys and of apps they have access to."""
+    from ..access.store import list_users
+
+    return jsonify(list_users(context().conn))
+
+
+@api.post("/users")
+@needs("admin")
+def add_user():
+    """Add a user ({"name": "alice", "role": "member"})."""
+    from ..access.store import add_user as add
+
+    body = _body()
+    name, role = body.get("name"), body.get("role", "member")
+    if not isinstance(name, str) or not isinstance(role, str):
+        raise UserError("give the user's name (and role)", 'send {"name": "alice", "role": "member"}')
+    record = add(context().conn, name, role)
+    _audit("user.add", None, user=name, role=role)
+    return jsonify(record), 201
+
+
+@api.delete("/users/<name>")
+@needs("admin")
+def remove_user(name):
+    """Remove a user with their SSH keys, tokens and app access (the last admin stays)."""
+    from ..access.store import remove_user as remove
+
+    removed = remove(context().conn, name)
+    _audit("user.remove", None, user=name)
+    return jsonify({"removed": name, **removed})
+
+
+@api.get("/apps/<app>/access")
+@needs("view")
+def access(app):
+    """Who has which level on the app (admins have every level without being listed)."""
+    from ..access.store import list_access
+
+    apps.get_app(context().conn, app)
+    return jsonify(list_access(context().conn, app))
+
+
+@api.post("/apps/<app>/access")
+@needs("manage")
+def grant_access(app):
+    """Give a user a level on the app ({"user": "bob", "level": "deploy"}; replaces the level they had)."""
+    from ..access.store import grant
+
+    body = _body()
+    name, level = body.get("user"), body.get("level", "deploy")
+    if not isinstance(name, str) or not isinstance(level, str):
+        raise UserError("give the user and the level", 'send {"user": "bob", "level": "view"}')
+    ctx = context()
+    apps.get_app(ctx.conn, app)
+    before = grant(ctx.conn, app, name, level, g.user.name)
+    _audit("access.add", app, user=name, level=level, before=before)
+    return jsonify({"app": app, "user": name, "level": level, "before": before})
+
+
+@api.delete("/apps/<app>/access/<name>")
+@needs("manage")
+def revoke_access(app, name):
+    """Take a user's access to the app away."""
+    from ..access.store import revoke
+
+    apps.get_app(context().conn, app)
+    before = revoke(context().conn, app, name)
+    _audit("access.remove", app, user=name, before=before)
+    return jsonify({"app": app, "user": name, "before": before})
+
+
+@api.get("/tokens")
+@needs("login")
+def list_tokens():
+    """API tokens, never their secrets: yours (admins: everyone's, or ?user=NAME's)."""
+    from ..access.tokens import list_tokens as listed
+
+    owner = request.args.get("user") if g.user.is_admin else g.user.name
+    return jsonify(listed(context().conn, owner))
+
+
+@api.post("/tokens")
+@needs("self", param="user")
+def create_token():
+    """Make a token ({"name": "ci", "scopes": ["read"], "expires": "30d", "user": default yourself, admins:
+    anyone}); the answer holds it once, only its hash is kept. Needs a token with the admin scope."""
+    from ..access.tokens import create, parse_expiry
+
+    body = _body()
+    owner, name = body.get("user", g.user.name), body.get("name")
+    scopes, expires = body.get("scopes"), body.get("expires", "90d")
+    if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+        raise UserError("scopes must be a list", 'send {"name": "ci", "scopes": ["read"]}')
+    if not isinstance(owner, str) or not isinstance(name, str) or not isinstance(expires, str):
+        raise UserError("name, user and expires must be strings", 'send {"name": "ci", "scopes": ["read"], '
+                        '"expires": "30d"}')
+    text, record = create(context().conn, owner, name, scopes, parse_expiry(expires))
+    _audit("token.create", None, token=record["id"], name=name, user=owner, scopes=record["scopes"])
+    return jsonify({**record, "token": text}), 201
+
+
+@api.delete("/tokens/<token_id>")
+@needs("self", param="user")
+def revoke_token(token_id):
+    """Revoke a token at once (members: one of their own). Needs a token with the admin scope."""
+    from ..access.tokens import revoke
+
+    record = revoke(context().conn, token_id, None if g.user.is_admin else g.user.name)
+    _audit("token.revoke", None, token=token_id, user=record["user"])
+    return jsonify({"revoked": token_id, "user": record["user"], "name": record["name"]})
+
+
+# -- the layer below apps (admin): images -------------------------------------------------------------------------
+
+@api.get("/images")
+@needs("admin")
+def images():
+    """Images in the store: name, id, layers, size, created."""
+    from .. import images as service
+
+    return jsonify(service.list_images(context()))
+
+
+@api.get("/images/<path:name>")
+@needs("admin")
+def image(name):
+    """An image's manifest, config and layers (by name, digest or id)."""
+    from .. import images as service
+
+    return jsonify(service.inspect(context(), name))
+
+
+@api.post("/images/pull")
+@needs("admin")
+def pull_image():
+    """Pull {"reference": "HOST/NAME:TAG"} from a registry."""
+    from .. import images as service
+
+    reference = _body().get("reference")
+    if not isinstance(reference, str) or not reference:
+        raise UserError("give the image reference", 'send {"reference": "registry.example.com/app:1"}')
+    report = service.pull(context(), reference)
+    _audit("image.pull", None, reference=reference, digest=report.get("digest"))
+    return jsonify(report)
+
+
+@api.post("/images/push")
+@needs("admin")
+def push_image():
+    """Push {"image": NAME, "reference": "HOST/NAME:TAG" (default: the image's own name)} to a registry."""
+    from .. import images as service
+
+    body = _body()
+    name, reference = body.get("image"), body.get("reference")
+    if not isinstance(name, str) or (reference is not None and not isinstance(reference, str)):
+        raise UserError("give the image (and the reference)", 'send {"image": "app:1", "reference": '
+                        '"localhost:5000/app:1"}')
+    report = service.push(context(), name, reference)
+    _audit("image.push", None, image=name, reference=report.get("reference"))
+    return jsonify(report)
+
+
+@api.post("/images/tag")
+@needs("admin")
+def tag_image():
+    """Give {"source": IMAGE} the additional name {"target": NAME}."""
+    from .. import images as service
+
+    body = _body()
+    source, target = body.get("source"), body.get("target")
+    if not isinstance(source, str) or not isinstance(target, str):
+        raise UserError("give source and target", 'send {"source": "app:1", "target": "app:stable"}')
+    result = service.tag(context(), source, target)
+    _audit("image.tag", None, source=source, target=target)
+    return jsonify(result)
+
+
+@api.delete("/images/<path:name>")
+@needs("admin")
+def remove_image(name):
+    """Remove an image name; content no other image uses is deleted."""
+    from .. import images as service
+
+    result = service.remove(context(), name)
+    _audit("image.remove", None, image=name)
+    return jsonify(result)
+
+
+# -- the layer below apps (admin): containers ---------------------------------------------------------------------
+
+@api.get("/containers")
+@needs("admin")
+def list_containers():
+    """Containers (running ones; ?all=1: also stopped)."""
+    from ..runtime import containers
+
+    return jsonify(containers.list_containers(context(), all_=_flag("all")))
+
+
+@api.get("/containers/<ref>")
+@needs("admin")
+def container(ref):
+    """A container's state, options and process (by id, id prefix or name)."""
+    from ..runtime import containers
+
+    return jsonify(containers.inspect(context(), ref))
+
+
+@api.get("/containers/<ref>/logs")
+@needs("admin")
+def container_logs(ref):
+    """A container's output (?tail=N, ?since=10m|RFC 3339): {time, stream, text, partial} lines."""
+    from ..runtime import containers
+
+    tail = _int_arg("tail", 0, 0, 100000) or None
+    lines = containers.read_logs(context(), ref, since=request.args.get("since"), tail=tail)
+    return jsonify([line.as_dict() for line in lines])
+
+
+@api.post("/containers/<ref>/start")
+@needs("admin")
+def start_container(ref):
+    """Start a created or exited container."""
+    from ..runtime import containers
+
+    info = containers.start(context(), ref)
+    _audit("container.start", None, container=info["name"])
+    return jsonify(containers.summary(containers.get(context(), info["id"])))
+
+
+@api.post("/containers/<ref>/stop")
+@needs("admin")
+def stop_container(ref):
+    """Stop a container: its stop signal, then SIGKILL after {"timeout": seconds} (default: its own)."""
+    from ..runtime import containers
+
+    timeout = (request.get_json(silent=True) or {}).get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0):
+        raise UserError("timeout must be a number of seconds", 'send {"timeout": 10}')
+    info = containers.stop(context(), ref, timeout)
+    _audit("container.stop", None, container=info["name"])
+    return jsonify(containers.summary(containers.get(context(), info["id"])))
+
+
+@api.delete("/containers/<ref>")
+@needs("admin")
+def remove_container(ref):
+    """Remove a container (?force=1: stop it first) with its mounts, network and lease."""
+    from ..runtime import containers
+
+    info = containers.remove(context(), ref, force=_flag("force"))
+    _audit("container.remove", None, container=info["name"])
+    return jsonify({"removed": info["id"], "name": info["name"]})
+
+
+def _flag(name: str) -> bool:
+    raw = request.args.get(name, "0").lower()
+    if raw not in ("0", "1", "true", "false", ""):
+        raise UserError(f"{name} must be 1 or 0", f"e.g. ?{name}=1")
+    return raw in ("1", "true")
 
 
 # -- the document -------------------------------------------------------------------------------------------------
