@@ -301,6 +301,15 @@ def app_events(app):
     return jsonify(events.list_events(context().conn, app=app, limit=_int_arg("limit", 100, 1, 10000)))
 
 
+@api.get("/apps/<app>/metrics")
+@needs("view")
+def app_metrics(app):
+    """Per-minute CPU, memory, requests/s, p50/p95 response time and 5xx (?since=24h at most, ?step=1m)."""
+    from ..metrics import series
+
+    return jsonify(series(context(), app, request.args.get("since", "24h"), request.args.get("step", "1m")))
+
+
 @api.get("/events")
 @needs("login")
 def all_events():
