@@ -119,7 +119,20 @@ def processes(ctx: Context, app: str) -> list[dict[str, Any]]:
                     "status": process_status(container), "restarts": container.get("restart_count", 0),
                     "oom_kills": container.get("oom_kills", 0), "started_at": container.get("started_at"),
                     "address": container["address"]})
+    _add_usage_now(ctx, app, out)
     return out
+
+
+def _add_usage_now(ctx: Context, app: str, procs: list[dict[str, Any]]) -> None:
+    """CPU % (over paasd's last sampling interval) and memory in use now, for the running processes: one query and
+    a few cgroup files each (paas.metrics.now)."""
+    from ..metrics import now
+
+    usage = now(ctx, app, [p["container_id"] for p in procs if p["status"] == "running"])
+    for p in procs:
+        found = usage.get(p["container_id"], {})
+        p.update(cpu_percent=found.get("cpu_percent"), memory_bytes=found.get("memory_bytes"),
+                 memory_limit_bytes=found.get("memory_limit_bytes"))
 
 
 def config(ctx: Context, user: User, app: str) -> dict[str, str]:
