@@ -71,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
     "access": {
         "members_create_apps": True,      # a member pushing a new app name creates it (and manages it)
     },
+    # paasd samples running apps' cgroups and nginx access logs this often (paas.metrics; 0: off)
+    "metrics": {"interval_s": 10},
 }
 
 
@@ -275,6 +277,8 @@ deploy:
   keep_releases: 5              # images of this many releases stay tagged
 access:
   members_create_apps: true     # a member pushing a new app name creates it (and manages it)
+metrics:
+  interval_s: 10                # paasd samples apps' CPU, memory and requests this often (0: off); 24 h kept
 registries: {}
 #  registry.example.com:
 #    username: me

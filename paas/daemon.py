@@ -64,7 +64,7 @@ def reconcile_apps(ctx) -> None:
 @click.command()
 @click.option("--check", is_flag=True, help="Verify the data root and state, then exit.")
 def paasd(check: bool) -> None:
-    """Run the paas daemon in the foreground: SSH server for git push and CLI commands, nginx, recovery."""
+    """Run the paas daemon in the foreground: SSH server for git push and CLI commands, nginx, recovery, metrics."""
     ctx = open_context()
     images = len(ctx.store.tags())
     click.echo(f"paasd: data root {ctx.paths.root}, {images} images in the store")
@@ -110,11 +110,21 @@ def _serve(ctx) -> None:
                         int(ctx.config.get("api.port", 2280)))
         api.start()
         click.echo(f"paasd: HTTP API on http://{api.listen}:{api.port}/api/v1 (tokens: paas tokens:create)")
+    sampler = None
+    interval = float(ctx.config.get("metrics.interval_s", 10))
+    if interval > 0:
+        from .metrics.sampler import SamplerThread
+
+        sampler = SamplerThread(lambda: Context(ctx.paths), interval)
+        sampler.start()
+        click.echo(f"paasd: metrics sampled every {interval:g}s (CPU, memory, requests; kept 24 h)")
     sys.stdout.flush()
     try:
         while not stop.wait(1):
             pass
     finally:
+        if sampler is not None:
+            sampler.stop()
         if api is not None:
             api.stop()
         server.stop()
