@@ -35,6 +35,9 @@ def create_app(ctx_factory: Callable[[], Context] | None = None, test_config: di
     from .api import api
 
     app.register_blueprint(api)
+    from .dashboard import init_app as dashboard
+
+    dashboard(app)  # pages at /, sessions, CSRF (the API is exempt)
     _error_handlers(app)
     return app
 

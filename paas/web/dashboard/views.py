@@ -1,0 +1,225 @@
+"""The dashboard's pages and form actions. Each action is a POST form (CSRF-checked) that calls the same service
+and pipeline functions as `paas config:set`, `ps:scale` and `releases:rollback`, then redirects back to the app
+page with what happened (post/redirect/get)."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask_login import login_user, logout_user
+
+from ... import apps, events
+from ...access.declare import needs
+from ...access.model import level_at_least
+from ...errors import UserError
+from .. import context
+from . import dashboard
+
+
+def _audit(action: str, app: str | None = None, **detail: Any) -> None:
+    events.record(context().conn, g.user.name, action, app, via="dashboard", **detail)
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+# -- login --------------------------------------------------------------------------------------------------------
+
+@dashboard.route("/login", methods=["GET", "POST"])
+def login():
+    """The login form; a failed attempt answers slowly, counts towards the user's and the address's backoff and is
+    recorded as a `login.failed` event (the name, never the password)."""
+    from ...access.passwords import authenticate, session_stamp
+    from .auth import SessionUser, safe_next
+
+    target = safe_next(request.values.get("next")) or url_for("dashboard.overview")
+    if request.method == "GET":
+        return render_template("login.html", next=target)
+    name = request.form.get("username", "").strip()[:64]
+    password = request.form.get("password", "")
+    throttle = current_app.extensions["paas.login_throttle"]
+    keys = (f"user:{name}", f"ip:{_client()}")
+    conn = context().conn
+    wait = throttle.wait(*keys)
+    if wait:
+        events.record(conn, name or "-", "login.failed", None, user=name, peer=_client(), via="dashboard",
+                      reason=f"throttled ({wait:.0f} s)")
+        flash(f"too many failed logins: try again in {wait:.0f} s", "error")
+        return render_template("login.html", next=target, username=name), 429
+    user = authenticate(conn, name, password) if name and password else None
+    if user is None:
+        throttle.failed(*keys)
+        events.record(conn, name or "-", "login.failed", None, user=name, peer=_client(), via="dashboard",
+                      reason="wrong user name or password")
+        time.sleep(float(current_app.config["PAAS_LOGIN_DELAY_S"]))
+        flash("wrong user name or password", "error")
+        return render_template("login.html", next=target, username=name), 401
+    throttle.succeeded(*keys)
+    login_user(SessionUser(user, session_stamp(conn, user.name, current_app.secret_key.encode())))
+    from flask import session
+
+    session.permanent = True  # idle expiry: PERMANENT_SESSION_LIFETIME after the last request
+    events.record(conn, user.name, "login", None, peer=_client(), via="dashboard")
+    return redirect(target)
+
+
+@dashboard.post("/logout")
+@needs("login")
+def logout():
+    """End the session."""
+    logout_user()
+    from flask import session
+
+    session.clear()
+    flash("logged out", "info")
+    return redirect(url_for("dashboard.login"))
+
+
+# -- pages --------------------------------------------------------------------------------------------------------
+
+@dashboard.get("/")
+@needs("login")
+def overview():
+    """Every app the user may see: state, release, commit, URL, processes, last deploy."""
+    from ...services import apps as service
+
+    return render_template("overview.html", apps=service.overview(context(), g.user))
+
+
+@dashboard.get("/apps/<app>")
+@needs("view")
+def app_page(app):
+    """One app: processes, releases (rollback), config (masked until revealed), scale, logs, events, access."""
+    from ...access.store import list_access
+    from ...services import apps as service
+
+    ctx = context()
+    info = service.info(ctx, app)
+    may_read = service.may_read_values(ctx, g.user, app)
+    reveal = may_read and request.args.get("reveal") == "config"
+    config = service.config(ctx, g.user, app) if reveal else dict.fromkeys(apps.get_config(ctx.conn, app),
+                                                                              service.MASKED)
+    if reveal:
+        _audit("config.reveal", app)
+    formation = apps.get_formation(ctx.conn, app)
+    release = info["release"]
+    types = sorted(set(formation) | set((release or {}).get("processes") or {}))
+    return render_template(
+        "app.html", app=info, config=config, revealed=reveal, may_read=may_read,
+        may_deploy=level_at_least(g.level, "deploy"), may_manage=level_at_least(g.level, "manage"),
+        releases=list(reversed(apps.releases(ctx.conn, app)))[:20], types=types,
+        formation={t: formation.get(t, 1 if t == "web" else 0) for t in types},
+        events=list(reversed(events.list_events(ctx.conn, app=app, limit=20))), access=list_access(ctx.conn, app),
+        logs=_recent_logs(ctx, app))
+
+
+def _recent_logs(ctx, app: str, tail: int = 50) -> list[str]:
+    from ...deploy.logs import follow_app_logs
+
+    lines: list[str] = []
+    try:
+        follow_app_logs(ctx, app, follow=False, tail=tail, emit=lines.append)
+    except Exception as exc:  # noqa: BLE001 - the page shows the rest; the logs say why they are missing
+        lines.append(f"(logs unavailable: {exc})")
+    return lines[-tail:]
+
+
+# -- actions ------------------------------------------------------------------------------------------------------
+
+def _output():
+    from ...deploy import Output
+
+    buffer = io.StringIO()
+    return Output(buffer), buffer
+
+
+def _back(app: str):
+    return redirect(url_for("dashboard.app_page", app=app))
+
+
+def _done(app: str, message: str, buffer: io.StringIO | None = None):
+    flash(message, "info")
+    if buffer is not None and buffer.getvalue().strip():
+        flash(buffer.getvalue().rstrip(), "output")
+    return _back(app)
+
+
+@dashboard.errorhandler(UserError)
+def _bad_input(exc: UserError):
+    """A form's bad value: back to the app page (or the overview) with the one-line message."""
+    flash(exc.one_line(), "error")
+    app = (request.view_args or {}).get("app")
+    return redirect(url_for("dashboard.app_page", app=app) if app else url_for("dashboard.overview"))
+
+
+@dashboard.post("/apps/<app>/config")
+@needs("deploy")
+def change_config(app):
+    """Set one variable (key, value) or unset one (unset=KEY); a deployed app restarts as a new release."""
+    from ...deploy.pipeline import apply_config
+
+    ctx = context()
+    key = request.form.get("key", "").strip()
+    unset = request.form.get("unset", "").strip()
+    if unset:
+        apps.unset_config(ctx.conn, app, [unset])
+        _audit("config.unset", app, keys=[unset])
+        what = f"unset {unset}"
+    elif key:
+        apps.set_config(ctx.conn, app, {apps.check_config_key(key): request.form.get("value", "")})
+        _audit("config.set", app, keys=[key])
+        what = f"set {key}"
+    else:
+        raise UserError("give a variable's name", "fill in the key field")
+    out, buffer = _output()
+    release = apply_config(ctx, app, out, what=what)
+    return _done(app, f"{what}" + (f": running as v{release['version']}" if release else ""), buffer)
+
+
+@dashboard.post("/apps/<app>/scale")
+@needs("manage")
+def scale(app):
+    """Containers per process type (one number field per type); kept for later deploys."""
+    from ...deploy.pipeline import scale as apply_scale
+
+    pairs = [f"{k}={v.strip()}" for k, v in request.form.items() if k != "csrf_token"]
+    counts = apps.parse_scale(pairs)
+    out, buffer = _output()
+    result = apply_scale(context(), app, counts, out)
+    _audit("scale", app, **{str(k): v for k, v in counts.items()})
+    return _done(app, "scaled: " + ", ".join(f"{k}={v}" for k, v in sorted(result.items())), buffer)
+
+
+@dashboard.get("/apps/<app>/rollback")
+@needs("deploy")
+def confirm_rollback(app):
+    """The confirm step before a rollback (works without JavaScript)."""
+    version = _version(request.args.get("version"))
+    target = next((r for r in apps.releases(context().conn, app) if r["version"] == version), None)
+    if target is None:
+        raise UserError(f"{app} has no release v{version}", "pick one from the release list")
+    return render_template("rollback.html", app=app, release=target,
+                           active=apps.active_release(context().conn, app))
+
+
+@dashboard.post("/apps/<app>/rollback")
+@needs("deploy")
+def rollback(app):
+    """Run an earlier release again as a new release."""
+    from ...deploy.pipeline import rollback as relaunch
+
+    version = _version(request.form.get("version"))
+    out, buffer = _output()
+    release = relaunch(context(), app, version, out)
+    _audit("rollback", app, to=version)
+    return _done(app, f"rolled back to v{version}: running as v{release['version']}", buffer)
+
+
+def _version(raw: str | None) -> int:
+    if not raw or not raw.isdigit() or not 0 < int(raw) < 1_000_000:
+        raise UserError("pick a release to roll back to", "use the release list's Roll back buttons")
+    return int(raw)
