@@ -48,6 +48,7 @@ from .plan import (
     netns_name,
     network_rules_plan,
     network_tag,
+    parse_isolation_tag,
     parse_port_spec,
     parse_port_tag,
     parse_subnet,
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NetworkAttachment", "NetworkSettings", "PortMapping", "network_settings", "ensure_network",
     "setup_container_network", "teardown_container_network", "publish_port", "unpublish_port",
-    "published_ports", "reclaim_network", "remove_network", "parse_port_spec", "host_veth_name",
+    "published_ports", "isolated_containers", "reclaim_network", "remove_network", "parse_port_spec", "host_veth_name",
 ]
 
 log = logging.getLogger("paas.network")
@@ -281,13 +282,23 @@ def published_ports(config: Config, container_id: str | None = None) -> dict[str
     return found
 
 
+def isolated_containers(config: Config) -> set[str]:
+    """Ids of the containers with isolation elements on this network (nft), read from their comments."""
+    settings = network_settings(config)
+    if settings.firewall_kind != NFT:
+        return set()
+    return {parsed[1] for rule in firewall.list_rules(NFT, isolation_tag(settings.bridge))
+            if (parsed := parse_isolation_tag(rule.tag)) is not None}
+
+
 def reclaim_network(conn: sqlite3.Connection, config: Config, live_container_ids: Iterable[str]) -> list[str]:
-    """After a crash: remove the leases, veths, namespaces and port rules of containers that no
-    longer exist. Returns the container ids cleaned up."""
+    """After a crash: remove the leases, veths, namespaces, port rules and isolation elements of containers
+    that no longer exist. Returns the container ids cleaned up."""
     live = set(live_container_ids)
     settings = network_settings(config)
     dead = set(ipam.reclaim(conn, settings.bridge, live))
     dead |= {owner for owner in published_ports(config) if owner not in live}
+    dead |= {owner for owner in isolated_containers(config) if owner not in live}
     for container_id in sorted(dead):
         teardown_container_network(conn, config, container_id)
     return sorted(dead)

@@ -112,8 +112,8 @@ def remove_rules(kind: str, tag: str) -> int:
 
 
 def remove_tags(kind: str, tags: list[str]) -> int:
-    """Delete every rule under any of `tags` (nft: in one transaction, with the group chains that leaves
-    empty). Returns how many rules were deleted."""
+    """Delete every rule under any of `tags` (nft: in one transaction; also set elements, and the sets and
+    chains of isolation groups tagged with a whole network). Returns how many were deleted."""
     if kind != P.NFT:
         rules = [r for r in list_rules(kind) if any(P.tag_matches(r.comment, tag) for tag in tags)]
         for rule in rules:
@@ -124,9 +124,7 @@ def remove_tags(kind: str, tags: list[str]) -> int:
     for family, text in _nft_tables(tags).items():
         doomed = [r for r in P.parse_nft_listing(text, family) if any(P.tag_matches(r.comment, t) for t in tags)]
         removed += len(doomed)
-        argvs += [r.delete_argv for r in doomed]
-        if family == P.NFT_BRIDGE_FAMILY:
-            argvs += P.emptied_group_chains(P.nft_chain_sizes(text), doomed)
+        argvs += P.nft_delete_plan(doomed)
     if argvs:
         nftlib.run(P.nft_script(argvs), desc=f"nft: delete rules {', '.join(tags)}")
     return removed
@@ -153,7 +151,7 @@ def apply_rules(rule_plan: P.RulePlan) -> bool:
         ensure_base(kind)
     if kind == P.NFT:
         # one transaction: stale rules go and new ones come, or nothing changes
-        argvs = base + [r.delete_argv for r in present] + list(rule_plan.rules)
+        argvs = P.nft_delete_plan(present) + base + list(rule_plan.rules)
         nftlib.run(P.nft_script(argvs), desc=f"nft: apply rules {rule_plan.tag}")
         return True
     for rule in present:
@@ -184,9 +182,7 @@ def remove_tags_and_base_if_unused(kind: str, tags: list[str]) -> int:
         if len(doomed) == len(every):  # the table goes, and its rules with it
             argvs += P.base_teardown_plan(kind) if family == P.NFT_FAMILY else P.bridge_teardown_plan()
             continue
-        argvs += [r.delete_argv for r in doomed]
-        if family == P.NFT_BRIDGE_FAMILY:
-            argvs += P.emptied_group_chains(P.nft_chain_sizes(text), doomed)
+        argvs += P.nft_delete_plan(doomed)
     if argvs:
         nftlib.run(P.nft_script(argvs), desc="nft: remove network rules")
     return removed

@@ -31,12 +31,18 @@ Isolation (network.isolate_apps, on by default):
   the host's own connections (nginx → container) pass as established.
 - containers: each one belongs to a group (an app's processes share the app's; build steps and
   `container:run` containers are alone in theirs). Frames between two containers are bridged, not
-  routed, and this kernel may lack br_netfilter, so the rules live in the `bridge paas` table's
-  `forward` chain (bridged frames only: host ↔ container traffic never passes it). Per container,
-  tagged `paas:iso:<bridge>:<container>`: `iifname VETH jump <group chain>` then `iifname VETH drop`,
-  and in the group chain `oifname VETH accept`. Matching the host ends of veth pairs cannot be
-  spoofed from inside a container (addresses and MACs can). A group of one needs no chain. The
-  bridge family here has no `reject`, so blocked frames are dropped (connections time out).
+  routed, and this kernel may lack br_netfilter, so the filtering lives in the `bridge paas` table
+  (bridged frames only: host ↔ container traffic never passes it). Its layout is fixed and shared by
+  every network: a set `iso_ports` of the isolated containers' host veths, a verdict map `iso_groups`
+  (host veth : jump to its group's chain) and a base chain `isolate` (forward hook) holding just
+  `iifname vmap @iso_groups` then `iifname @iso_ports drop`. A group (per bridge) is a set and a chain
+  of one name `g_<hash>` whose only rule is `oifname @g_<hash> accept`: made with its first member,
+  tagged `paas:iso:<bridge>` (their comments) and deleted with the network, never per container. A
+  container only adds or deletes set/map elements, each commented `paas:iso:<bridge>:<container>@<digest>`
+  so a dead container's are found by tag: its veth in `iso_ports` and, when grouped, in `iso_groups` and
+  its group's set. Matching the host ends of veth pairs cannot be spoofed from inside a container
+  (addresses and MACs can). The bridge family here has no `reject`, so blocked frames are dropped
+  (connections time out).
 """
 
 from __future__ import annotations
@@ -58,7 +64,10 @@ FIREWALL_KINDS = (NFT, IPTABLES)
 NFT_FAMILY = "ip"
 NFT_BRIDGE_FAMILY = "bridge"  # container ↔ container isolation
 NFT_TABLE = "paas"
-GROUP_CHAIN_PREFIX = "grp_"
+GROUP_PREFIX = "g_"  # a group's set and chain (tables made before sets/maps used grp_ chains)
+ISO_CHAIN = "isolate"  # the bridge table's base chain (forward hook)
+ISO_PORTS = "iso_ports"  # set: every isolated container's host veth
+ISO_GROUPS = "iso_groups"  # verdict map: host veth -> jump to its group's chain
 TAG_PREFIX = "paas:"
 LOOPBACK_NET = "127.0.0.0/8"
 
@@ -280,6 +289,14 @@ def isolation_tag(bridge: str, container_id: str | None = None) -> str:
     return tag if container_id is None else f"{tag}:{check_container_id(container_id)}"
 
 
+def parse_isolation_tag(tag: str) -> tuple[str, str] | None:
+    """(bridge, container id) from one container's isolation tag; None for any other tag."""
+    parts = tag_of(tag).removeprefix(f"{TAG_PREFIX}iso:").split(":")
+    if not tag.startswith(f"{TAG_PREFIX}iso:") or len(parts) != 2:
+        return None
+    return parts[0], parts[1]
+
+
 def nft_families(tag: str) -> tuple[str, ...]:
     """The nft tables that can hold rules under `tag`: isolation rules live in the bridge table only,
     network and port rules in the ip table only, a wider tag may be in either."""
@@ -327,13 +344,15 @@ class RulePlan:
 
 @dataclass(frozen=True)
 class ListedRule:
-    """A rule found on the host, with the exact command that deletes it."""
+    """A rule found on the host, with the exact command that deletes it; or, in nft, another object of ours
+    carrying a comment: a set/map element (`chain` is then the set's name), a set or a chain (`obj`)."""
 
     comment: str
     table: str
     chain: str
     text: str
     delete_argv: tuple[str, ...]
+    obj: str = "rule"  # rule, element, chain, set or map
 
     @property
     def tag(self) -> str:
@@ -518,9 +537,9 @@ def host_guard_rules(kind: str, bridge: str, dns: Sequence[str], comment: str) -
 
 
 def group_chain(bridge: str, group: str) -> str:
-    """The bridge table chain of an isolation group: a hash (group names are free text; chain names are not)."""
+    """The bridge table set and chain of an isolation group: a hash (group names are free text; nft names are not)."""
     digest = hashlib.sha256(f"{check_bridge_name(bridge)}\0{group}".encode()).hexdigest()[:16]
-    return f"{GROUP_CHAIN_PREFIX}{digest}"
+    return f"{GROUP_PREFIX}{digest}"
 
 
 def check_group(group: str) -> str:
@@ -529,12 +548,32 @@ def check_group(group: str) -> str:
     return group
 
 
+def _bridge_cmd(verb: str, what: str, *rest: str) -> tuple[str, ...]:
+    return ("nft", verb, what, NFT_BRIDGE_FAMILY, NFT_TABLE, *rest)
+
+
 def bridge_base_plan() -> list[tuple[str, ...]]:
-    """The bridge table and its forward chain (idempotent)."""
+    """The bridge table with its sets, map and base chain (whose two rules never change). A table holding
+    any of these already is not added to again: see missing_base."""
     return [
         ("nft", "add", "table", NFT_BRIDGE_FAMILY, NFT_TABLE),
-        ("nft", "add", "chain", NFT_BRIDGE_FAMILY, NFT_TABLE, "forward", "{", "type", "filter", "hook", "forward",
-         "priority", "filter", ";", "policy", "accept", ";", "}"),
+        _bridge_cmd("add", "set", ISO_PORTS, "{", "type", "ifname", ";", "}"),
+        _bridge_cmd("add", "map", ISO_GROUPS, "{", "type", "ifname", ":", "verdict", ";", "}"),
+        _bridge_cmd("add", "chain", ISO_CHAIN, "{", "type", "filter", "hook", "forward", "priority", "filter", ";",
+                    "policy", "accept", ";", "}"),
+        _bridge_cmd("add", "rule", ISO_CHAIN, "iifname", "vmap", f"@{ISO_GROUPS}"),
+        _bridge_cmd("add", "rule", ISO_CHAIN, "iifname", f"@{ISO_PORTS}", "drop"),
+    ]
+
+
+def group_base_plan(bridge: str, group: str) -> list[tuple[str, ...]]:
+    """A group's member set and its chain accepting frames to them, tagged with the network (deleted with it)."""
+    name = group_chain(bridge, check_group(group))
+    comment = f'"{isolation_tag(bridge)}"'
+    return [
+        _bridge_cmd("add", "set", name, "{", "type", "ifname", ";", "comment", comment, ";", "}"),
+        _bridge_cmd("add", "chain", name, "{", "comment", comment, ";", "}"),
+        _bridge_cmd("add", "rule", name, "oifname", f"@{name}", "accept"),
     ]
 
 
@@ -544,25 +583,28 @@ def bridge_teardown_plan() -> list[tuple[str, ...]]:
 
 def isolation_rules_plan(kind: str, bridge: str, container_id: str, group: str | None = None) -> RulePlan:
     """Confine the container's bridged traffic to its group: frames it sends through the bridge to another
-    container pass only when that container's veth is in its group's chain (group None: a group of its own,
+    container pass only when that container's veth is in its group's set (group None: a group of its own,
     nothing passes). Host ↔ container traffic is not bridged between ports and is not affected.
+
+    The plan's "rules" are set/map elements (its veth in iso_ports; grouped, also in iso_groups with a jump
+    to the group's chain and in the group's set), all commented tag@digest; its base makes the table, and
+    the group's set and chain, when missing.
     """
     if check_kind(kind) != NFT:
         raise UserError("isolating containers needs nftables (network.firewall: iptables cannot match bridge ports)",
                         "set network.firewall to nft, or network.isolate_apps to false")
     veth = f'"{veth_names(container_id).host}"'
-    chain = group_chain(bridge, check_group(group)) if group is not None else None
-    base = bridge_base_plan() + ([("nft", "add", "chain", NFT_BRIDGE_FAMILY, NFT_TABLE, chain)] if chain else [])
+    name = group_chain(bridge, check_group(group)) if group is not None else None
+    base = bridge_base_plan() + (group_base_plan(bridge, group) if group is not None else [])
 
-    def rule(chain_name: str, *expr: str, comment: str) -> tuple[str, ...]:
-        return ("nft", "add", "rule", NFT_BRIDGE_FAMILY, NFT_TABLE, chain_name, *expr, "comment", f'"{comment}"')
+    def element(set_name: str, *data: str, comment: str) -> tuple[str, ...]:
+        return _bridge_cmd("add", "element", set_name, "{", veth, "comment", f'"{comment}"', *data, "}")
 
     def render(comment: str) -> list[tuple[str, ...]]:
-        rules = []
-        if chain:
-            rules += [rule("forward", "iifname", veth, "jump", chain, comment=comment),
-                      rule(chain, "oifname", veth, "accept", comment=comment)]
-        return rules + [rule("forward", "iifname", veth, "drop", comment=comment)]
+        elements = [element(ISO_PORTS, comment=comment)]
+        if name:
+            elements += [element(ISO_GROUPS, ":", "jump", name, comment=comment), element(name, comment=comment)]
+        return elements
 
     planned = _with_digest(kind, isolation_tag(bridge, container_id), render)
     return RulePlan(planned.kind, planned.tag, planned.comment, planned.rules, base=tuple(base))
@@ -618,60 +660,86 @@ def nft_script(argvs: Sequence[Sequence[str]]) -> str:
 # ---------------------------------------------------------------------------- listing parsers
 
 _NFT_CHAIN_RE = re.compile(r"^\s*chain (\S+) \{")
+_NFT_SET_RE = re.compile(r"^\s*(set|map) (\S+) \{")
 _NFT_HANDLE_RE = re.compile(r"\s+# handle (\d+)\s*$")
 _NFT_COMMENT_RE = re.compile(r'comment "([^"]*)"')
+_NFT_OWN_COMMENT_RE = re.compile(r'^\s*comment "([^"]*)"\s*$')  # a chain's or set's own comment line
+_NFT_ELEMENT_RE = re.compile(r'"([^"]*)" comment "([^"]*)"')  # `"vp…" comment "…"` in an elements list
+
+# deleting in one transaction: elements (a map's jumps hold their chains), rules (they hold their sets), chains, sets
+_DELETE_ORDER = {"element": 0, "rule": 1, "chain": 2, "set": 3, "map": 3}
 
 
 def parse_nft_listing(text: str, family: str = NFT_FAMILY) -> list[ListedRule]:
-    """Commented rules from `nft -a list table <family> paas`."""
-    rules = []
-    chain = None
+    """Our commented objects in `nft -a list table <family> paas`: rules, set/map elements, sets and chains."""
+    found = []
+    table = f"{family} {NFT_TABLE}"
+    block: tuple[str, str] | None = None  # ("chain" | "set" | "map", name)
     for line in text.splitlines():
         if match := _NFT_CHAIN_RE.match(line):
-            chain = match.group(1)
+            block = ("chain", match.group(1))
+            continue
+        if match := _NFT_SET_RE.match(line):
+            block = (match.group(1), match.group(2))
+            continue
+        if block is None:
+            continue
+        obj, name = block
+        if match := _NFT_OWN_COMMENT_RE.match(line):
+            if match.group(1).startswith(TAG_PREFIX):
+                found.append(ListedRule(comment=match.group(1), table=table, chain=name, text=f"{obj} {name}",
+                                        delete_argv=("nft", "delete", obj, family, NFT_TABLE, name), obj=obj))
+            continue
+        if obj != "chain":
+            for key, comment in _NFT_ELEMENT_RE.findall(line):
+                if comment.startswith(TAG_PREFIX):
+                    found.append(ListedRule(
+                        comment=comment, table=table, chain=name, text=f'element {name} "{key}"', obj="element",
+                        delete_argv=("nft", "delete", "element", family, NFT_TABLE, name, "{", f'"{key}"', "}")))
             continue
         handle = _NFT_HANDLE_RE.search(line)
         comment = _NFT_COMMENT_RE.search(line)
-        if chain is None or not handle or not comment or not comment.group(1).startswith(TAG_PREFIX):
+        if not handle or not comment or not comment.group(1).startswith(TAG_PREFIX):
             continue
-        rules.append(ListedRule(
-            comment=comment.group(1), table=f"{family} {NFT_TABLE}", chain=chain,
+        found.append(ListedRule(
+            comment=comment.group(1), table=table, chain=name,
             text=line[:handle.start()].strip(),
-            delete_argv=("nft", "delete", "rule", family, NFT_TABLE, chain, "handle", handle.group(1)),
+            delete_argv=("nft", "delete", "rule", family, NFT_TABLE, name, "handle", handle.group(1)),
         ))
-    return rules
+    return found
 
 
-def nft_chain_sizes(text: str) -> dict[str, int]:
-    """chain -> how many rules (ours or not) it holds, from `nft -a list table ...`."""
-    sizes: dict[str, int] = {}
-    chain = None
+def nft_delete_plan(doomed: Sequence[ListedRule]) -> list[tuple[str, ...]]:
+    """The commands deleting `doomed` in one transaction, each object after those that refer to it."""
+    return [r.delete_argv for r in sorted(doomed, key=lambda r: _DELETE_ORDER.get(r.obj, 1))]
+
+
+def nft_objects(text: str) -> set[tuple[str, str]]:
+    """("chain", name) and ("set", name) (maps too) of the chains and sets in `nft list table ...`."""
+    found = set()
     for line in text.splitlines():
         if match := _NFT_CHAIN_RE.match(line):
-            chain = match.group(1)
-            sizes[chain] = 0
-        elif chain is not None and _NFT_HANDLE_RE.search(line):
-            sizes[chain] += 1
-    return sizes
+            found.add(("chain", match.group(1)))
+        elif match := _NFT_SET_RE.match(line):
+            found.add(("set", match.group(2)))
+    return found
 
 
 def missing_base(base: Sequence[Sequence[str]], listing: str | None) -> list[tuple[str, ...]]:
-    """The `add table`/`add chain` commands of `base` whose table or chain is not in `listing` (None: no
-    table). Re-adding an existing chain is not free: the kernel commit then waits ~12 ms."""
+    """The commands of `base` making what `listing` lacks (None: no table): an absent chain with its rules,
+    an absent set or map; never `add table` or `add chain` for one present (re-adding a chain is an update:
+    its transaction is freed after an RCU grace period, see nftlib) nor a rule into a present chain."""
     if listing is None:
         return [tuple(argv) for argv in base]
-    chains = nft_chain_sizes(listing)
-    return [tuple(argv) for argv in base if argv[:3] == ("nft", "add", "chain") and argv[5] not in chains]
-
-
-def emptied_group_chains(sizes: Mapping[str, int], doomed: Sequence[ListedRule]) -> list[tuple[str, ...]]:
-    """Commands deleting the bridge table's group chains that `doomed` leaves empty (or that are empty)."""
-    left = dict(sizes)
-    for rule in doomed:
-        if rule.table == f"{NFT_BRIDGE_FAMILY} {NFT_TABLE}" and rule.chain in left:
-            left[rule.chain] -= 1
-    return [("nft", "delete", "chain", NFT_BRIDGE_FAMILY, NFT_TABLE, chain)
-            for chain, count in sorted(left.items()) if chain.startswith(GROUP_CHAIN_PREFIX) and count <= 0]
+    present = nft_objects(listing)
+    missing = []
+    for argv in base:
+        what = argv[2]
+        if what in ("chain", "rule") and ("chain", argv[5]) not in present:
+            missing.append(tuple(argv))
+        elif what in ("set", "map") and ("set", argv[5]) not in present:
+            missing.append(tuple(argv))
+    return missing
 
 
 def parse_iptables_save(text: str) -> list[ListedRule]:

@@ -117,11 +117,21 @@ def test_apps_are_isolated_from_each_other_and_from_the_host(ctx, bb_image, isol
                            remove_after=True, on_line=lambda line: lines.append(line.text))
     assert "keep" not in "\n".join(lines), alone
 
-    rules = network.firewall.list_rules("nft", network.plan.isolation_tag(bridge))
-    assert {r.tag for r in rules} == {network.plan.isolation_tag(bridge, c["id"]) for c in (a1, a2, b1)}
-    containers.remove(ctx, a2["id"], force=True)  # its rules go, the group's chain stays for a1
+    # set/map elements tagged per container; a set and a chain per group tagged with the network
+    found = network.firewall.list_rules("nft", network.plan.isolation_tag(bridge))
+    assert {r.tag for r in found if r.obj == "element"} == {network.plan.isolation_tag(bridge, c["id"])
+                                                            for c in (a1, a2, b1)}
+    groups = {(r.obj, r.chain) for r in found if r.tag == network.plan.isolation_tag(bridge)}
+    assert groups == {(obj, network.plan.group_chain(bridge, app)) for obj in ("set", "chain")
+                      for app in ("app-a", "app-b")}
+    assert not network.isolated_containers(ctx.config) ^ {c["id"] for c in (a1, a2, b1)}
+    containers.remove(ctx, a2["id"], force=True)  # its elements go; the group's set and chain stay
     left = network.firewall.list_rules("nft", network.plan.isolation_tag(bridge))
-    assert {r.tag for r in left} == {network.plan.isolation_tag(bridge, c["id"]) for c in (a1, b1)}
+    assert {r.tag for r in left if r.obj == "element"} == {network.plan.isolation_tag(bridge, c["id"])
+                                                           for c in (a1, b1)}
+    assert {(r.obj, r.chain) for r in left if r.tag == network.plan.isolation_tag(bridge)} == groups
+    a3 = web(ctx, "app-a")  # a new member joins the group that is there
+    assert fetches(ctx, a3, ip_a1) and fetches(ctx, a1, address(ctx, a3))
 
 
 def test_flat_network_when_isolation_is_off(ctx, bb_image, flat_net):
