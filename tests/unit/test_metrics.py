@@ -227,3 +227,27 @@ def test_series_errors(ctx):
     with pytest.raises(Exception, match="no app"):
         series(ctx, "nope")
     assert len(series(ctx, "shop", since="24h")["points"]) == 1440
+
+
+def test_the_metrics_route_needs_view_and_hides_other_apps(ctx):
+    from paas.access import tokens
+    from paas.access.store import add_user, grant
+    from paas.context import open_context
+    from paas.web import create_app
+
+    add_user(ctx.conn, "vera", "member")
+    add_user(ctx.conn, "root-ops", "admin")
+    for app in ("shop", "secret"):
+        apps.create_app(ctx.conn, app)
+    grant(ctx.conn, "shop", "vera", "view", "root-ops")
+    text, _ = tokens.create(ctx.conn, "vera", "t", ["read"], None)
+    client = create_app(lambda: open_context(ctx.paths.root), {"TESTING": True}).test_client()
+    headers = {"Authorization": f"Bearer {text}"}
+    response = client.get("/api/v1/apps/shop/metrics?since=1h&step=5m", headers=headers)
+    assert response.status_code == 200 and response.json["step_s"] == 300
+    assert len(response.json["points"]) in (12, 13) and set(response.json["points"][0]) >= {
+        "t", "cpu_percent", "memory_bytes", "requests_per_s", "p50_ms", "p95_ms", "errors_5xx"}
+    assert client.get("/api/v1/apps/secret/metrics", headers=headers).status_code == 404
+    assert client.get("/api/v1/apps/shop/metrics").status_code == 401
+    bad = client.get("/api/v1/apps/shop/metrics?since=yesterday", headers=headers)
+    assert bad.status_code == 400 and "duration" in bad.json["error"]
