@@ -1,0 +1,196 @@
+"""What the dashboard's data costs: paasd's metrics sampling with 50 running containers, and `GET /api/v1/apps`
+with 50 apps in the state DB. Printed with ratios to the goals of issue 13; nothing is asserted.
+
+  sampling: 50 tiny sleeping containers (busybox `sleep`, no network) on a private data root, each the web process
+            of its own app whose nginx access log gets 100 synthetic lines per round (10 requests/s per app, 500/s
+            in all). The thread CPU time (user + system: the cgroup reads are system time) of Sampler.sample_round()
+            — what paasd's sampler thread runs every metrics.interval_s — over N rounds, as % of one core at the
+            default 10 s interval. Goal <= 1 %.
+  apps:     the same 50 apps with an active release, a deploy and a running process each; the Flask app under
+            waitress on a loopback port (paas.web.server.ApiServer, as paasd runs it), an admin token; each GET's
+            time from sending the request to the last byte of the answer over a keep-alive connection (the
+            server's time plus a loopback round trip). Goal p50 <= 30 ms, p95 <= 100 ms.
+
+    python bench/dashboard.py [--containers 50] [--rounds 30] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import time
+
+from _common import log, median, new_root, workspace
+
+CPU_GOAL_PCT = 1.0
+P50_GOAL_MS = 30.0
+P95_GOAL_MS = 100.0
+INTERVAL_S = 10.0
+
+
+def _ratio(value: float, goal: float) -> str:
+    """value/goal: <= 1.00x meets the goal."""
+    return f"{value / goal:.2f}x of the goal ({'ok' if value <= goal else 'ABOVE GOAL'})"
+
+
+def _start_containers(ctx, n: int, image: str) -> list[dict]:
+    from paas.runtime import containers, spec
+
+    started = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        opts = spec.RunOptions(cmd=("sleep", "3600"), network="none", memory=16 << 20, cpus=0.1, pids_limit=16)
+        started.append(containers.run(ctx, image, opts, detach=True, name=f"bench-web-{i}"))
+    log(f"started {n} containers in {time.perf_counter() - t0:.1f}s")
+    return started
+
+
+def _register_apps(ctx, started: list[dict]) -> list[str]:
+    """One app per container: an active v1 release, a succeeded deploy, the container as its web.1."""
+    from paas import apps, state
+
+    names = []
+    with state.transaction(ctx.conn):
+        for i, container in enumerate(started):
+            name = f"app{i:02d}"
+            apps.create_app(ctx.conn, name)
+            ctx.conn.execute(
+                "INSERT INTO releases (app, version, commit_sha, image, config, processes, port, status, finished_at) "
+                "VALUES (?, 1, ?, 'bb:1', '{}', '{\"web\": \"sleep 3600\"}', 5000, 'active', "
+                "strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))", (name, f"{i:040x}"))
+            ctx.conn.execute("INSERT INTO deploys (app, version, commit_sha, phase, status, finished_at) VALUES "
+                             "(?, 1, ?, 'done', 'succeeded', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                             (name, f"{i:040x}"))
+            ctx.conn.execute("INSERT INTO app_processes (container_id, app, version, type, idx) VALUES "
+                             "(?, ?, 1, 'web', 1)", (container["id"], name))
+            names.append(name)
+    return names
+
+
+def _log_lines(n: int, when: float) -> bytes:
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when))
+    return b"".join(
+        f'10.88.0.1 - - [{stamp}] "GET /items/{i} HTTP/1.1" {200 if i % 50 else 502} 512 "-" "bench/1" '
+        f'rt={0.002 + (i % 20) / 1000:.3f} upstream=10.88.0.2:5000 ust=200 urt=0.002\n'.encode() for i in range(n))
+
+
+def bench_sampling(ctx, names: list[str], rounds: int) -> None:
+    from paas.metrics.sampler import Sampler, access_log_path
+
+    logs = [access_log_path(ctx, name) for name in names]
+    logs[0].parent.mkdir(parents=True, exist_ok=True)
+    sampler = Sampler(ctx)
+    sampler.sample_round()  # the first round opens the logs and takes the CPU baselines
+    cpu_s, wall_s = [], []
+    try:
+        for _ in range(rounds):
+            lines = _log_lines(100, time.time())
+            for path in logs:
+                with open(path, "ab") as fh:
+                    fh.write(lines)
+            t_cpu, t_wall = time.thread_time(), time.perf_counter()
+            result = sampler.sample_round()
+            cpu_s.append(time.thread_time() - t_cpu)
+            wall_s.append(time.perf_counter() - t_wall)
+            assert result["containers"] == len(names) and result["requests"] == 100 * len(names), result
+    finally:
+        sampler.close()
+    per_round = median(cpu_s)
+    pct = 100 * per_round / INTERVAL_S
+    log(f"sampling round ({len(names)} containers, {100 * len(names)} log lines): "
+        f"CPU median {per_round * 1000:.1f} ms, max {max(cpu_s) * 1000:.1f} ms; "
+        f"wall median {median(wall_s) * 1000:.1f} ms")
+    print(f"metrics sampling, {len(names)} containers + {len(names)} access logs ({10 * len(names)} req/s): "
+          f"{per_round * 1000:.1f} ms CPU per round / {INTERVAL_S:g} s = {pct:.3f} % of one core, "
+          f"{_ratio(pct, CPU_GOAL_PCT)} (goal <= {CPU_GOAL_PCT} %)", flush=True)
+    # the same, without the request logs: the cgroup part alone
+    sampler = Sampler(ctx)
+    sampler.sample_round()
+    quiet = []
+    for _ in range(rounds):
+        t_cpu = time.thread_time()
+        sampler.sample_round()
+        quiet.append(time.thread_time() - t_cpu)
+    sampler.close()
+    print(f"  of which cgroups + state write alone (no new log lines): {median(quiet) * 1000:.1f} ms CPU per round "
+          f"= {100 * median(quiet) / INTERVAL_S:.3f} % of one core", flush=True)
+
+
+def bench_apps_route(ctx, count: int) -> None:
+    from paas.access import tokens
+    from paas.access.store import add_user
+    from paas.context import Context
+    from paas.web.server import ApiServer
+
+    add_user(ctx.conn, "bench-admin", "admin")
+    token, _ = tokens.create(ctx.conn, "bench-admin", "bench", ["read"], None)
+    server = ApiServer(lambda: Context(ctx.paths), "127.0.0.1", 0)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def get() -> tuple[float, bytes]:
+            t0 = time.perf_counter()
+            conn.request("GET", "/api/v1/apps", headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            elapsed = time.perf_counter() - t0
+            if response.status != 200:
+                raise RuntimeError(f"GET /api/v1/apps: {response.status} {body[:200]!r}")
+            return elapsed, body
+
+        for _ in range(5):  # warm-up: imports, the first connection and token lookup
+            get()
+        times = []
+        body = b"[]"
+        for _ in range(count):
+            elapsed, body = get()
+            times.append(elapsed * 1000)
+        conn.close()
+    finally:
+        server.stop()
+    listed = json.loads(body)
+    times.sort()
+    p50 = statistics.median(times)
+    p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
+    running = sum(1 for a in listed if (a.get("state") or "") == "running")
+    log(f"GET /api/v1/apps: {len(listed)} apps ({running} running), {len(body)} bytes, {count} requests")
+    print(f"GET /api/v1/apps with {len(listed)} apps (waitress, loopback): p50 {p50:.1f} ms {_ratio(p50, P50_GOAL_MS)} "
+          f"(goal <= {P50_GOAL_MS:g} ms); p95 {p95:.1f} ms {_ratio(p95, P95_GOAL_MS)} (goal <= {P95_GOAL_MS:g} ms)",
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--containers", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run the benchmark as root (containers)")
+    from paas.image.create import image_from_dirs
+    from paas.runtime import containers
+    from tests.imagekit import runnable_rootfs
+
+    with workspace("dashboard") as (base, stack):
+        ctx = new_root(base / "root", stack)
+        image_from_dirs(ctx.store, [runnable_rootfs(base / "rootfs")], tag="bb:1", Cmd=["/bin/sh"])
+
+        def remove_all() -> None:
+            for row in ctx.conn.execute("SELECT id FROM containers").fetchall():
+                containers.remove(ctx, row["id"], force=True)
+            log("containers removed")
+
+        stack.callback(remove_all)
+        started = _start_containers(ctx, args.containers, "bb:1")
+        names = _register_apps(ctx, started)
+        bench_sampling(ctx, names, args.rounds)
+        bench_apps_route(ctx, args.requests)
+
+
+if __name__ == "__main__":
+    main()
