@@ -148,14 +148,15 @@ def stream(ctx_factory: Callable[[], Context], app: str, *, process_type: str | 
     """The app's log lines as they are written: first the last `backlog` lines (or those after the line id
     `after`, for a client that reconnects), then new ones; None every `heartbeat` seconds without a line (a
     keep-alive for the client). Processes started later (a deploy, a restart, scaling) are picked up within
-    `rescan` seconds. Ends when gone() says the client left, or the app is destroyed. Opens its own Context (it
-    outlives the request's)."""
+    `rescan` seconds. Ends when gone() says the client left, or the app is destroyed.
+
+    The logs are opened before this returns (a line written afterwards is never missed) with a Context of its
+    own (the stream outlives the request's); close() the iterator to let them go early."""
     if after is not None:
         check_cursor(after, "after")
     ctx = ctx_factory()
     tails: dict[str, _Tail] = {}
     try:
-        last = after
         for src in sources(ctx, app, process_type):
             if src.live:
                 tails[src.container_id] = _Tail(src)
@@ -165,6 +166,20 @@ def stream(ctx_factory: Callable[[], Context], app: str, *, process_type: str | 
             first = [line for line in first if line["id"] > after]
         else:
             first = history(ctx, app, tail=backlog, process_type=process_type)["lines"] if backlog else []
+    except BaseException:
+        for tail in tails.values():
+            tail.close()
+        ctx.close()
+        raise
+    return _follow(ctx, app, process_type, tails, first, after, poll=poll, heartbeat=heartbeat, rescan=rescan,
+                   gone=gone)
+
+
+def _follow(ctx: Context, app: str, process_type: str | None, tails: dict[str, _Tail], first: list[dict],
+            after: str | None, *, poll: float, heartbeat: float, rescan: float,
+            gone: Callable[[], bool]) -> Iterator[dict[str, Any] | None]:
+    try:
+        last = after
         for line in first:
             last = line["id"]
             yield line

@@ -16,7 +16,7 @@ log = logging.getLogger("paas.web")
 
 class ApiServer:
     def __init__(self, ctx_factory: Callable[[], Context], listen: str = "127.0.0.1", port: int = 2280,
-                 threads: int = 4):
+                 threads: int = 16):  # each live log stream holds one while it is open
         self.ctx_factory = ctx_factory
         self.listen = listen
         self.port = port
@@ -30,8 +30,15 @@ class ApiServer:
 
         from . import create_app
 
+        # channel_request_lookahead: waitress keeps reading the socket while a view runs, so a log stream sees
+        # its client go (waitress.client_disconnected)
         self._server = create_server(create_app(self.ctx_factory), host=self.listen, port=self.port,
-                                     threads=self.threads, ident="paasd", clear_untrusted_proxy_headers=True)
+                                     threads=self.threads, ident="paasd", clear_untrusted_proxy_headers=True,
+                                     channel_request_lookahead=4)
+        # what a view yields goes out at once (each event of a log stream): waitress otherwise holds writes below
+        # send_bytes (18 kB) while the view runs. Set on the shared adjustments: passing send_bytes warns that
+        # the setting is deprecated (tests/unit/test_web_api_routes.py checks the latency through waitress)
+        self._server.adj.send_bytes = 1
         self.port = int(self._server.getsockname()[1])
         self._thread = threading.Thread(target=self._server.run, name="paas-api", daemon=True)
         self._thread.start()
