@@ -8,6 +8,7 @@ sampling round over 50 containers costs a few milliseconds.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -130,3 +131,9 @@ class CgroupReader:
             oom = stat_value(_read(self.root + rel + "/memory.events"), b"oom_kill")
         memory, limit = self.memory(container_id)
         return Sample(at_ns=at, cpu_ns=cpu, memory=memory, memory_limit=limit, oom_kills=oom)
+
+
+@functools.lru_cache(maxsize=4)
+def reader_for(root: Path = CGROUP_ROOT) -> CgroupReader:
+    """One reader per mount root (the layout does not change while we run)."""
+    return CgroupReader(root)

@@ -54,12 +54,12 @@ def series(ctx: Context, app: str, since: str | int = "24h", step: str | int = "
 def now(ctx: Context, app: str, container_ids: list[str]) -> dict[str, dict[str, Any]]:
     """{container id: {cpu_percent, memory_bytes, memory_limit_bytes}} for the app's containers: memory read from
     the cgroup now, CPU % over paasd's last sampling interval (None when paasd has not sampled it lately)."""
-    from .cgroup import CgroupReader
+    from .cgroup import reader_for
 
     interval = float(ctx.config.get("metrics.interval_s", 10))
     wall = time.time()
     recent = store.latest_cpu(ctx.conn, app, int((wall - 3 * interval) // 60)) if container_ids else {}
-    reader = CgroupReader()
+    reader = reader_for()
     out = {}
     for cid in container_ids:
         memory, limit = reader.memory(cid)
