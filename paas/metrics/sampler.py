@@ -130,9 +130,11 @@ class SamplerThread:
     logged in one line (the same failure again only once, until a round succeeds) and the next round runs as
     planned."""
 
+    MIN_INTERVAL_S = 1.0
+
     def __init__(self, ctx_factory: Callable[[], Context], interval_s: float = DEFAULT_INTERVAL_S):
         self.ctx_factory = ctx_factory
-        self.interval_s = max(1.0, float(interval_s))
+        self.interval_s = max(self.MIN_INTERVAL_S, float(interval_s))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rounds = 0

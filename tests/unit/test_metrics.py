@@ -251,3 +251,34 @@ def test_the_metrics_route_needs_view_and_hides_other_apps(ctx):
     assert client.get("/api/v1/apps/shop/metrics").status_code == 401
     bad = client.get("/api/v1/apps/shop/metrics?since=yesterday", headers=headers)
     assert bad.status_code == 400 and "duration" in bad.json["error"]
+
+
+def test_a_failing_round_is_logged_once_and_sampling_goes_on(ctx, monkeypatch, caplog):
+    import threading
+
+    from paas.context import Context
+    from paas.metrics import sampler as sampler_module
+
+    calls = []
+    done = threading.Event()
+
+    def flaky(self):
+        calls.append(1)
+        if len(calls) <= 3:
+            raise RuntimeError("disk on fire")
+        done.set()
+        return {}
+
+    monkeypatch.setattr(sampler_module.Sampler, "sample_round", flaky)
+    monkeypatch.setattr(sampler_module.SamplerThread, "MIN_INTERVAL_S", 0.01)
+    thread = sampler_module.SamplerThread(lambda: Context(ctx.paths), 0.01)
+    with caplog.at_level("INFO", logger="paas.metrics"):
+        thread.start()
+        assert done.wait(10)
+        thread.stop()
+    assert thread.failures == 3 and thread.rounds >= 1
+    failed = [r for r in caplog.records if "round failed" in r.getMessage()]
+    assert len(failed) == 1 and "disk on fire" in failed[0].getMessage()
+    assert any("works again" in r.getMessage() for r in caplog.records)
+    assert not thread._thread.is_alive()
+
