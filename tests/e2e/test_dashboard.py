@@ -1,7 +1,8 @@
 """The dashboard in a real browser (Playwright driving Debian's chromium) against a real paasd: log in, see the
 pushed app running with its release, change a config value with the form and get it back from the app through
-nginx, scale web to 2, roll back, all without JavaScript console errors; a config value holding a script tag is
-shown as text (no dialog). Screenshots of the overview and the app page go to tests/artifacts/."""
+nginx, scale web to 2, roll back, watch a request's log line arrive live, all without JavaScript console errors;
+a config value holding a script tag is shown as text (no dialog). Screenshots of the overview and the app page go
+to tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -142,6 +143,13 @@ def test_log_in_change_config_scale_and_roll_back(platform, deployed, page):
     assert active_release(page) == "v3"
     assert platform.get(app) == (200, "hello from v1\n")
     assert page.locator("tr.process").count() == 2  # the formation is kept
+
+    # live logs: a request through nginx shows up in the page without a reload (SSE)
+    from playwright.sync_api import expect
+
+    expect(page.locator("#logs-live")).to_have_text("live")
+    assert platform.get(app, "/seen-live")[0] == 200
+    expect(page.locator("#log-lines")).to_contain_text("GET /seen-live", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "dashboard-app.png"), full_page=True)
 
     events = page.inner_text("#events")

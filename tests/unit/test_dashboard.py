@@ -199,3 +199,11 @@ def test_the_api_needs_no_csrf_token(web):
     response = web.patch("/api/v1/apps/shop/config", json={"set": {"FROM_API": "1"}},
                          headers={"Authorization": f"Bearer {text}"})
     assert response.status_code == 200, response.json
+
+
+def test_the_live_log_stream_follows_the_page_rules(web):
+    assert web.get("/apps/shop/logs/stream").status_code == 302  # no session
+    log_in(web, "alice")
+    assert web.get("/apps/secret/logs/stream").status_code == 404
+    response = web.get("/apps/shop/logs/stream?after=yesterday")
+    assert response.status_code == 302 and "invalid after cursor" in web.get("/apps/shop").get_data(as_text=True)

@@ -5,6 +5,7 @@ page with what happened (post/redirect/get)."""
 from __future__ import annotations
 
 import io
+import json
 import time
 from typing import Any
 
@@ -117,15 +118,46 @@ def app_page(app):
         logs=_recent_logs(ctx, app))
 
 
-def _recent_logs(ctx, app: str, tail: int = 50) -> list[str]:
-    from ...deploy.logs import follow_app_logs
+def _recent_logs(ctx, app: str, tail: int = 50) -> dict[str, Any]:
+    """The last lines across deploys (services.logs, as the API's), and where the live stream takes over: after
+    the last line shown, or after now."""
+    from datetime import UTC, datetime
 
-    lines: list[str] = []
-    try:
-        follow_app_logs(ctx, app, follow=False, tail=tail, emit=lines.append)
-    except Exception as exc:  # noqa: BLE001 - the page shows the rest; the logs say why they are missing
-        lines.append(f"(logs unavailable: {exc})")
-    return lines[-tail:]
+    from ...services import logs as service
+
+    lines = service.history(ctx, app, tail=tail)["lines"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    return {"lines": lines, "after": lines[-1]["id"] if lines else now}
+
+
+@dashboard.get("/apps/<app>/logs/stream")
+@needs("view", sensitive=True)
+def log_stream(app):
+    """Server-Sent Events for the app page's live logs (the session's equivalent of the API's stream): each line a
+    `data:` event (JSON) with its id; Last-Event-ID or ?after= resumes after a line."""
+    from flask import Response
+
+    from ...services import logs as service
+
+    apps.get_app(context().conn, app)
+    after = request.headers.get("Last-Event-ID") or request.args.get("after") or None
+    if after:
+        service.check_cursor(after, "after")
+    gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
+    lines = service.stream(current_app.extensions["paas.ctx_factory"], app, process_type=request.args.get("type")
+                           or None, after=after, gone=gone,
+                           heartbeat=float(current_app.config.get("SSE_HEARTBEAT_S", 15)))
+
+    def events():
+        yield ": paas log stream\n\n"
+        try:
+            for line in lines:
+                yield ": keep-alive\n\n" if line is None else f"id: {line['id']}\ndata: {json.dumps(line)}\n\n"
+        finally:
+            lines.close()
+
+    return Response(events(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 # -- actions ------------------------------------------------------------------------------------------------------
