@@ -175,3 +175,30 @@ class Platform:
             network.remove_network(ctx.conn, ctx.config, only_if_unused=True)
         finally:
             ctx.close()
+
+
+PLATFORM_TOOLS = ("nginx", "ssh", "ssh-keygen", "git", "mmdebstrap")
+
+
+@contextlib.contextmanager
+def running_platform(base: Path, *, config: str = "", tools: tuple[str, ...] = PLATFORM_TOOLS,
+                     before_start=None):
+    """A started Platform (skipped outside CI, failed in it, without root or a tool), stopped afterwards.
+    config: YAML appended to paas.yml (a later key wins); before_start(platform): set-up after init."""
+    from tests.conftest import need_root, need_tool
+
+    need_root()
+    for tool in tools:
+        need_tool(tool)
+    p = Platform(base)
+    try:
+        p.init()
+        if config:
+            with open(p.root / "paas.yml", "a") as fh:
+                fh.write(config)
+        if before_start is not None:
+            before_start(p)
+        p.start()
+        yield p
+    finally:
+        p.stop()

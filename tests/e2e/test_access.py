@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_root, need_tool
-from tests.platformkit import Platform
+from tests.platformkit import running_platform
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 HOST_LEVEL = [
@@ -27,16 +26,8 @@ HOST_LEVEL = [
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    need_root()
-    for tool in ("nginx", "ssh", "ssh-keygen", "git", "mmdebstrap"):
-        need_tool(tool)
-    p = Platform(tmp_path_factory.mktemp("platform"))
-    try:
-        p.init()
-        p.start()
+    with running_platform(tmp_path_factory.mktemp("platform")) as p:
         yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need, need_root, need_tool
-from tests.platformkit import Platform
+from tests.conftest import need
+from tests.platformkit import running_platform
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -24,16 +24,8 @@ ACTION_TIMEOUT_MS = 180_000  # a config change or rollback is a deploy: start, h
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    need_root()
-    for tool in ("nginx", "ssh", "ssh-keygen", "git", "mmdebstrap"):
-        need_tool(tool)
-    p = Platform(tmp_path_factory.mktemp("platform"))
-    try:
-        p.init()
-        p.start()
+    with running_platform(tmp_path_factory.mktemp("platform")) as p:
         yield p
-    finally:
-        p.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_root, need_tool
 from tests.imagekit import runnable_rootfs
-from tests.platformkit import Platform
+from tests.platformkit import Platform, running_platform
 
 MAX_PUSH_BYTES = 256 * 1024
 DOCKERFILE = """FROM bb:1
@@ -30,19 +29,14 @@ CMD ["httpd", "-f", "-p", "8080", "-h", "/srv/app"]
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    need_root()
-    for tool in ("nginx", "ssh", "ssh-keygen", "git"):
-        need_tool(tool)
-    p = Platform(tmp_path_factory.mktemp("platform"))
-    try:
-        p.init()
+    def set_up(p: Platform) -> None:
         config = p.root / "paas.yml"
         config.write_text(config.read_text().replace("deploy:\n", f"deploy:\n  max_push_bytes: {MAX_PUSH_BYTES}\n"))
         _busybox_image(p)
-        p.start()
+
+    with running_platform(tmp_path_factory.mktemp("platform"), tools=("nginx", "ssh", "ssh-keygen", "git"),
+                          before_start=set_up) as p:
         yield p
-    finally:
-        p.stop()
 
 
 def _busybox_image(p: Platform) -> None:

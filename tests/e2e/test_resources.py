@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_root, need_tool
 from tests.e2e.test_git_push import unique, wait_for
-from tests.platformkit import Platform
+from tests.platformkit import Platform, running_platform
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 CGROUP = Path("/sys/fs/cgroup")
@@ -32,21 +31,13 @@ while True:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    need_root()
-    for tool in ("nginx", "ssh", "ssh-keygen", "git", "mmdebstrap"):
-        need_tool(tool)
     if not (CGROUP / "memory").is_dir():
         pytest.skip("reads cgroup v1 files (this host class mounts v1 controllers)")
-    p = Platform(tmp_path_factory.mktemp("platform"))
-    try:
-        p.init()
-        with open(p.root / "paas.yml", "a") as fh:  # the later key wins: these defaults and caps for the test
-            fh.write("resources:\n  defaults:\n    memory: 256m\n    cpus: 1\n    pids: 1024\n"
-                     "  max:\n    memory: 1g\n    cpus: 2\n    pids: 4096\n")
-        p.start()
+    # the later key wins: these defaults and caps for the test
+    config = ("resources:\n  defaults:\n    memory: 256m\n    cpus: 1\n    pids: 1024\n"
+              "  max:\n    memory: 1g\n    cpus: 2\n    pids: 4096\n")
+    with running_platform(tmp_path_factory.mktemp("platform"), config=config) as p:
         yield p
-    finally:
-        p.stop()
 
 
 def info(platform: Platform, app: str) -> dict:
