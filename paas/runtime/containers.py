@@ -457,6 +457,14 @@ def summary(info: dict) -> dict:
     }
 
 
+def brief(ctx: Context, ref: str) -> dict:
+    """summary() and the address: what listings need, without reading the bundle's config.json or probing the
+    runtime as inspect() does (the apps overview calls this for every process)."""
+    info = get(ctx, ref)
+    lease = ctx.conn.execute("SELECT address FROM ip_leases WHERE holder = ?", (info["id"],)).fetchone()
+    return summary(info) | {"address": lease["address"] if lease else None}
+
+
 def inspect(ctx: Context, ref: str) -> dict:
     info = get(ctx, ref)
     cpaths = paths_for(ctx, info["id"])

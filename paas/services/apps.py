@@ -111,7 +111,7 @@ def processes(ctx: Context, app: str) -> list[dict[str, Any]]:
     out = []
     for row in apps.processes(ctx.conn, app):
         try:
-            container = containers.inspect(ctx, row["container_id"])
+            container = containers.brief(ctx, row["container_id"])
         except NotFound:
             container = {"status": "gone", "address": None, "name": row["container_id"]}
         out.append({"type": row["type"], "index": row["idx"], "release": f"v{row['version']}",
