@@ -206,29 +206,32 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
     return apps.active_release(ctx.conn, app)
 
 
-def rollback(ctx: Context, app: str, version: int | None, out: Output, *, actor: str | None = None) -> dict[str, Any]:
+def rollback(ctx: Context, app: str, version: int | None, out: Output, *, actor: str | None = None,
+             on_begin=None) -> dict[str, Any]:
     """A new release running an earlier release's image with that release's config (Heroku's rollback); the
     target defaults to the newest superseded release whose image is still kept (deploy.keep_releases)."""
     return _relaunch(ctx, app, out, lambda: _rollback_target(ctx, app, version), use_target_config=True,
-                     says="Rolling {app} back to v{target} as v{version}", actor=actor, kind="rollback")
+                     says="Rolling {app} back to v{target} as v{version}", actor=actor, kind="rollback",
+                     on_begin=on_begin)
 
 
 def apply_config(ctx: Context, app: str, out: Output, what: str = "the new config", *,
-                 actor: str | None = None) -> dict[str, Any] | None:
+                 actor: str | None = None, on_begin=None) -> dict[str, Any] | None:
     """The active release's image with the app's current config, as a new release (what config:set and
     resource:limit do, like Heroku and Dokku); None when the app has no active release yet (the next push uses
     the config). what: the change, for the progress line."""
     if apps.active_release(ctx.conn, app) is None:
         return None
     return _relaunch(ctx, app, out, lambda: _active_target(ctx, app), use_target_config=False,
-                     says=f"Restarting {{app}} v{{target}} with {what} as v{{version}}", actor=actor, kind="config")
+                     says=f"Restarting {{app}} v{{target}} with {what} as v{{version}}", actor=actor, kind="config",
+                     on_begin=on_begin)
 
 
-def restart(ctx: Context, app: str, out: Output, *, actor: str | None = None) -> dict[str, Any]:
+def restart(ctx: Context, app: str, out: Output, *, actor: str | None = None, on_begin=None) -> dict[str, Any]:
     """Every process of the app anew: the active release's image and the app's config as a new release, started,
     health-checked and switched to before the old containers drain (zero downtime for web)."""
     return _relaunch(ctx, app, out, lambda: _active_target(ctx, app), use_target_config=False,
-                     says="Restarting {app} v{target} as v{version}", actor=actor, kind="restart")
+                     says="Restarting {app} v{target} as v{version}", actor=actor, kind="restart", on_begin=on_begin)
 
 
 def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[str, int]:
@@ -289,8 +292,9 @@ def _active_target(ctx: Context, app: str) -> dict[str, Any]:
 
 
 def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config: bool, says: str,
-              actor: str | None = None, kind: str = "config") -> dict[str, Any]:
-    """A new release from an existing release's image (no build): its source only for app.json."""
+              actor: str | None = None, kind: str = "config", on_begin=None) -> dict[str, Any]:
+    """A new release from an existing release's image (no build): its source only for app.json. on_begin(deploy
+    id, version): as for deploy_commit."""
     from ..detect import configured_stacks, detect
 
     apps.get_app(ctx.conn, app)
@@ -298,6 +302,8 @@ def _relaunch(ctx: Context, app: str, out: Output, choose, *, use_target_config:
         target = choose()  # under the lock: what is active cannot change meanwhile
         run = Deploy(ctx, app, target["commit_sha"], out, started=[], timings={}, actor=actor, kind=kind)
         _begin(run, config=target["config"] if use_target_config else None)
+        if on_begin is not None:
+            on_begin(run.deploy_id, run.version)
         try:
             out.step(says.format(app=app, target=target["version"], version=run.version))
             detection = detect(checkout(ctx, app, run.commit, _workdir(run)), stacks=configured_stacks(ctx.config))

@@ -119,19 +119,36 @@ def start_redeploy(ctx_factory: Callable[[], Context], ctx: Context, app: str, a
                    wait_s: float = 10.0) -> dict[str, Any]:
     """redeploy() in a thread of its own (with its own Context); returns once the deploy is recorded (or after
     wait_s when another deploy of the app holds its lock): {deploy, version, commit, status}."""
-    from ..deploy import Output
-    from ..deploy.output import rotate
-    from ..deploy.pipeline import deploy_commit, deploy_log_path
+    from ..deploy.pipeline import deploy_commit
 
     commit = _active_commit(ctx, app)
+    info = start_in_background(
+        ctx_factory, ctx, app, "redeploy",
+        lambda own, output, on_begin: deploy_commit(own, app, commit, output, actor=actor, kind="redeploy",
+                                                    on_begin=on_begin), wait_s)
+    return {"deploy": info["deploy"], "version": info["version"], "commit": commit, "status": info["status"]}
+
+
+def start_in_background(ctx_factory: Callable[[], Context], ctx: Context, app: str, what: str,
+                        work: Callable[[Context, Any, Callable[[int, int], None]], Any],
+                        wait_s: float = 10.0) -> dict[str, Any]:
+    """work(own context, output, on_begin) in a thread of its own, its output going to the app's deploy log (and
+    the deploy's own log once pipeline calls on_begin(deploy id, version)). Returns once the deploy is recorded,
+    once work is done (an action that started no deploy), or after wait_s (another deploy holds the app's lock):
+    {deploy, version, status, result}. What work raised before a deploy began is raised here."""
+    from ..deploy import Output
+    from ..deploy.output import rotate
+    from ..deploy.pipeline import deploy_log_path
+
     began = threading.Event()
-    info: dict[str, Any] = {"deploy": None, "version": None, "commit": commit}
+    info: dict[str, Any] = {"deploy": None, "version": None, "result": None}
+    failed: list[BaseException] = []
 
     def on_begin(deploy_id: int, version: int) -> None:
         info.update(deploy=deploy_id, version=version)
         began.set()
 
-    def work() -> None:
+    def run() -> None:
         import logging
 
         own = ctx_factory()
@@ -141,18 +158,23 @@ def start_redeploy(ctx_factory: Callable[[], Context], ctx: Context, app: str, a
             log_path.parent.mkdir(parents=True, exist_ok=True)
             rotate(log_path)
             output = Output(_Discard(), log_path)
-            deploy_commit(own, app, commit, output, actor=actor, kind="redeploy", on_begin=on_begin)
+            info["result"] = work(own, output, on_begin)
         except Exception as exc:  # noqa: BLE001 - the deploy row and its log say what failed
-            logging.getLogger("paas.deploy").warning("redeploy of %s: %s", app, exc)
+            if info["deploy"] is None:
+                failed.append(exc)
+            logging.getLogger("paas.deploy").warning("%s of %s: %s", what, app, exc)
         finally:
             if output is not None:
                 output.close()
             own.close()
             began.set()
 
-    threading.Thread(target=work, name=f"redeploy-{app}", daemon=True).start()
+    threading.Thread(target=run, name=f"{what}-{app}", daemon=True).start()
     began.wait(wait_s)
-    info["status"] = "running" if info["deploy"] is not None else "waiting"
+    if failed:
+        raise failed[0]
+    info["status"] = "running" if info["deploy"] is not None else ("done" if info["result"] is not None
+                                                                   else "waiting")
     if info["deploy"] is not None:
         row = ctx.conn.execute("SELECT status FROM deploys WHERE id = ?", (info["deploy"],)).fetchone()
         info["status"] = row["status"] if row else "running"
