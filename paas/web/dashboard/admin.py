@@ -30,6 +30,8 @@ def _back_on_error(endpoint: str) -> Callable:
         def run(*args, **kwargs):
             try:
                 return view(*args, **kwargs)
+            except PermissionDenied:
+                raise  # a 403 page, as everywhere in the dashboard
             except (UserError, NotFound) as exc:
                 flash(exc.one_line(), "error")
                 return redirect(url_for(endpoint))
