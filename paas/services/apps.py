@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 def overview(ctx: Context, user: User) -> list[dict[str, Any]]:
     """Every app user may see: name, state (running, deploying, crashed, stopped, failed, new), active release,
-    commit, URL, process counts per type, the last deploy (when, by whom, how long), when it was created."""
+    commit, URL, process counts per type, CPU % and memory now (summed over its processes), the last deploy (when,
+    by whom, how long), when it was created."""
     from ..access.store import visible_apps
     from ..proxy import app_url, proxy_settings
 
@@ -32,7 +33,7 @@ def overview(ctx: Context, user: User) -> list[dict[str, Any]]:
                      "release": f"v{release['version']}" if release else None,
                      "commit": (release["commit_sha"] or "")[:12] if release else None,
                      "url": app_url(app["name"], settings) if release else None,
-                     "processes": process_counts(procs), "last_deploy": deploy,
+                     "processes": process_counts(procs), **usage_now(procs), "last_deploy": deploy,
                      "created_at": app["created_at"]})
     return rows
 
@@ -47,6 +48,13 @@ def app_state(released: bool, procs: list[dict[str, Any]], deploy: dict[str, Any
     if any(p["status"] != "running" for p in procs):
         return "crashed"
     return "running" if procs else "stopped"
+
+
+def usage_now(procs: list[dict[str, Any]]) -> dict[str, float | int | None]:
+    """{cpu_percent, memory_bytes}: the app's processes' figures now, summed (None when none has one)."""
+    cpus = [p["cpu_percent"] for p in procs if p.get("cpu_percent") is not None]
+    mems = [p["memory_bytes"] for p in procs if p.get("memory_bytes") is not None]
+    return {"cpu_percent": round(sum(cpus), 2) if cpus else None, "memory_bytes": sum(mems) if mems else None}
 
 
 def process_counts(procs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -32,7 +32,8 @@ def metrics_view(ctx, app: str, range_name: str | None) -> dict[str, Any]:
 @needs("view")
 def metrics_fragment(app):
     """The metrics section alone (?range=1h|6h|24h), for the page's minute refresh."""
-    return render_template("_metrics.html", app_name=app, metrics=metrics_view(context(), app, request.args.get("range")))
+    found = metrics_view(context(), app, request.args.get("range"))
+    return render_template("_metrics.html", app_name=app, metrics=found)
 
 
 @dashboard.get("/apps/<app>/deploys/<int:deploy_id>")

@@ -85,18 +85,23 @@ def logout():
 @dashboard.get("/")
 @needs("login")
 def overview():
-    """Every app the user may see: state, release, commit, URL, processes, last deploy."""
+    """Every app the user may see: state, release, commit, URL, processes, CPU/memory now, last deploy."""
     from ...services import apps as service
+    from .charts import size
 
-    return render_template("overview.html", apps=service.overview(context(), g.user))
+    return render_template("overview.html", apps=service.overview(context(), g.user), size=size)
 
 
 @dashboard.get("/apps/<app>")
 @needs("view")
 def app_page(app):
-    """One app: processes, releases (rollback), config (masked until revealed), scale, logs, events, access."""
+    """One app: processes (CPU/memory now), metrics graphs (?range=), deploys, releases (rollback), config (masked
+    until revealed), scale, restart, logs (?type= filters by process type), events, access."""
     from ...access.store import list_access
     from ...services import apps as service
+    from ...services import deploys as deploy_service
+    from . import charts
+    from .deploys import metrics_view
 
     ctx = context()
     info = service.info(ctx, app)
@@ -109,23 +114,29 @@ def app_page(app):
     formation = apps.get_formation(ctx.conn, app)
     release = info["release"]
     types = sorted(set(formation) | set((release or {}).get("processes") or {}))
+    log_type = request.args.get("type") or None
+    if log_type is not None and log_type not in types:
+        log_type = None
+    deploys = deploy_service.list_deploys(ctx, app, limit=10)
     return render_template(
         "app.html", app=info, config=config, revealed=reveal, may_read=may_read,
         may_deploy=level_at_least(g.level, "deploy"), may_manage=level_at_least(g.level, "manage"),
         releases=list(reversed(apps.releases(ctx.conn, app)))[:20], types=types,
         formation={t: formation.get(t, 1 if t == "web" else 0) for t in types},
         events=list(reversed(events.list_events(ctx.conn, app=app, limit=20))), access=list_access(ctx.conn, app),
-        logs=_recent_logs(ctx, app))
+        logs=_recent_logs(ctx, app, process_type=log_type), log_type=log_type, deploys=deploys,
+        running=next((d for d in deploys if d["status"] == "running"), None),
+        metrics=metrics_view(ctx, app, request.args.get("range")), size=charts.size, app_name=app)
 
 
-def _recent_logs(ctx, app: str, tail: int = 50) -> dict[str, Any]:
-    """The last lines across deploys (services.logs, as the API's), and where the live stream takes over: after
-    the last line shown, or after now."""
+def _recent_logs(ctx, app: str, tail: int = 50, process_type: str | None = None) -> dict[str, Any]:
+    """The last lines across deploys (services.logs, as the API's; of one process type if given), and where the
+    live stream takes over: after the last line shown, or after now."""
     from datetime import UTC, datetime
 
     from ...services import logs as service
 
-    lines = service.history(ctx, app, tail=tail)["lines"]
+    lines = service.history(ctx, app, tail=tail, process_type=process_type)["lines"]
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
     return {"lines": lines, "after": lines[-1]["id"] if lines else now}
 

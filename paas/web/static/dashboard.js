@@ -20,3 +20,25 @@
   };
   window.addEventListener("pagehide", function () { source.close(); });
 })();
+
+// Metrics graphs: the server draws them (inline SVG); every minute a fresh copy of the section replaces this one
+// (same-origin HTML rendered and escaped by the server's template; nothing from the page's data is parsed).
+(function () {
+  "use strict";
+  var section = document.getElementById("metrics");
+  if (!section || !window.fetch || !window.DOMParser) return;
+  function refresh() {
+    var current = document.getElementById("metrics");
+    fetch(current.getAttribute("data-refresh"), { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("metrics");
+        if (fresh) current.replaceWith(document.importNode(fresh, true));
+      })
+      .catch(function () { /* the graphs shown stay; the next minute tries again */ });
+  }
+  setInterval(refresh, 60000);
+})();
