@@ -3,6 +3,7 @@
     nginx.conf              main config (plan_main_conf)
     conf.d/default.conf     default server: 404 for a Host no app answers to
     conf.d/control.conf     control server on run/control.sock: answers the generation of the loaded config
+    conf.d/paas.conf        the dashboard and HTTP API at paas.DOMAIN, proxied to paasd (plan_dashboard_conf)
     apps/<app>.conf         one app's upstream and server (plan_app_conf)
     logs/  run/  temp/      error and access logs; pid file and control socket; request/response buffers
     .lock                   flock: installs (parallel deploys) happen one at a time
@@ -41,6 +42,7 @@ from .plan import (
     nginx_problem,
     plan_app_conf,
     plan_control_conf,
+    plan_dashboard_conf,
     plan_default_conf,
     plan_main_conf,
     route_of,
@@ -51,6 +53,7 @@ log = logging.getLogger("paas.proxy")
 MAIN = "nginx.conf"
 DEFAULT = "conf.d/default.conf"
 CONTROL = "conf.d/control.conf"
+DASHBOARD = "conf.d/paas.conf"
 INCLUDED = ("conf.d", "apps")  # the folders nginx.conf includes *.conf from
 LIVE_TIMEOUT_S = 10.0
 LOCK_TIMEOUT_S = 120.0
@@ -84,7 +87,9 @@ class Nginx:
     def ensure_running(self) -> None:
         """Current main config and default server installed, and a master serving them."""
         live = self._read_tree()
-        if self.is_running() and CONTROL in live and live.items() >= self._rendered(live).items():
+        rendered = self._rendered(live)
+        if self.is_running() and CONTROL in live and live.items() >= rendered.items() and \
+                (DASHBOARD in rendered or DASHBOARD not in live):
             return
         self._install({}, start=True)
 
@@ -147,7 +152,10 @@ class Nginx:
         reload a running master, start one when `start`, else only install the files."""
         with self._locked():
             live = self._read_tree()
-            wanted = {**live, **self._rendered(live)}
+            rendered = self._rendered(live)
+            wanted = {**live, **rendered}
+            if DASHBOARD not in rendered:
+                wanted.pop(DASHBOARD, None)  # api.port 0: nothing to publish
             for name, text in changes.items():
                 if text is None:
                     wanted.pop(name, None)
@@ -193,6 +201,9 @@ class Nginx:
             MAIN: plan_main_conf(self.dir, self.settings, disk_buffering=workers_reach(self.dir / "temp")),
             DEFAULT: plan_default_conf(self.dir, self.settings),
         }
+        dashboard = plan_dashboard_conf(self.dir, self.settings)
+        if dashboard is not None:
+            files[DASHBOARD] = dashboard
         for name, text in live.items():
             route = route_of(text) if name.startswith("apps/") else None
             if route is not None and name == f"apps/{route.app}.conf":

@@ -75,6 +75,8 @@ class ProxySettings:
     client_max_body_size: str = "100m"
     proxy_read_timeout_s: int = 60
     worker_processes: int = 1
+    api_listen: str = "127.0.0.1"      # paasd's HTTP listener (api.listen, api.port), published at paas.DOMAIN
+    api_port: int = 2280               # 0: paasd serves no HTTP, nginx publishes nothing
 
     def __post_init__(self) -> None:
         if not isinstance(self.domain, str) or not _is_hostname(self.domain) or self.domain.startswith("*"):
@@ -92,6 +94,10 @@ class ProxySettings:
                               "use whole seconds, 1-86400")
         if not _is_int(self.worker_processes) or not 1 <= self.worker_processes <= 64:
             raise ConfigError(f"proxy.worker_processes {self.worker_processes!r} is not a worker count", "use 1-64")
+        if not isinstance(self.api_listen, str) or not _is_ip(self.api_listen):
+            raise ConfigError(f"api.listen {self.api_listen!r} is not an IP address", "use e.g. 127.0.0.1")
+        if not _is_int(self.api_port) or not 0 <= self.api_port <= 65535:
+            raise ConfigError(f"api.port {self.api_port!r} is not a port number", "use 1-65535, or 0 for off")
 
     @property
     def listen_address(self) -> str:
@@ -138,7 +144,25 @@ def proxy_settings(config) -> ProxySettings:
         client_max_body_size=str(config.get("proxy.client_max_body_size", "100m")),
         proxy_read_timeout_s=number("proxy.proxy_read_timeout_s", 60),
         worker_processes=number("proxy.worker_processes", 1),
+        api_listen=str(config.get("api.listen", "127.0.0.1") or "127.0.0.1"),
+        api_port=number("api.port", 2280),
     )
+
+
+DASHBOARD_APP = "paas"  # the reserved app name (paas.apps.RESERVED_NAMES) whose host the dashboard takes
+
+
+def dashboard_hostname(settings: ProxySettings) -> str:
+    """paas.DOMAIN: where nginx publishes the dashboard and the HTTP API."""
+    return f"{DASHBOARD_APP}.{settings.domain}"
+
+
+def dashboard_upstream(settings: ProxySettings) -> str:
+    """Where nginx reaches paasd: api.listen:api.port, a wildcard listen address reached over loopback."""
+    address = ipaddress.ip_address(settings.api_listen)
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    return f"[{address}]:{settings.api_port}" if address.version == 6 else f"{address}:{settings.api_port}"
 
 
 def app_hostname(app: str, settings: ProxySettings) -> str:
@@ -205,6 +229,16 @@ def plan_main_conf(nginx_dir: Path, settings: ProxySettings, *, disk_buffering: 
 def plan_default_conf(nginx_dir: Path, settings: ProxySettings) -> str:
     """The default server: 404 with a short text for a Host no app answers to."""
     return render("default.conf.j2", prefix=check_nginx_dir(nginx_dir), listen=settings.listen_address)
+
+
+def plan_dashboard_conf(nginx_dir: Path, settings: ProxySettings) -> str | None:
+    """The server for paas.DOMAIN proxying to paasd (forwarded headers, no buffering for the log streams);
+    None when paasd serves no HTTP (api.port 0)."""
+    if not settings.api_port:
+        return None
+    return render("dashboard.conf.j2", prefix=check_nginx_dir(nginx_dir), listen=settings.listen_address,
+                  hostname=dashboard_hostname(settings), upstream=dashboard_upstream(settings),
+                  read_timeout=settings.proxy_read_timeout_s)
 
 
 def plan_control_conf(nginx_dir: Path, generation: str) -> str:

@@ -1,5 +1,5 @@
 """paasd's HTTP listener: the Flask app under waitress (a production WSGI server) in a background thread, on the
-loopback address by default (`api.listen`, `api.port`; nginx will publish it at paas.DOMAIN)."""
+loopback address by default (`api.listen`, `api.port`; nginx publishes it at paas.DOMAIN)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from ..context import Context
 
 log = logging.getLogger("paas.web")
+TRUSTED_PROXY, TRUSTED_PROXY_V6 = "127.0.0.1", "::1"  # nginx (nginx/dashboard.conf.j2) connects from loopback
+TRUSTED_HEADERS = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"}
 
 
 class ApiServer:
@@ -32,8 +34,12 @@ class ApiServer:
 
         # channel_request_lookahead: waitress keeps reading the socket while a view runs, so a log stream sees
         # its client go (waitress.client_disconnected)
+        # nginx publishes this at paas.DOMAIN from loopback: its X-Forwarded-* (client address, https, host) count
+        # from there only, so sessions get Secure cookies over HTTPS; anyone else's are dropped
         self._server = create_server(create_app(self.ctx_factory), host=self.listen, port=self.port,
                                      threads=self.threads, ident="paasd", clear_untrusted_proxy_headers=True,
+                                     trusted_proxy=TRUSTED_PROXY_V6 if ":" in self.listen else TRUSTED_PROXY,
+                                     trusted_proxy_count=1, trusted_proxy_headers=TRUSTED_HEADERS,
                                      channel_request_lookahead=4)
         # what a view yields goes out at once (each event of a log stream): waitress otherwise holds writes below
         # send_bytes (18 kB) while the view runs. Set on the shared adjustments: passing send_bytes warns that
