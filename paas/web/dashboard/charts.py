@@ -20,6 +20,7 @@ X_TICK_S = {"1h": 600, "6h": 3600, "24h": 4 * 3600}  # a time label every ...
 WIDTH, HEIGHT = 520, 170
 LEFT, RIGHT, TOP, BOTTOM = 46, 10, 10, 22
 MIB = 1 << 20
+COUNTED = {"requests", "errors"}  # their "now" is the last whole step (the current one is still counting)
 
 
 def range_of(raw: str | None) -> str:
@@ -77,7 +78,7 @@ def _chart(cid: str, title: str, unit: str, lines, fmt: str, floor: float, point
     for (label, cls, _), column in zip(lines, values, strict=True):
         drawn.append({"label": label, "cls": cls, "path": _path([(x(p["t"]), None if v is None else y(v))
                                                                  for p, v in zip(points, column, strict=True)]),
-                      "now": _last(column, fmt)})
+                      "now": _last(column[:-1] if cid in COUNTED else column, fmt)})
     y_ticks = [{"y": round(y(v), 1), "label": _tick(v)} for v in _frange(0, top, step)]
     every = X_TICK_S[range_name]
     first_tick = math.ceil(t0 / every) * every
