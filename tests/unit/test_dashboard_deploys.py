@@ -134,4 +134,6 @@ def test_chart_scale_paths_and_ticks():
     assert [t["label"] for t in cpu["x_ticks"]] == ["10:00", "10:10", "10:20", "10:30", "10:40", "10:50"]
     assert cpu["lines"][0]["now"] == "59.0 %" and not cpu["empty"]
     assert memory["empty"] and memory["lines"][0]["path"] == ""
+    assert [d["x"] for d in cpu["lines"][0]["dots"]] == []  # every known point has a neighbour
+    assert charts._lone([(0, None), (1, 5), (2, None), (3, 6), (4, 7)]) == [{"x": 1, "y": 5}]
     assert charts.range_of("6h") == "6h" and charts.range_of("7d") == "1h"

@@ -51,7 +51,7 @@ def graphs(series: dict[str, Any], range_name: str) -> list[dict[str, Any]]:
          [("in use", "s1", _mib("memory_bytes"))], "{:.1f} MiB", 1.0),
         ("requests", "Requests", "per second", [("req/s", "s1", _key("requests_per_s"))], "{:.2f}/s", 0.1),
         ("latency", "Response time", "ms", [("p50", "s1", _key("p50_ms")), ("p95", "s2", _key("p95_ms"))],
-         "{:.0f} ms", 10.0),
+         "{:.3g} ms", 10.0),
         ("errors", "5xx responses", "per minute", [("5xx/min", "bad", _per_minute_5xx(step_s))], "{:.1f}/min", 1.0),
     ]
     return [_chart(cid, title, unit, lines, fmt, floor, points, range_name)
@@ -76,8 +76,8 @@ def _chart(cid: str, title: str, unit: str, lines, fmt: str, floor: float, point
 
     drawn = []
     for (label, cls, _), column in zip(lines, values, strict=True):
-        drawn.append({"label": label, "cls": cls, "path": _path([(x(p["t"]), None if v is None else y(v))
-                                                                 for p, v in zip(points, column, strict=True)]),
+        xy = [(x(p["t"]), None if v is None else y(v)) for p, v in zip(points, column, strict=True)]
+        drawn.append({"label": label, "cls": cls, "path": _path(xy), "dots": _lone(xy),
                       "now": _last(column[:-1] if cid in COUNTED else column, fmt)})
     y_ticks = [{"y": round(y(v), 1), "label": _tick(v)} for v in _frange(0, top, step)]
     every = X_TICK_S[range_name]
@@ -126,6 +126,17 @@ def _path(xy: list[tuple[float, float | None]]) -> str:
         if part.startswith("M") and (i + 1 == len(parts) or parts[i + 1].startswith("M")):
             out.append("l0.01 0")
     return " ".join(out)
+
+
+def _lone(xy: list[tuple[float, float | None]]) -> list[dict[str, float]]:
+    """Points with no known neighbour (a line cannot show them): drawn as dots."""
+    out = []
+    for i, (px, py) in enumerate(xy):
+        before = xy[i - 1][1] if i > 0 else None
+        after = xy[i + 1][1] if i + 1 < len(xy) else None
+        if py is not None and before is None and after is None:
+            out.append({"x": round(px, 1), "y": round(py, 1)})
+    return out
 
 
 def _last(column: list[float | None], fmt: str) -> str | None:
