@@ -87,6 +87,16 @@ def log_in(page, user: str, password: str) -> None:
     page.click("button[type=submit]")
 
 
+def follow_deploy_to_the_end(page) -> None:
+    """On a deploy's log page (where an action that starts a deploy leads): wait for it to succeed, then back to
+    the app page."""
+    from playwright.sync_api import expect
+
+    assert "/deploys/" in page.url
+    expect(page.locator("#deploy-status")).to_have_text("succeeded", timeout=ACTION_TIMEOUT_MS)
+    page.click("#back-to-app")
+
+
 def active_release(page) -> str:
     return page.inner_text("#active-release").strip()
 
@@ -113,8 +123,9 @@ def test_log_in_change_config_scale_and_roll_back(platform, deployed, page):
     page.fill("#config-form input[name=key]", "GREETING")
     page.fill("#config-form input[name=value]", XSS)
     page.click("#config-form button[type=submit]")
+    assert "set GREETING: deploying v2" in page.inner_text(".flash.info")  # its deploy's log, followed
+    follow_deploy_to_the_end(page)
     assert active_release(page) == "v2"
-    assert "set GREETING: running as v2" in page.inner_text(".flash.info")
     assert platform.get(app) == (200, XSS + "\n")
     assert page.locator("tr.config-row[data-key=GREETING] .value").inner_text() == "********"
     page.click("#reveal-config")
@@ -131,7 +142,8 @@ def test_log_in_change_config_scale_and_roll_back(platform, deployed, page):
     page.click("tr.release-row[data-version='1'] a")
     assert "Roll back" in page.inner_text("h1") and "/rollback" in page.url
     page.click("button.danger")
-    assert "rolled back to v1: running as v3" in page.inner_text(".flash.info")
+    assert "rollback to v1: deploying v3" in page.inner_text(".flash.info")
+    follow_deploy_to_the_end(page)
     assert active_release(page) == "v3"
     assert platform.get(app) == (200, "hello from v1\n")
     assert page.locator("tr.process").count() == 2  # the formation is kept

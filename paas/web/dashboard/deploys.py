@@ -72,7 +72,7 @@ def redeploy(app):
 
     started = service.start_redeploy(current_app.extensions["paas.ctx_factory"], context(), app, g.user.name)
     _audit("redeploy", app, commit=started["commit"][:12], deploy=started["deploy"])
-    return _follow(app, started, "redeploy")
+    return follow(app, started, "redeploy")
 
 
 @dashboard.post("/apps/<app>/restart")
@@ -90,13 +90,15 @@ def restart(app):
     if started["deploy"] is None and result:
         flash(f"restarted {', '.join(result['restarted']) or 'nothing'}", "info")
         return redirect(url_for("dashboard.app_page", app=app))
-    return _follow(app, started, "restart")
+    return follow(app, started, "restart")
 
 
-def _follow(app: str, started: dict[str, Any], what: str):
+def follow(app: str, started: dict[str, Any], what: str):
+    """To the log of the deploy an action started (services.deploys.start_in_background's answer)."""
     if started["deploy"] is None:  # another deploy holds the app's lock: this one waits for it
         flash(f"{what} is waiting for another deploy of {app} to finish", "info")
         return redirect(url_for("dashboard.app_page", app=app) + "#deploys")
+    flash(f"{what}: deploying v{started['version']}", "info")
     return redirect(url_for("dashboard.deploy_page", app=app, deploy_id=started["deploy"]))
 
 

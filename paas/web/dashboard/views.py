@@ -202,8 +202,11 @@ def _bad_input(exc: UserError):
 @dashboard.post("/apps/<app>/config")
 @needs("deploy")
 def change_config(app):
-    """Set one variable (key, value) or unset one (unset=KEY); a deployed app restarts as a new release."""
+    """Set one variable (key, value) or unset one (unset=KEY); a deployed app restarts as a new release, in the
+    background, and the browser follows that deploy's log."""
     from ...deploy.pipeline import apply_config
+    from ...services.deploys import start_in_background
+    from .deploys import follow
 
     ctx = context()
     key = request.form.get("key", "").strip()
@@ -218,9 +221,13 @@ def change_config(app):
         what = f"set {key}"
     else:
         raise UserError("give a variable's name", "fill in the key field")
-    out, buffer = _output()
-    release = apply_config(ctx, app, out, what=what)
-    return _done(app, f"{what}" + (f": running as v{release['version']}" if release else ""), buffer)
+    if apps.active_release(ctx.conn, app) is None:
+        return _done(app, f"{what}: the next deploy uses it")
+    actor = g.user.name  # the thread has no request context
+    started = start_in_background(current_app.extensions["paas.ctx_factory"], ctx, app, "config",
+                                  lambda own, out, on_begin: apply_config(own, app, out, what=what, actor=actor,
+                                                                          on_begin=on_begin))
+    return follow(app, started, what)
 
 
 @dashboard.post("/apps/<app>/scale")
@@ -252,14 +259,18 @@ def confirm_rollback(app):
 @dashboard.post("/apps/<app>/rollback")
 @needs("deploy")
 def rollback(app):
-    """Run an earlier release again as a new release."""
+    """Run an earlier release again as a new release (in the background; the browser follows its deploy's log)."""
     from ...deploy.pipeline import rollback as relaunch
+    from ...services.deploys import start_in_background
+    from .deploys import follow
 
     version = _version(request.form.get("version"))
-    out, buffer = _output()
-    release = relaunch(context(), app, version, out)
-    _audit("rollback", app, to=version)
-    return _done(app, f"rolled back to v{version}: running as v{release['version']}", buffer)
+    actor = g.user.name  # the thread has no request context
+    started = start_in_background(current_app.extensions["paas.ctx_factory"], context(), app, "rollback",
+                                  lambda own, out, on_begin: relaunch(own, app, version, out, actor=actor,
+                                                                      on_begin=on_begin))
+    _audit("rollback", app, to=version, deploy=started["deploy"])
+    return follow(app, started, f"rollback to v{version}")
 
 
 def _version(raw: str | None) -> int:
