@@ -26,6 +26,8 @@
         status.className = "state " + chunk.status;
         if (chunk.complete) {
           live.textContent = "finished: " + chunk.status;
+          var phase = document.getElementById("deploy-phase");
+          if (phase) phase.remove();
           return;
         }
         setTimeout(poll, 1000);
