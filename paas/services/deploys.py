@@ -55,6 +55,13 @@ def list_deploys(ctx: Context, app: str, limit: int = 100) -> list[dict[str, Any
     return [_row(r) for r in rows]
 
 
+def running_deploy(ctx: Context, app: str) -> dict[str, Any] | None:
+    """The app's deploy in progress (the newest one still running), or None."""
+    row = ctx.conn.execute("SELECT * FROM deploys WHERE app = ? AND status = 'running' ORDER BY id DESC LIMIT 1",
+                           (app,)).fetchone()
+    return None if row is None else _row(row)
+
+
 def get_deploy(ctx: Context, app: str, deploy_id: int) -> dict[str, Any]:
     row = ctx.conn.execute("SELECT * FROM deploys WHERE app = ? AND id = ?", (app, deploy_id)).fetchone()
     if row is None:

@@ -137,3 +137,13 @@ def test_chart_scale_paths_and_ticks():
     assert [d["x"] for d in cpu["lines"][0]["dots"]] == []  # every known point has a neighbour
     assert charts._lone([(0, None), (1, 5), (2, None), (3, 6), (4, 7)]) == [{"x": 1, "y": 5}]
     assert charts.range_of("6h") == "6h" and charts.range_of("7d") == "1h"
+
+
+def test_the_app_page_learns_of_a_running_deploy_to_open_its_log(web):
+    log_in(web, "vera")
+    assert web.get("/apps/shop/deploys/running").json == {"id": None, "url": None}
+    assert 'data-running="/apps/shop/deploys/running"' in web.get("/apps/shop").get_data(as_text=True)
+    deploy_id = add_deploy(web.ctx, "shop", ["building"])
+    assert web.get("/apps/shop/deploys/running").json == {"id": deploy_id, "url": f"/apps/shop/deploys/{deploy_id}"}
+    add_deploy(web.ctx, "secret", ["building"])
+    assert web.get("/apps/secret/deploys/running").status_code == 404

@@ -36,6 +36,19 @@ def metrics_fragment(app):
     return render_template("_metrics.html", app_name=app, metrics=found)
 
 
+@dashboard.get("/apps/<app>/deploys/running")
+@needs("view", sensitive=True)
+def running_deploy(app):
+    """{id, url} of the deploy in progress (or nulls), for the app page: it opens a deploy's log as soon as one
+    starts (a push, a redeploy, a config change by someone else)."""
+    from ...services import deploys as service
+
+    found = service.running_deploy(context(), app)
+    if found is None:
+        return jsonify({"id": None, "url": None})
+    return jsonify({"id": found["id"], "url": url_for("dashboard.deploy_page", app=app, deploy_id=found["id"])})
+
+
 @dashboard.get("/apps/<app>/deploys/<int:deploy_id>")
 @needs("view", sensitive=True)
 def deploy_page(app, deploy_id):

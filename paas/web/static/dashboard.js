@@ -42,3 +42,29 @@
   }
   setInterval(refresh, 60000);
 })();
+
+// A deploy starting (a push, a redeploy, someone else's config change) opens its log: the app page asks every two
+// seconds whether one runs and goes to its log page, once per deploy and tab (deploy.js marks it seen there, so
+// coming back to the app page while it still runs does not bounce).
+(function () {
+  "use strict";
+  var section = document.getElementById("deploys");
+  if (!section || !window.fetch || !window.sessionStorage) return;
+  var url = section.getAttribute("data-running");
+  function check() {
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (running) {
+        if (running.id !== null && !window.sessionStorage.getItem("paas-seen-deploy-" + running.id)) {
+          window.location.assign(running.url);
+          return;
+        }
+        setTimeout(check, 2000);
+      })
+      .catch(function () { setTimeout(check, 5000); });
+  }
+  check();
+})();

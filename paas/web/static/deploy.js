@@ -3,7 +3,10 @@
 (function () {
   "use strict";
   var box = document.getElementById("deploy");
-  if (!box || box.getAttribute("data-complete") === "true" || !window.fetch) return;
+  if (!box) return;
+  // the app page opens each running deploy's log once per tab: this one has been seen
+  try { window.sessionStorage.setItem("paas-seen-deploy-" + box.getAttribute("data-id"), "1"); } catch (e) { /* */ }
+  if (box.getAttribute("data-complete") === "true" || !window.fetch) return;
   var pre = document.getElementById("deploy-log");
   var status = document.getElementById("deploy-status");
   var live = document.getElementById("deploy-live");
