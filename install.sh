@@ -58,7 +58,10 @@ cp -r demo/python-app/. "$work/"
 git -C "$work" init -q -b main
 git -C "$work" add -A
 git -C "$work" -c user.name=paas -c user.email=demo@paas.invalid commit -q -m "demo app"
-export GIT_SSH_COMMAND="ssh -i $key -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=$HOME/.ssh/known_hosts_paas"
+# paasd's host key is right here: trust exactly it (a data root made anew has a new key; no trust on first use)
+known="$HOME/.ssh/known_hosts_paas"
+printf '[127.0.0.1]:%s %s\n' "$ssh_port" "$(cut -d' ' -f1,2 "$PAAS_ROOT/ssh/ssh_host_ed25519_key.pub")" >"$known"
+export GIT_SSH_COMMAND="ssh -i $key -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$known"
 git -C "$work" push --force "ssh://paas@127.0.0.1:$ssh_port/demo" main
 
 url="http://demo.paas.localhost"
