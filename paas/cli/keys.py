@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from . import audit, cli, context, emit_json, json_option, table, user
+from . import cli, context, emit_json, json_option, table, user
 from .permissions import needs
 
 
@@ -38,18 +38,14 @@ def _read_key_text(keyfile: str, who) -> str:
               "terminal: the admin user `admin`, made when missing).")
 def keys_add(name: str, keyfile: str, owner: str | None) -> None:
     """Register a public key (KEYFILE, or - for stdin) under NAME for USER; it may then do what USER may."""
-    from ..access.store import ensure_user
-    from ..keys import add_key
+    from ..services import users as service
+    from .users import _owner
 
     who = user()
     ctx = context()
-    if owner is None:
-        owner = "admin" if who.local else who.name
-        if who.local:
-            ensure_user(ctx.conn, owner, "admin")
+    owner = _owner(ctx, who, owner)
     text = _read_key_text(keyfile, who)
-    row = add_key(ctx.conn, name, text, owner)
-    audit("key.add", None, key=row["name"], user=owner, fingerprint=row["fingerprint"])
+    row = service.add_key(ctx, who, name, text, owner, via="cli")
     click.echo(f"added SSH key {row['name']} for {owner} ({row['type']} {row['fingerprint']})")
 
 
@@ -59,12 +55,10 @@ def keys_add(name: str, keyfile: str, owner: str | None) -> None:
 @click.option("--user", "owner", metavar="USER", help="Only USER's keys (members see only their own).")
 def keys_list(as_json: bool, owner: str | None) -> None:
     """List registered SSH keys: name, user, fingerprint, type, comment, when added."""
-    from ..keys import list_keys
+    from ..services import users as service
 
     who = user()
-    if not who.is_admin:
-        owner = who.name
-    rows = list_keys(context().conn, owner)
+    rows = service.list_keys(context(), owner if who.is_admin else who.name)
     if as_json:
         emit_json(rows)
         return
@@ -80,9 +74,7 @@ def keys_list(as_json: bool, owner: str | None) -> None:
 @click.argument("name")
 def keys_remove(name: str) -> None:
     """Remove the SSH key NAME (members: one of their own): it can no longer push or run commands."""
-    from ..keys import remove_key
+    from ..services import users as service
 
-    who = user()
-    remove_key(context().conn, name, None if who.is_admin else who.name)
-    audit("key.remove", None, key=name)
+    service.remove_key(context(), user(), name, via="cli")
     click.echo(f"removed SSH key {name}")

@@ -6,13 +6,12 @@ twice; --generate makes a random one and prints it once. Only a scrypt hash is s
 
 from __future__ import annotations
 
-import secrets
 import sys
 
 import click
 
 from ..errors import UserError
-from . import audit, cli, context, user
+from . import cli, context, user
 from .permissions import needs
 
 
@@ -32,8 +31,9 @@ def _read_password() -> str:
 @click.option("--keep-existing", is_flag=True, help="Do nothing when the user has a password already (install.sh).")
 def users_passwd(name: str | None, generate: bool, keep_existing: bool) -> None:
     """Set the dashboard password of NAME (default: yourself) from stdin or a prompt; ends their sessions."""
-    from ..access.passwords import has_password, set_password
+    from ..access.passwords import has_password
     from ..access.store import get_user
+    from ..services import users as service
 
     who = user()
     ctx = context()
@@ -45,9 +45,9 @@ def users_passwd(name: str | None, generate: bool, keep_existing: bool) -> None:
     if keep_existing and has_password(ctx.conn, name):
         click.echo(f"{name} has a password already; left as it is", err=True)
         return
-    password = secrets.token_urlsafe(15) if generate else _read_password()
-    set_password(ctx.conn, name, password)
-    audit("user.passwd", None, user=name)
+    password = None if generate else _read_password()
+    generated = service.set_password(ctx, who, name, password, via="cli")
+    password = generated or password
     if generate:
         click.echo(password)
     click.echo(f"password set for {name}" + ("; copy it now, it is not shown again" if generate else ""), err=True)

@@ -24,10 +24,9 @@ LEVEL_OPTION = click.option("--level", type=click.Choice(["view", "deploy", "man
               help="admin: everything on this host; member: only the apps they were given (or created).")
 def users_add(name, role):
     """Add a user; give them a key with `paas ssh-keys:add KEYNAME KEYFILE --user NAME`."""
-    from ..access.store import add_user
+    from ..services import users as service
 
-    add_user(context().conn, name, role)
-    audit("user.add", None, user=name, role=role)
+    service.add_user(context(), user(), name, role, via="cli")
     click.echo(f"added {role} {name}; register a key: paas ssh-keys:add {name}-laptop KEYFILE --user {name}")
 
 
@@ -36,9 +35,9 @@ def users_add(name, role):
 @json_option
 def users_list(as_json):
     """List users: role, number of SSH keys and of apps they have access to."""
-    from ..access.store import list_users
+    from ..services import users as service
 
-    rows = list_users(context().conn)
+    rows = service.list_users(context())
     if as_json:
         emit_json(rows)
         return
@@ -51,10 +50,9 @@ def users_list(as_json):
 @click.argument("name")
 def users_remove(name):
     """Remove a user with their SSH keys and app access (the last admin stays)."""
-    from ..access.store import remove_user
+    from ..services import users as service
 
-    removed = remove_user(context().conn, name)
-    audit("user.remove", None, user=name)
+    removed = service.remove_user(context(), user(), name, via="cli")
     click.echo(f"removed {name} ({removed['keys']} SSH keys, access to {removed['access']} apps)")
 
 
@@ -151,17 +149,12 @@ def _detail(detail: dict) -> str:
 @json_option
 def tokens_create(name, scopes, expires, owner, as_json):
     """Make an API token (Authorization: Bearer TOKEN); it is printed once and stored only as a hash."""
-    from ..access.store import ensure_user
-    from ..access.tokens import create, parse_expiry
+    from ..services import users as service
 
     who = user()
     ctx = context()
-    if owner is None:
-        owner = "admin" if who.local else who.name
-        if who.local:
-            ensure_user(ctx.conn, owner, "admin")
-    text, record = create(ctx.conn, owner, name, list(scopes), parse_expiry(expires))
-    audit("token.create", None, token=record["id"], name=name, user=owner, scopes=record["scopes"])
+    owner = _owner(ctx, who, owner)
+    text, record = service.create_token(ctx, who, owner, name, list(scopes), expires, via="cli")
     if as_json:
         emit_json({**record, "token": text})
         return
@@ -176,10 +169,9 @@ def tokens_create(name, scopes, expires, owner, as_json):
 @json_option
 def tokens_list(owner, as_json):
     """List API tokens (never their secrets): id, user, name, scopes, expiry, last use."""
-    from ..access.tokens import list_tokens
+    from ..services import users as service
 
-    who = user()
-    rows = list_tokens(context().conn, owner if who.is_admin else who.name)
+    rows = service.list_tokens(context(), user(), owner)
     if as_json:
         emit_json(rows)
         return
@@ -192,9 +184,20 @@ def tokens_list(owner, as_json):
 @click.argument("token_id", metavar="ID")
 def tokens_revoke(token_id):
     """Revoke an API token at once (members: one of their own)."""
-    from ..access.tokens import revoke
+    from ..services import users as service
 
-    who = user()
-    record = revoke(context().conn, token_id, None if who.is_admin else who.name)
-    audit("token.revoke", None, token=token_id, user=record["user"])
+    record = service.revoke_token(context(), user(), token_id, via="cli")
     click.echo(f"revoked token {token_id} ({record['name']}) of {record['user']}")
+
+
+def _owner(ctx, who, owner: str | None) -> str:
+    """Whose key or token: the one named, else the caller; the host's operator acts for the admin user `admin`
+    (made when missing, as install.sh's first key is)."""
+    if owner is not None:
+        return owner
+    if not who.local:
+        return who.name
+    from ..access.store import ensure_user
+
+    ensure_user(ctx.conn, "admin", "admin")
+    return "admin"
