@@ -47,7 +47,9 @@ fi
 # the dashboard (served by paasd with the API): the admin's password, made and printed once
 api_port=$(setting api.port)
 if [ "$api_port" != 0 ] && password=$(paas users:passwd admin --generate --keep-existing) && [ -n "$password" ]; then
-  echo "-----> dashboard: http://$(setting api.listen):$api_port/ user admin, password: $password"
+  dashboard="http://paas.$(setting domain)"
+  [ "$http_port" = 80 ] || dashboard="$dashboard:$http_port"
+  echo "-----> dashboard: $dashboard/ (also http://$(setting api.listen):$api_port/) user admin, password: $password"
   echo "       (shown once; change it with: paas users:passwd admin)"
 fi
 
