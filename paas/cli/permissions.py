@@ -19,7 +19,8 @@ import click
 
 from ..access import model
 from ..access.declare import need_of, needs  # noqa: F401 - the commands import needs from here
-from ..access.model import Need, Subject, User
+from ..access.model import Need, User
+from ..access.service import members_may_create, record_denial, subject_for
 from ..errors import PermissionDenied
 
 USER_ENV = "PAAS_USER"  # set by paasd's SSH session: the user the client's key belongs to
@@ -50,24 +51,6 @@ def _login_name() -> str:
         return str(os.getuid())
 
 
-def subject_for(need: Need, params: Mapping[str, Any], user: User, conn: sqlite3.Connection,
-                members_create_apps: bool) -> Subject:
-    from ..access.service import subject
-
-    value = params.get(need.param)
-    if need.kind == model.SELF:
-        return Subject(target_user=value or user.name)
-    if need.kind not in (model.APP, model.CREATE) or value is None:
-        return Subject(app=value, members_create_apps=members_create_apps)
-    return subject(conn, user, str(value), members_create_apps)
-
-
-def level_on(conn: sqlite3.Connection, user: User, app: str) -> str | None:
-    from ..access.service import level_on as level
-
-    return level(conn, user, app)
-
-
 def check(command: click.Command, params: Mapping[str, Any], user: User, conn: sqlite3.Connection,
           members_create_apps: bool, *, remote: bool) -> None:
     """Raise PermissionDenied (one line) unless user may run command with params."""
@@ -76,7 +59,8 @@ def check(command: click.Command, params: Mapping[str, Any], user: User, conn: s
         if not remote and user.local:
             return
         raise PermissionDenied(f"permission denied: {command.name} declares no permission, so clients cannot run it")
-    decision = model.decide(user, need, subject_for(need, params, user, conn, members_create_apps), remote=remote)
+    found = subject_for(conn, user, need, params.get(need.param), members_create_apps)
+    decision = model.decide(user, need, found, remote=remote)
     if not decision.allowed:
         raise PermissionDenied(decision.reason)
 
@@ -121,16 +105,6 @@ def check_invocation(command: click.Command, params: Mapping[str, Any]) -> None:
     try:
         check(command, params, who, ctx.conn, members_may_create(ctx.config), remote=is_remote())
     except PermissionDenied as exc:
-        record_denial(ctx.conn, who.name, command.name or "", params.get((need_of(command) or Need("login")).param),
-                      exc.message)
+        record_denial(ctx.conn, who.name, params.get((need_of(command) or Need("login")).param), exc.message,
+                      command=command.name or "")
         raise
-
-
-def record_denial(conn: sqlite3.Connection, actor: str, command: str, app: Any, reason: str) -> None:
-    from ..events import record
-
-    record(conn, actor, "denied", str(app) if isinstance(app, str) else None, command=command, reason=reason)
-
-
-def members_may_create(config) -> bool:
-    return bool(config.get("access.members_create_apps", True))

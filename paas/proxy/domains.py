@@ -7,12 +7,12 @@ A name is stored as its ASCII (IDNA 2008, UTS #46 mapped) lowercase form without
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 import idna
 
 from ..errors import UserError
+from .plan import is_ip
 
 MAX_NAME = 253
 LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -27,7 +27,7 @@ def normalize_domain(text: str) -> str:
     for bad, what in (("://", "a URL"), ("/", "a path"), ("@", "a user part"), (" ", "a space")):
         if bad in raw:
             raise UserError(f"{raw!r} is not a domain name: it holds {what}", HINT)
-    if _is_ip(raw.strip("[]")):
+    if is_ip(raw.strip("[]")):
         raise UserError(f"{raw!r} is an IP address, not a domain name", HINT)
     if ":" in raw:
         raise UserError(f"{raw!r} is not a domain name: it names a port", "nginx listens on proxy.http_port; give "
@@ -69,11 +69,3 @@ def matches(pattern: str, name: str) -> bool:
 
 def _shown(text: str) -> str:
     return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -81,7 +81,7 @@ class ProxySettings:
     def __post_init__(self) -> None:
         if not isinstance(self.domain, str) or not _is_hostname(self.domain) or self.domain.startswith("*"):
             raise ConfigError(f"domain {self.domain!r} is not a valid DNS name", "e.g. `domain: paas.example.com`")
-        if self.listen and not _is_ip(self.listen):
+        if self.listen and not is_ip(self.listen):
             raise ConfigError(f"proxy.listen {self.listen!r} is not an IP address",
                               "use an address such as 127.0.0.1, or \"\" for all")
         if not _is_port(self.http_port):
@@ -94,7 +94,7 @@ class ProxySettings:
                               "use whole seconds, 1-86400")
         if not _is_int(self.worker_processes) or not 1 <= self.worker_processes <= 64:
             raise ConfigError(f"proxy.worker_processes {self.worker_processes!r} is not a worker count", "use 1-64")
-        if not isinstance(self.api_listen, str) or not _is_ip(self.api_listen):
+        if not isinstance(self.api_listen, str) or not is_ip(self.api_listen):
             raise ConfigError(f"api.listen {self.api_listen!r} is not an IP address", "use e.g. 127.0.0.1")
         if not _is_int(self.api_port) or not 0 <= self.api_port <= 65535:
             raise ConfigError(f"api.port {self.api_port!r} is not a port number", "use 1-65535, or 0 for off")
@@ -117,7 +117,8 @@ def _is_port(value: Any) -> bool:
     return _is_int(value) and 1 <= value <= 65535
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
+    """An IPv4 or IPv6 address (not a name); also what paas.proxy.domains refuses as a domain."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -197,7 +198,7 @@ def check_route(route: Route) -> Route:
     if not route.backends:
         raise UserError(f"route for app {route.app} has no backend", "remove the route instead (remove_route)")
     for backend in route.backends:
-        if not _is_ip(backend.address):
+        if not is_ip(backend.address):
             raise UserError(f"backend address {backend.address!r} of app {route.app} is not an IP address",
                             "route to the container's address")
         if not _is_port(backend.port):

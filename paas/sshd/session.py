@@ -87,7 +87,8 @@ class Session:
     def _authorize(self, check: Callable[[Context, Any], None], what: str, app: str | None,
                    ctx: Context | None = None) -> Any:
         """The user this key belongs to, once check(ctx, user) passed; a refusal is recorded and raised."""
-        from .. import events, keys
+        from .. import keys
+        from ..access.service import record_denial
         from ..access.store import find_user
 
         own = ctx is None
@@ -100,7 +101,7 @@ class Session:
             try:
                 check(ctx, user)
             except PermissionDenied as exc:
-                events.record(ctx.conn, user.name, "denied", app, command=what, reason=exc.message)
+                record_denial(ctx.conn, user.name, app, exc.message, command=what)
                 log.warning("key %s (user %s): %s", self.key_name, user.name, exc.message)
                 raise
             return user
@@ -161,16 +162,16 @@ class Session:
 
 
 def _authorize_cli(ctx: Context, user: Any, words: Sequence[str]) -> None:
+    from ..access.service import members_may_create
     from ..cli import cli
-    from ..cli.permissions import authorize_words, members_may_create
+    from ..cli.permissions import authorize_words
 
     authorize_words(cli, words, user, ctx.conn, members_may_create(ctx.config))
 
 
 def _authorize_git(ctx: Context, user: Any, service: str, app: str) -> None:
     """Fetch needs view, push deploy; a push to a new name creates the app, which its creator then manages."""
-    from ..access.service import GIT_NEEDS, create_app_as, require
-    from ..cli.permissions import members_may_create
+    from ..access.service import GIT_NEEDS, create_app_as, members_may_create, require
 
     need = GIT_NEEDS.get(service)
     if need is None:

@@ -16,7 +16,6 @@ from flask import Blueprint, g, jsonify, request
 from .. import apps, events
 from ..access import model
 from ..access.declare import need_of, needs
-from ..access.model import Need, Subject
 from ..errors import UserError
 from . import context, error_body
 
@@ -46,26 +45,16 @@ def _authorize():
     app = (request.view_args or {}).get(need.param)
     if app is None and need.kind in (model.CREATE, model.SELF):
         app = (request.get_json(silent=True) or {}).get(need.param)
-    decision, level = _decide(user, need, app)
+    from ..access.service import hides_app, members_may_create, record_denial, subject_for
+
+    found = subject_for(context().conn, user, need, app, members_may_create(context().config))
+    decision = model.decide(user, need, found)
     if decision.allowed:
         return None
-    events.record(context().conn, user.name, "denied", app if isinstance(app, str) else None,
-                  route=f"{request.method} {request.path}", reason=decision.reason)
-    if app is not None and level is None and not user.is_admin and need.kind == model.APP:
+    record_denial(context().conn, user.name, app, decision.reason, route=f"{request.method} {request.path}")
+    if hides_app(user, need, found):
         return error_body(404, f"no app named {app}")  # the app's existence does not leak
     return error_body(403, decision.reason)
-
-
-def _decide(user: model.User, need: Need, app: Any) -> tuple[model.Decision, str | None]:
-    from ..access.service import subject
-
-    if isinstance(app, str) and need.kind in (model.APP, model.CREATE):
-        found = subject(context().conn, user, app, bool(context().config.get("access.members_create_apps", True)))
-    elif need.kind == model.SELF:
-        found = Subject(target_user=app if isinstance(app, str) else None)
-    else:
-        found = Subject(app=app)
-    return model.decide(user, need, found), found.level
 
 
 def api_view(endpoint: str | None):

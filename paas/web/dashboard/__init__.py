@@ -10,15 +10,12 @@ exempt). Templates live in paas/web/templates/, the stylesheet in paas/web/stati
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Flask, abort, g, redirect, render_template, request, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from ...access import model
 from ...access.declare import need_of
-from ...access.model import Need, Subject
 from ...errors import NotFound, PaasError, PermissionDenied
 from .. import context
 
@@ -81,29 +78,18 @@ def _authorize():
     if need is None:
         abort(403, "this page declares no permission")
     app = (request.view_args or {}).get(need.param)
-    decision, level = decide(g.user, need, app)
-    if decision.allowed:
-        g.level = level
-        return None
-    from ... import events
+    from ...access.service import hides_app, members_may_create, record_denial, subject_for
 
-    events.record(context().conn, g.user.name, "denied", app if isinstance(app, str) else None,
-                  page=f"{request.method} {request.path}", reason=decision.reason, via="dashboard")
-    if app is not None and level is None and not g.user.is_admin and need.kind == model.APP:
+    found = subject_for(context().conn, g.user, need, app, members_may_create(context().config))
+    decision = model.decide(g.user, need, found)
+    if decision.allowed:
+        g.level = found.level
+        return None
+    record_denial(context().conn, g.user.name, app, decision.reason, page=f"{request.method} {request.path}",
+                  via="dashboard")
+    if hides_app(g.user, need, found):
         abort(404, f"no app named {app}")  # the app's existence does not leak
     abort(403, decision.reason)
-
-
-def decide(user: model.User, need: Need, app: Any) -> tuple[model.Decision, str | None]:
-    from ...access.service import subject
-
-    if isinstance(app, str) and need.kind in (model.APP, model.CREATE):
-        found = subject(context().conn, user, app, bool(context().config.get("access.members_create_apps", True)))
-    elif need.kind == model.SELF:
-        found = Subject(target_user=app)
-    else:
-        found = Subject(app=app)
-    return model.decide(user, need, found), found.level
 
 
 def _view(endpoint: str | None):
