@@ -38,13 +38,14 @@ from pathlib import Path
 
 from _common import log, median, new_root, workspace
 
+from tests.browserkit import CHROMIUM, launch
+
 CPU_GOAL_PCT = 1.0
 P50_GOAL_MS = 30.0
 P95_GOAL_MS = 100.0
 INTERVAL_S = 10.0
 LOG_P95_GOAL_S = 0.5
 RSS_GOAL_MB = 80.0
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "bench-password"
 
 
@@ -275,8 +276,7 @@ def bench_live_log(ctx, app: str, container_id: str, lines: int) -> None:
     latencies = []
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            browser = launch(playwright)
             try:
                 page = browser.new_page()
                 page.goto(f"{base}/login?next=/apps/{app}")

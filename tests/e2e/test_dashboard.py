@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
+from tests.browserkit import chromium, watched_page
 from tests.platformkit import running_platform
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
 XSS = "<script>alert(1)</script>"
 ACTION_TIMEOUT_MS = 180_000  # a config change or rollback is a deploy: start, health check, switch
 
@@ -30,15 +29,8 @@ def platform(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    need(Path(CHROMIUM).exists(), "chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +51,8 @@ def deployed(platform):
 @pytest.fixture
 def page(browser, platform):
     """A fresh browser context (no cookies) whose console errors, page errors and dialogs are collected."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(ACTION_TIMEOUT_MS)
-    tab.problems = []
-    tab.dialogs = []
-    tab.on("console", lambda msg: msg.type == "error" and tab.problems.append(f"console: {msg.text}"))
-    tab.on("pageerror", lambda exc: tab.problems.append(f"page error: {exc}"))
-
-    def dialog(d):
-        tab.dialogs.append(d.message)
-        d.dismiss()
-
-    tab.on("dialog", dialog)
-    tab.base = f"http://127.0.0.1:{platform.api_port}"
-    try:
+    with watched_page(browser, f"http://127.0.0.1:{platform.api_port}", ACTION_TIMEOUT_MS) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def log_in(page, user: str, password: str) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_dashboard import ACTION_TIMEOUT_MS, APPS, ARTIFACTS, CHROMIUM, log_in
+from tests.browserkit import chromium, watched_page
+from tests.e2e.test_dashboard import ACTION_TIMEOUT_MS, APPS, ARTIFACTS, log_in
 from tests.platformkit import running_platform
 
 
@@ -24,17 +24,8 @@ def platform(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from tests.conftest import need
-
-    need(Path(CHROMIUM).exists(), "chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +41,8 @@ def deployed(platform):
 
 @pytest.fixture
 def page(browser, platform):
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(ACTION_TIMEOUT_MS)
-    tab.problems = []
-    tab.on("console", lambda msg: msg.type == "error" and tab.problems.append(f"console: {msg.text}"))
-    tab.on("pageerror", lambda exc: tab.problems.append(f"page error: {exc}"))
-    tab.on("dialog", lambda d: (tab.problems.append(f"dialog: {d.message}"), d.dismiss()))
-    tab.base = f"http://127.0.0.1:{platform.api_port}"
-    try:
+    with watched_page(browser, f"http://127.0.0.1:{platform.api_port}", ACTION_TIMEOUT_MS) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def test_a_running_push_is_followed_live_from_the_app_page(platform, deployed, page):

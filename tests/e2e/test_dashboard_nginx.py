@@ -8,14 +8,12 @@ import http.client
 import json
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
+from tests.browserkit import chromium, watched_page
 from tests.platformkit import running_platform
 
-CHROMIUM = "/usr/bin/chromium"
 HOST = "paas.paas.localhost"
 
 
@@ -92,36 +90,24 @@ def test_a_failed_login_through_nginx_is_recorded_with_the_client_address(platfo
 
 
 def test_an_admin_uses_the_admin_pages_through_nginx_in_chromium(platform):
-    need(Path(CHROMIUM).exists(), "chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[test])")
     password = platform.paas("users:passwd", "admin", "--generate").stdout.strip()
     base = f"http://{HOST}:{platform.http_port}"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            f"--host-resolver-rules=MAP {HOST} 127.0.0.1"])
-        try:
-            page = browser.new_page()
-            errors = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("dialog", lambda d: (errors.append(f"dialog {d.message}"), d.dismiss()))
-            page.goto(f"{base}/admin/users")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", password)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/admin/users")
-            page.fill("#add-user-form input[name=name]", "e2e-member")
-            page.click("#add-user-form button[type=submit]")
-            page.wait_for_selector('tr[data-user="e2e-member"]')
-            page.goto(f"{base}/tokens")
-            page.fill("#create-token-form input[name=name]", "from-browser")
-            page.click("#create-token-form button[type=submit]")
-            token = page.text_content("#token-text").strip()
-            assert token.startswith("paas_")
-            page.goto(f"{base}/admin/host")
-            assert "state database" in page.text_content("#checks")
-            assert not errors, errors
-        finally:
-            browser.close()
+    with chromium(f"--host-resolver-rules=MAP {HOST} 127.0.0.1") as browser, watched_page(browser, base) as page:
+        page.goto(f"{base}/admin/users")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/admin/users")
+        page.fill("#add-user-form input[name=name]", "e2e-member")
+        page.click("#add-user-form button[type=submit]")
+        page.wait_for_selector('tr[data-user="e2e-member"]')
+        page.goto(f"{base}/tokens")
+        page.fill("#create-token-form input[name=name]", "from-browser")
+        page.click("#create-token-form button[type=submit]")
+        token = page.text_content("#token-text").strip()
+        assert token.startswith("paas_")
+        page.goto(f"{base}/admin/host")
+        assert "state database" in page.text_content("#checks")
+        assert not page.problems, page.problems
     status, _, body = through_nginx(platform, "GET", "/api/v1/me", {"Authorization": f"Bearer {token}"})
     assert status == 200 and json.loads(body)["name"] == "admin"
