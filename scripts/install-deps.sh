@@ -8,6 +8,8 @@ APT_PACKAGES=(
   crun runc umoci skopeo buildah docker-registry busybox-static zstd mmdebstrap
   apache2-utils iproute2 nftables iptables tini util-linux
   nginx openssh-client curl
+  pebble  # ACME test server (and pebble-challtestsrv, its DNS) for the certificate tests
+  wrk  # bench/routing.py
   chromium  # the dashboard's browser tests (Playwright drives it; no browser download)
 )
 
