@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "proxy": {
         "listen": "",                     # address for `listen` (empty: all addresses)
         "http_port": 80,
+        "https_port": 443,                # apps with a certificate (certs:add, certs:auto)
         "client_max_body_size": "100m",
         "proxy_read_timeout_s": 60,
         "worker_processes": 1,
@@ -65,8 +66,17 @@ DEFAULTS: dict[str, Any] = {
         "branch": "main",                 # per app: apps:set APP deploy-branch ... (master is accepted too)
         "health_timeout_s": 60,           # a new web process must accept connections within this
         "lock_wait_s": 600,               # a second push to the same app waits this long for the first
-        "drain_s": 1,                     # old containers keep serving this long after the switch
+        "drain_timeout": 30,              # old containers' open connections get this long to finish after a switch
         "keep_releases": 5,               # images of this many releases stay tagged (rollback material)
+    },
+    # certificates: certs:add, and automatic ones over ACME (certs:auto APP; `auto: true` for every new app)
+    "certs": {
+        "auto": False,
+        "acme_directory": "https://acme-v02.api.letsencrypt.org/directory",  # or a staging/private CA's
+        "acme_email": "",                 # contact for expiry notices from the CA (optional)
+        "acme_ca_bundle": "",             # CA file to trust for the ACME server's own TLS (empty: the system's)
+        "renew_days": 30,                 # renew when fewer days than this are left
+        "check_interval_s": 3600,         # paasd looks for certificates to obtain or renew this often (0: off)
     },
     "access": {
         "members_create_apps": True,      # a member pushing a new app name creates it (and manages it)
@@ -266,6 +276,7 @@ resources:                      # container cgroup limits; memory 512m/2g, cpus 
 proxy:
   listen: ""                    # nginx listen address (empty: all)
   http_port: 80                 # apps answer on http://APP.<domain>:<http_port>
+  https_port: 443               # and with a certificate on https://...:<https_port> (HTTP redirects there)
   client_max_body_size: 100m
   proxy_read_timeout_s: 60
   worker_processes: 1
@@ -273,8 +284,13 @@ deploy:
   branch: main                  # the branch that deploys (master is accepted too)
   health_timeout_s: 60          # a new web process must accept connections within this
   lock_wait_s: 600              # a second push to the same app waits this long
-  drain_s: 1                    # old containers keep serving this long after the switch
+  drain_timeout: 30             # after a switch, old containers' open connections get this long to finish
   keep_releases: 5              # images of this many releases stay tagged
+certs:
+  auto: false                   # every new app gets a certificate over ACME (per app: certs:auto APP)
+  acme_directory: https://acme-v02.api.letsencrypt.org/directory
+  acme_email: ""                # contact for the CA's expiry notices
+  renew_days: 30                # renew when fewer days than this are left
 access:
   members_create_apps: true     # a member pushing a new app name creates it (and manages it)
 metrics:

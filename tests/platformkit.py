@@ -63,7 +63,7 @@ class Platform:
                      f"ssh:\n  listen: 127.0.0.1\n  port: {self.ssh_port}\n"
                      f"api:\n  listen: 127.0.0.1\n  port: {self.api_port}\n"
                      f"proxy:\n  listen: 127.0.0.1\n  http_port: {self.http_port}\n"
-                     "deploy:\n  drain_s: 0.2\n  health_timeout_s: 60\n  keep_releases: 2\n")
+                     "deploy:\n  drain_timeout: 5\n  health_timeout_s: 60\n  keep_releases: 2\n")
         self.key.parent.mkdir(parents=True)
         subprocess.run(["ssh-keygen", "-t", "ed25519", "-N", "", "-q", "-f", str(self.key)], check=True)
         self.paas("ssh-keys:add", "tester", str(self.key) + ".pub")

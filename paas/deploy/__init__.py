@@ -7,11 +7,12 @@ import shutil
 from .. import apps, locks, state
 from ..build import cachemounts
 from ..context import Context
+from ..proxy.routes import unroute_app
 from .output import DeployAborted, Output
 from .pipeline import DeployError, deploy_commit, deploy_lock_path, nginx_for, remove_processes
 from .recovery import reconcile_apps
 
-__all__ = ["DeployAborted", "DeployError", "Output", "deploy_commit", "destroy_app", "reconcile_apps"]
+__all__ = ["DeployAborted", "DeployError", "Output", "deploy_commit", "destroy_app", "nginx_for", "reconcile_apps"]
 
 
 def destroy_app(ctx: Context, app: str) -> dict:
@@ -24,8 +25,7 @@ def destroy_app(ctx: Context, app: str) -> dict:
                         what=f"a deploy of {app}"):
         rows = apps.processes(ctx.conn, app)
         remove_processes(ctx, rows)
-        if (ctx.paths.nginx / "nginx.conf").exists():
-            nginx_for(ctx).remove_route(app)
+        unroute_app(ctx, app)
         images = [t["name"] for t in ctx.store.tags() if t["name"].startswith(f"paas/{app}:")]
         for name in images:
             ctx.store.untag(name)

@@ -479,28 +479,27 @@ def _hostname(ctx: Context, app: str) -> str:
 
 
 def _url(ctx: Context, app: str) -> str:
-    from ..proxy import app_url, proxy_settings
+    from ..proxy.routes import app_url
 
-    return app_url(app, proxy_settings(ctx.config))
+    return app_url(ctx, app)
 
 
 def nginx_for(ctx: Context):
-    from ..proxy import Nginx, proxy_settings
+    from ..proxy.routes import nginx_for as routes_nginx
 
-    return Nginx(ctx.paths.nginx, proxy_settings(ctx.config))
+    return routes_nginx(ctx)
 
 
 def _switch(run: Deploy, web: list[dict[str, Any]], port: int, hostname: str) -> None:
-    from ..proxy import Backend, Route
+    from ..proxy import Backend
+    from ..proxy.routes import route_app, unroute_app
 
-    nginx = nginx_for(run.ctx)
-    nginx.ensure_running()
     if web:
         backends = tuple(Backend(address_of(info), port) for info in web)
         run.out.step(f"Routing {hostname} to {', '.join(f'{b.address}:{b.port}' for b in backends)}")
-        nginx.apply_route(Route(run.app, (hostname,), backends))
+        route_app(run.ctx, run.app, backends)
     else:
-        nginx.remove_route(run.app)
+        unroute_app(run.ctx, run.app)
 
 
 def _activate(run: Deploy) -> list[dict[str, Any]]:
@@ -517,12 +516,37 @@ def _activate(run: Deploy) -> list[dict[str, Any]]:
 
 
 def _retire(run: Deploy, previous: list[dict[str, Any]], what: str = "of the previous release") -> None:
+    """Stop the containers the route no longer sends new connections to, once their open connections are done
+    (in-flight requests, websockets, nginx's kept connections), at most deploy.drain_timeout seconds."""
+    from ..runtime import containers
+    from .drain import wait_drained
+
     if not previous:
         return
-    drain = float(run.ctx.config.get("deploy.drain_s", 1))
-    run.out.step(f"Retiring {len(previous)} container(s) {what}" + (f" after {drain:g}s of draining" if drain else ""))
-    time.sleep(drain)
+    timeout = float(run.ctx.config.get("deploy.drain_timeout", 30))
+    run.out.step(f"Retiring {len(previous)} container(s) {what}")
+    pids, ports = [], set()
+    for row in previous:
+        try:
+            info = containers.inspect(run.ctx, row["container_id"])
+        except PaasError:
+            continue
+        if row.get("type") == "web" and info.get("pid"):
+            pids.append(info["pid"])
+            ports.add(_release_port(run.ctx, row))
+    for port in ports:
+        waited, left = wait_drained(pids, port, timeout, report=run.out.info)
+        if left:
+            run.out.warn(f"{left} connection(s) still open after {waited:.1f}s (deploy.drain_timeout): closing them")
+        elif waited >= 0.1:
+            run.out.info(f"drained in {waited:.1f}s")
     remove_processes(run.ctx, previous)
+
+
+def _release_port(ctx: Context, row: dict[str, Any]) -> int | None:
+    found = ctx.conn.execute("SELECT port FROM releases WHERE app = ? AND version = ?",
+                             (row["app"], row["version"])).fetchone()
+    return found["port"] if found else None
 
 
 def _untag_old_images(run: Deploy) -> None:

@@ -77,24 +77,15 @@ def _replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
 
 
 def _reconcile_routes(ctx: Context, nginx, active: dict[str, int]) -> list[str]:
-    from ..proxy import Backend, Route, app_hostname, proxy_settings
-    from ..runtime import containers
-    from .processes import address_of
+    from ..proxy.routes import route_app, unroute_app, web_backends
 
-    settings = proxy_settings(ctx.config)
     nginx.ensure_running()
     routed = []
-    for app, version in sorted(active.items()):
-        release = apps.active_release(ctx.conn, app)
-        backends = []
-        for row in apps.processes(ctx.conn, app, version):
-            if row["type"] == "web":
-                address = address_of(containers.inspect(ctx, row["container_id"]))
-                if address:
-                    backends.append(Backend(address, release["port"]))
+    for app in sorted(active):
+        backends = web_backends(ctx, app)
         if backends:
-            nginx.apply_route(Route(app, (app_hostname(app, settings),), tuple(backends)))
+            route_app(ctx, app, backends)
             routed.append(app)
     for app in set(nginx.routes()) - set(routed):
-        nginx.remove_route(app)
+        unroute_app(ctx, app)
     return routed

@@ -17,6 +17,7 @@ before the rename changes nothing; a failure after it puts the previous files ba
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import pwd
@@ -82,6 +83,11 @@ class Nginx:
     def control_socket(self) -> Path:
         return self.dir / CONTROL_SOCKET
 
+    @property
+    def acme_dir(self) -> Path:
+        """Where HTTP-01 answers go (files named by token), served at /.well-known/acme-challenge/."""
+        return acme_challenge_dir(self.dir)
+
     # -- the API -------------------------------------------------------------------------------------------
 
     def ensure_running(self) -> None:
@@ -95,7 +101,8 @@ class Nginx:
 
     def apply_route(self, route: Route) -> None:
         """Route the app's hostnames to its backends; returns once the new config answers requests."""
-        self._install({f"apps/{route.app}.conf": plan_app_conf(route, self.settings, self.dir)}, start=True)
+        text = plan_app_conf(route, self.settings, self.dir, self.acme_dir)
+        self._install({f"apps/{route.app}.conf": text}, start=True)
 
     def remove_route(self, app: str) -> None:
         name = f"apps/{check_app(app)}.conf"
@@ -152,15 +159,16 @@ class Nginx:
         reload a running master, start one when `start`, else only install the files."""
         with self._locked():
             live = self._read_tree()
-            rendered = self._rendered(live)
-            wanted = {**live, **rendered}
-            if DASHBOARD not in rendered:
-                wanted.pop(DASHBOARD, None)  # api.port 0: nothing to publish
+            candidate = dict(live)
             for name, text in changes.items():
                 if text is None:
-                    wanted.pop(name, None)
+                    candidate.pop(name, None)
                 else:
-                    wanted[name] = text
+                    candidate[name] = text
+            rendered = self._rendered(candidate)  # the default server depends on the apps (any HTTPS?)
+            wanted = {**candidate, **rendered}
+            if DASHBOARD not in rendered:
+                wanted.pop(DASHBOARD, None)  # api.port 0: nothing to publish
             changed = sorted(name for name in wanted.keys() | live.keys()
                              if name != CONTROL and wanted.get(name) != live.get(name))
             master = self.master_pid()
@@ -199,15 +207,17 @@ class Nginx:
         again from the route kept in its file (a changed port or body size reaches all apps at once)."""
         files = {
             MAIN: plan_main_conf(self.dir, self.settings, disk_buffering=workers_reach(self.dir / "temp")),
-            DEFAULT: plan_default_conf(self.dir, self.settings),
         }
         dashboard = plan_dashboard_conf(self.dir, self.settings)
         if dashboard is not None:
             files[DASHBOARD] = dashboard
+        https = False
         for name, text in live.items():
             route = route_of(text) if name.startswith("apps/") else None
             if route is not None and name == f"apps/{route.app}.conf":
-                files[name] = plan_app_conf(route, self.settings, self.dir)
+                files[name] = plan_app_conf(route, self.settings, self.dir, self.acme_dir)
+                https = https or route.tls is not None
+        files[DEFAULT] = plan_default_conf(self.dir, self.settings, https=https)
         return files
 
     def _read_tree(self) -> dict[str, str]:
@@ -367,6 +377,17 @@ def _new_emerg(path: Path, offset: int) -> str | None:
     except OSError:
         return None
     return nginx_problem(text) if "[emerg] " in text else None
+
+
+def acme_challenge_dir(nginx_dir: Path) -> Path:
+    """Where paasd writes HTTP-01 answers and nginx serves them from (/.well-known/acme-challenge/TOKEN).
+    nginx's workers run as nobody: under a private data root (mode 700) they cannot read it, so the files go
+    to a folder under /run/paas named after the data root instead."""
+    inside = Path(nginx_dir) / "acme"
+    if workers_reach(inside):
+        return inside
+    digest = hashlib.sha256(str(Path(nginx_dir).absolute()).encode()).hexdigest()[:16]
+    return Path("/run/paas/acme") / digest
 
 
 def workers_reach(path: Path, euid: int | None = None) -> bool:

@@ -59,10 +59,20 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """The certificate nginx serves for a route: absolute paths of its full chain and key (paas.proxy.routes)."""
+
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True)
 class Route:
     app: str                       # validated lowercase DNS label
-    hostnames: tuple[str, ...]     # e.g. ("myapp.paas.localhost",)
+    hostnames: tuple[str, ...]     # e.g. ("myapp.paas.localhost", "www.example.com", "*.example.org")
     backends: tuple[Backend, ...]  # one or more; the upstream balances between them
+    tls: Tls | None = None         # HTTPS on proxy.https_port, and plain HTTP redirects there
+    hsts: int = 0                  # Strict-Transport-Security max-age in seconds over HTTPS (0: no header)
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class ProxySettings:
     domain: str = "paas.localhost"
     listen: str = ""                   # address for `listen` (empty: all IPv4 addresses)
     http_port: int = 80
+    https_port: int = 443
     client_max_body_size: str = "100m"
     proxy_read_timeout_s: int = 60
     worker_processes: int = 1
@@ -86,6 +97,9 @@ class ProxySettings:
                               "use an address such as 127.0.0.1, or \"\" for all")
         if not _is_port(self.http_port):
             raise ConfigError(f"proxy.http_port {self.http_port!r} is not a port number", "use 1-65535")
+        if not _is_port(self.https_port) or self.https_port == self.http_port:
+            raise ConfigError(f"proxy.https_port {self.https_port!r} is not a port number apart from http_port",
+                              "use 1-65535, e.g. 443")
         if not SIZE_RE.fullmatch(str(self.client_max_body_size)):
             raise ConfigError(f"proxy.client_max_body_size {self.client_max_body_size!r} is not a size",
                               "use a number with an optional k, m or g suffix, e.g. 100m (0: no limit)")
@@ -102,11 +116,18 @@ class ProxySettings:
     @property
     def listen_address(self) -> str:
         """The argument of `listen`: `port`, `address:port` or `[v6]:port`."""
+        return self._listen(self.http_port)
+
+    @property
+    def listen_https_address(self) -> str:
+        return self._listen(self.https_port)
+
+    def _listen(self, port: int) -> str:
         if not self.listen:
-            return str(self.http_port)
+            return str(port)
         if ":" in self.listen:
-            return f"[{self.listen}]:{self.http_port}"
-        return f"{self.listen}:{self.http_port}"
+            return f"[{self.listen}]:{port}"
+        return f"{self.listen}:{port}"
 
 
 def _is_int(value: Any) -> bool:
@@ -142,6 +163,7 @@ def proxy_settings(config) -> ProxySettings:
         domain=config.get("domain", "paas.localhost"),
         listen=config.get("proxy.listen", "") or "",
         http_port=number("proxy.http_port", 80),
+        https_port=number("proxy.https_port", 443),
         client_max_body_size=str(config.get("proxy.client_max_body_size", "100m")),
         proxy_read_timeout_s=number("proxy.proxy_read_timeout_s", 60),
         worker_processes=number("proxy.worker_processes", 1),
@@ -203,6 +225,14 @@ def check_route(route: Route) -> Route:
                             "route to the container's address")
         if not _is_port(backend.port):
             raise UserError(f"backend port {backend.port!r} of app {route.app} is not a port number", "use 1-65535")
+    if route.tls is not None:
+        for path in (route.tls.cert, route.tls.key):
+            if not isinstance(path, str) or not PATH_RE.fullmatch(path):
+                raise UserError(f"certificate path {path!r} of app {route.app} cannot be written into nginx config",
+                                "use a data root path without spaces, quotes or any of ; { } # $ \\")
+    if not _is_int(route.hsts) or not 0 <= route.hsts <= 10 ** 9:
+        raise UserError(f"HSTS max-age {route.hsts!r} of app {route.app} is not a number of seconds",
+                        "use 0-1000000000")
     return route
 
 
@@ -227,9 +257,12 @@ def plan_main_conf(nginx_dir: Path, settings: ProxySettings, *, disk_buffering: 
                   client_max_body_size=settings.client_max_body_size, disk_buffering=disk_buffering)
 
 
-def plan_default_conf(nginx_dir: Path, settings: ProxySettings) -> str:
-    """The default server: 404 with a short text for a Host no app answers to."""
-    return render("default.conf.j2", prefix=check_nginx_dir(nginx_dir), listen=settings.listen_address)
+def plan_default_conf(nginx_dir: Path, settings: ProxySettings, *, https: bool = False) -> str:
+    """The default server: 404 with a short text for a Host no app answers to. https (some app has a
+    certificate): also the default on proxy.https_port, refusing TLS handshakes for names no app serves, so a
+    stranger's name never gets one app's certificate."""
+    return render("default.conf.j2", prefix=check_nginx_dir(nginx_dir), listen=settings.listen_address,
+                  https=https, listen_https=settings.listen_https_address)
 
 
 def plan_dashboard_conf(nginx_dir: Path, settings: ProxySettings) -> str | None:
@@ -249,20 +282,23 @@ def plan_control_conf(nginx_dir: Path, generation: str) -> str:
     return render("control.conf.j2", socket=check_nginx_dir(nginx_dir) / CONTROL_SOCKET, generation=generation)
 
 
-def plan_app_conf(route: Route, settings: ProxySettings, nginx_dir: Path) -> str:
-    """One app's upstream (its backends, keepalive) and server (its hostnames)."""
+def plan_app_conf(route: Route, settings: ProxySettings, nginx_dir: Path, acme_dir: Path | None = None) -> str:
+    """One app's upstream (its backends, keepalive) and servers (its hostnames; with a certificate an HTTPS
+    server, and the HTTP one redirecting there). ACME HTTP-01 answers come first in the HTTP server."""
     check_route(route)
+    https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
     return render("app.conf.j2", prefix=check_nginx_dir(nginx_dir), app=route.app, upstream=f"app-{route.app}",
-                  route_backends=route.backends,
+                  route_backends=route.backends, tls=route.tls, hsts=route.hsts,
                   hostnames=route.hostnames, backends=[str(b) for b in route.backends],
-                  listen=settings.listen_address, client_max_body_size=settings.client_max_body_size,
-                  read_timeout=settings.proxy_read_timeout_s)
+                  listen=settings.listen_address, listen_https=settings.listen_https_address,
+                  https_suffix=https_suffix, acme_dir=check_nginx_dir(acme_dir or Path(nginx_dir) / "acme"),
+                  client_max_body_size=settings.client_max_body_size, read_timeout=settings.proxy_read_timeout_s)
 
 
 def route_of(app_conf: str) -> Route | None:
     """The route an app file was rendered from, read back from its `# route` lines (None: not one of ours).
     One short line per value: nginx refuses any token, comments included, longer than 4 KB."""
-    app, hostnames, backends = None, [], []
+    app, hostnames, backends, tls, hsts = None, [], [], None, 0
     try:
         for line in app_conf.splitlines():
             words = line.split()
@@ -273,7 +309,11 @@ def route_of(app_conf: str) -> Route | None:
                     hostnames.append(words[3])
                 elif words[2:3] == ["backend"] and len(words) == 5:
                     backends.append(Backend(words[3], int(words[4])))
-        return check_route(Route(app, tuple(hostnames), tuple(backends))) if app else None
+                elif words[2:3] == ["tls"] and len(words) == 5:
+                    tls = Tls(words[3], words[4])
+                elif words[2:3] == ["hsts"] and len(words) == 4:
+                    hsts = int(words[3])
+        return check_route(Route(app, tuple(hostnames), tuple(backends), tls, hsts)) if app else None
     except (ValueError, UserError):
         return None
 

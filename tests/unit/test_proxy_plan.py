@@ -22,6 +22,7 @@ from paas.proxy import (
 )
 from paas.proxy.nginx import workers_reach
 from paas.proxy.plan import (
+    Tls,
     check_nginx_dir,
     nginx_problem,
     plan_control_conf,
@@ -145,7 +146,8 @@ def test_control_server_answers_its_generation_on_a_unix_socket():
 def test_app_conf_has_one_upstream_and_one_server():
     text = plan_app_conf(ROUTE, SETTINGS, NGINX_DIR)
     lines = directives(text)
-    assert lines[:4] == ["upstream app-web {", "server 10.88.0.5:5000;", "keepalive 16;", "}"]
+    assert lines[:6] == ["upstream app-web {", "server 10.88.0.5:5000;", "keepalive 16;", "keepalive_timeout 2s;",
+                         "keepalive_requests 200;", "}"]
     assert "listen 127.0.0.1:8080;" in lines
     assert "server_name web.paas.localhost www.example.com;" in lines
     assert "proxy_pass http://app-web;" in lines
@@ -178,7 +180,7 @@ def test_several_backends_are_several_upstream_servers():
     lines = directives(plan_app_conf(route, SETTINGS, NGINX_DIR))
     upstream = lines[:lines.index("}")]
     assert upstream == ["upstream app-api {", "server 10.88.0.5:5000;", "server 10.88.0.6:5000;",
-                        "server [fd00::7]:8080;", "keepalive 16;"]
+                        "server [fd00::7]:8080;", "keepalive 16;", "keepalive_timeout 2s;", "keepalive_requests 200;"]
 
 
 def test_app_conf_listens_on_ipv6():
@@ -292,3 +294,54 @@ def test_workers_reach_needs_search_permission_on_every_parent(tmp_path):
     assert workers_reach(private / "nginx" / "temp", euid=1000)  # not root: workers run as us
     assert not workers_reach(private / "nginx" / "temp", euid=0)
     assert workers_reach(Path("/usr/share/no-such-dir/temp"), euid=0)
+
+
+# -- HTTPS ------------------------------------------------------------------------------------------------
+
+TLS = Tls("/var/lib/paas/nginx/certs/web.crt", "/var/lib/paas/nginx/certs/web.key")
+
+
+def test_app_conf_without_certificate_serves_http_and_acme_answers():
+    lines = directives(plan_app_conf(ROUTE, SETTINGS, NGINX_DIR, Path("/run/paas/acme/x")))
+    assert "location ^~ /.well-known/acme-challenge/ {" in lines
+    assert "alias /run/paas/acme/x/;" in lines
+    assert not any("ssl" in line for line in lines)
+    assert lines.count("server {") == 1
+
+
+def test_app_conf_with_certificate_redirects_http_and_serves_https():
+    route = Route("web", ROUTE.hostnames, ROUTE.backends, tls=TLS, hsts=31536000)
+    text = plan_app_conf(route, ProxySettings(listen="127.0.0.1", http_port=8080, https_port=8443), NGINX_DIR)
+    http, https = text.split("server {")[1:]
+    assert "location ^~ /.well-known/acme-challenge/" in http  # answered over HTTP, before the redirect
+    assert "return 308 https://$host:8443$request_uri;" in http and "proxy_pass" not in http
+    assert "listen 127.0.0.1:8443 ssl http2;" in https
+    assert f"ssl_certificate {TLS.cert};" in https and f"ssl_certificate_key {TLS.key};" in https
+    assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in https
+    assert "proxy_pass http://app-web;" in https
+    assert route_of(text) == route  # read back for re-rendering
+
+
+def test_https_on_443_redirects_without_a_port():
+    route = Route("web", ROUTE.hostnames, ROUTE.backends, tls=TLS)
+    text = plan_app_conf(route, ProxySettings(), NGINX_DIR)
+    assert "return 308 https://$host$request_uri;" in text
+    assert "Strict-Transport-Security" not in text
+
+
+@pytest.mark.parametrize("tls, hsts", [(Tls("/x y/c.pem", "/k.pem"), 0), (Tls("/c.pem", "/k;.pem"), 0),
+                                       (TLS, -1), (TLS, "1")])
+def test_bad_tls_values_are_refused(tls, hsts):
+    with pytest.raises(UserError):
+        plan_app_conf(Route("web", ROUTE.hostnames, ROUTE.backends, tls=tls, hsts=hsts), SETTINGS, NGINX_DIR)
+
+
+def test_default_server_refuses_unknown_names_over_https_only_when_https_is_used():
+    assert "ssl_reject_handshake on;" not in plan_default_conf(NGINX_DIR, SETTINGS)
+    text = plan_default_conf(NGINX_DIR, ProxySettings(https_port=8443), https=True)
+    assert "listen 8443 ssl http2 default_server;" in text and "ssl_reject_handshake on;" in text
+
+
+def test_https_port_must_differ_from_http_port():
+    with pytest.raises(ConfigError, match="https_port"):
+        ProxySettings(http_port=8080, https_port=8080)

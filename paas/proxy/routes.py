@@ -1,0 +1,214 @@
+"""An app's route as the state DB says it should be, and making nginx (and the steering table) serve it.
+
+    route_app(ctx, app, backends)   after a deploy, scale or restart: the app's containers answer its names
+    refresh_route(ctx, app)         after domains:* or certs:*: the same containers, new names or certificate
+    unroute_app(ctx, app)           no web process left, or the app is destroyed
+
+The names are APP.<domain> and APP.<each global domain>, then the app's custom domains; a certificate in
+<root>/nginx/certs/ adds HTTPS. With nftables, nginx proxies to a stable address per app (paas.proxy.steering)
+and a switch of containers is one nft transaction: nginx is reloaded only when names or certificates change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import state
+from .plan import Backend, Route, Tls, app_hostname, proxy_settings
+from .steering import PORT_RANGE
+
+if TYPE_CHECKING:
+    from ..context import Context
+
+log = logging.getLogger("paas.proxy")
+
+
+def nginx_for(ctx: Context):
+    from .nginx import Nginx
+
+    return Nginx(ctx.paths.nginx, proxy_settings(ctx.config))
+
+
+# -- names -----------------------------------------------------------------------------------------------------
+
+def global_domains(ctx: Context) -> list[str]:
+    """The config's `domain` first, then those domains:add-global added."""
+    primary = proxy_settings(ctx.config).domain
+    extra = [r["name"] for r in ctx.conn.execute("SELECT name FROM global_domains ORDER BY created_at, name")]
+    return [primary, *(name for name in extra if name != primary)]
+
+
+def default_hostnames(ctx: Context, app: str) -> list[str]:
+    settings = proxy_settings(ctx.config)
+    return [app_hostname(app, settings), *(f"{app}.{name}" for name in global_domains(ctx)[1:])]
+
+
+def custom_domains(ctx: Context, app: str) -> list[str]:
+    return [r["name"] for r in ctx.conn.execute("SELECT name FROM app_domains WHERE app = ? ORDER BY name", (app,))]
+
+
+def hostnames(ctx: Context, app: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*default_hostnames(ctx, app), *custom_domains(ctx, app)]))
+
+
+def app_url(ctx: Context, app: str) -> str:
+    """http(s)://APP.DOMAIN: https when nginx serves the app a certificate covering that name."""
+    from .domains import matches
+
+    settings = proxy_settings(ctx.config)
+    name = app_hostname(app, settings)
+    cert = certificate(ctx, app)
+    if cert is not None and any(matches(pattern, name) for pattern in cert["names"]):
+        return f"https://{name}" + ("" if settings.https_port == 443 else f":{settings.https_port}")
+    return f"http://{name}" + ("" if settings.http_port == 80 else f":{settings.http_port}")
+
+
+# -- per-app proxy settings ----------------------------------------------------------------------------------
+
+def proxy_row(ctx: Context, app: str) -> dict[str, Any]:
+    row = ctx.conn.execute("SELECT * FROM app_proxy WHERE app = ?", (app,)).fetchone()
+    return dict(row) if row else {"app": app, "route_port": None, "hsts_max_age": 0, "acme": None}
+
+
+def set_proxy(ctx: Context, app: str, **values: Any) -> None:
+    """Set hsts_max_age / acme / route_port of the app (a row is made on first use)."""
+    allowed = {"hsts_max_age", "acme", "route_port"}
+    if not values or set(values) - allowed:
+        raise ValueError(f"unknown app_proxy columns {sorted(set(values) - allowed)}")
+    with state.transaction(ctx.conn):
+        ctx.conn.execute("INSERT OR IGNORE INTO app_proxy (app) VALUES (?)", (app,))
+        for column, value in values.items():
+            ctx.conn.execute(f"UPDATE app_proxy SET {column} = ? WHERE app = ?", (value, app))  # noqa: S608 - named above
+
+
+def route_port(ctx: Context, app: str) -> int:
+    """The port of the app's stable upstream address: kept for the app's life, the lowest free one first."""
+    low, high = PORT_RANGE
+    with state.transaction(ctx.conn):
+        row = ctx.conn.execute("SELECT route_port FROM app_proxy WHERE app = ?", (app,)).fetchone()
+        if row and row["route_port"]:
+            return int(row["route_port"])
+        used = {r[0] for r in ctx.conn.execute("SELECT route_port FROM app_proxy WHERE route_port IS NOT NULL")}
+        port = next((p for p in range(low, high + 1) if p not in used), None)
+        if port is None:
+            from ..errors import PaasError
+
+            raise PaasError(f"no free route port left in {low}-{high}", "destroy unused apps")
+        ctx.conn.execute("INSERT OR IGNORE INTO app_proxy (app) VALUES (?)", (app,))
+        ctx.conn.execute("UPDATE app_proxy SET route_port = ? WHERE app = ?", (port, app))
+    return port
+
+
+# -- certificates ----------------------------------------------------------------------------------------------
+
+def cert_dir(ctx: Context) -> Path:
+    return ctx.paths.nginx / "certs"
+
+
+def cert_files(ctx: Context, app: str) -> Tls:
+    """Where the app's full chain and key live (nginx's master reads them as root; mode 600)."""
+    return Tls(str(cert_dir(ctx) / f"{app}.crt"), str(cert_dir(ctx) / f"{app}.key"))
+
+
+def certificate(ctx: Context, app: str) -> dict[str, Any] | None:
+    row = ctx.conn.execute("SELECT * FROM app_certificates WHERE app = ?", (app,)).fetchone()
+    if row is None:
+        return None
+    return {**dict(row), "names": json.loads(row["names"])}
+
+
+def _tls(ctx: Context, app: str) -> Tls | None:
+    if certificate(ctx, app) is None:
+        return None
+    files = cert_files(ctx, app)
+    if not (Path(files.cert).exists() and Path(files.key).exists()):
+        log.warning("certificate files of %s are missing: serving it over HTTP only", app)
+        return None
+    return files
+
+
+# -- routing ---------------------------------------------------------------------------------------------------
+
+def steering_available(ctx: Context) -> bool:
+    """nftables steers (proxy.steering, default true); on an iptables-only host nginx goes straight to the
+    containers and every switch reloads it."""
+    from ..network import NFT, network_settings
+
+    if not ctx.config.get("proxy.steering", True):
+        return False
+    try:
+        return network_settings(ctx.config).firewall_kind == NFT
+    except Exception:  # noqa: BLE001 - no firewall at all: routing straight is the only way
+        return False
+
+
+def _steering_target(ctx: Context) -> tuple[str, str]:
+    from ..network import network_settings
+
+    settings = network_settings(ctx.config)
+    return settings.bridge, str(settings.gateway.ip)
+
+
+def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, ...]) -> Route:
+    """Make the app's names answer from these backends. With steering, new connections go to them from the
+    moment this returns, while connections opened before stay with the containers they reached."""
+    from . import steering
+
+    if not backends:
+        raise ValueError("no backends: unroute_app instead")
+    nginx = nginx_for(ctx)
+    nginx.ensure_running()
+    upstream = tuple(backends)
+    if steering_available(ctx):
+        bridge, gateway = _steering_target(ctx)
+        port = route_port(ctx, app)
+        steering.steer(bridge, gateway, port, app, backends)
+        upstream = (Backend(gateway, port),)
+    proxy = proxy_row(ctx, app)
+    tls = _tls(ctx, app)
+    route = Route(app, hostnames(ctx, app), upstream, tls, int(proxy["hsts_max_age"]) if tls else 0)
+    nginx.apply_route(route)  # unchanged file (a steered switch): no reload
+    return route
+
+
+def unroute_app(ctx: Context, app: str) -> None:
+    from . import steering
+
+    if (ctx.paths.nginx / "nginx.conf").exists():
+        nginx_for(ctx).remove_route(app)
+    row = ctx.conn.execute("SELECT route_port FROM app_proxy WHERE app = ?", (app,)).fetchone()
+    if row and row["route_port"] and steering_available(ctx):
+        bridge, gateway = _steering_target(ctx)
+        steering.unsteer(bridge, gateway, int(row["route_port"]), app)
+
+
+def web_backends(ctx: Context, app: str) -> list[Backend]:
+    """The web containers of the app's active release that have an address, as backends."""
+    from .. import apps
+    from ..deploy.processes import address_of
+    from ..runtime import containers
+
+    release = apps.active_release(ctx.conn, app)
+    if release is None:
+        return []
+    backends = []
+    for row in apps.processes(ctx.conn, app, release["version"]):
+        if row["type"] != "web":
+            continue
+        address = address_of(containers.inspect(ctx, row["container_id"]))
+        if address:
+            backends.append(Backend(address, release["port"]))
+    return backends
+
+
+def refresh_route(ctx: Context, app: str) -> bool:
+    """Serve the app's current names and certificate (domains:*, certs:*) from the containers it runs now;
+    False when it serves nothing yet (the next deploy routes it)."""
+    backends = web_backends(ctx, app)
+    if not backends:
+        return False
+    route_app(ctx, app, backends)
+    return True
