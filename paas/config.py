@@ -290,7 +290,9 @@ certs:
   auto: false                   # every new app gets a certificate over ACME (per app: certs:auto APP)
   acme_directory: https://acme-v02.api.letsencrypt.org/directory
   acme_email: ""                # contact for the CA's expiry notices
+  acme_ca_bundle: ""            # CA file for the ACME server's own TLS (empty: the system's)
   renew_days: 30                # renew when fewer days than this are left
+  check_interval_s: 3600        # paasd looks for certificates to obtain or renew this often (0: off)
 access:
   members_create_apps: true     # a member pushing a new app name creates it (and manages it)
 metrics:

@@ -118,11 +118,20 @@ def _serve(ctx) -> None:
         sampler = SamplerThread(lambda: Context(ctx.paths), interval)
         sampler.start()
         click.echo(f"paasd: metrics sampled every {interval:g}s (CPU, memory, requests; kept 24 h)")
+    from .proxy.autocert import RenewalThread
+
+    renewals = RenewalThread(lambda: Context(ctx.paths), float(ctx.config.get("certs.check_interval_s", 3600)))
+    if float(ctx.config.get("certs.check_interval_s", 3600)) > 0:
+        renewals.start()
+        click.echo("paasd: certificates checked every "
+                   f"{float(ctx.config.get('certs.check_interval_s', 3600)):g}s (certs:auto; renewed "
+                   f"{ctx.config.get('certs.renew_days', 30)} days before expiry)")
     sys.stdout.flush()
     try:
         while not stop.wait(1):
             pass
     finally:
+        renewals.stop()
         if sampler is not None:
             sampler.stop()
         if api is not None:

@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "buildpacks": "buildpacks", "stacks": "stacks", "build": "build", "images": "images", "container": "containers",
     "init": "init",
     "resource": "resources",
+    "domains": "domains", "certs": "certs",
     "users:passwd": "passwd",  # a whole command name wins over its group's module
 }
 

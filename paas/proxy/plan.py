@@ -60,10 +60,12 @@ class Backend:
 
 @dataclass(frozen=True)
 class Tls:
-    """The certificate nginx serves for a route: absolute paths of its full chain and key (paas.proxy.routes)."""
+    """The certificate nginx serves for a route: absolute paths of its full chain and key (paas.proxy.routes), and
+    the route's hostnames it covers (those go HTTPS; the others stay on plain HTTP)."""
 
     cert: str
     key: str
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,9 @@ def check_route(route: Route) -> Route:
             if not isinstance(path, str) or not PATH_RE.fullmatch(path):
                 raise UserError(f"certificate path {path!r} of app {route.app} cannot be written into nginx config",
                                 "use a data root path without spaces, quotes or any of ; { } # $ \\")
+        if not route.tls.names or any(name not in route.hostnames for name in route.tls.names):
+            raise UserError(f"the certificate of app {route.app} covers none of its hostnames, or others",
+                            "its names must be some of the route's hostnames")
     if not _is_int(route.hsts) or not 0 <= route.hsts <= 10 ** 9:
         raise UserError(f"HSTS max-age {route.hsts!r} of app {route.app} is not a number of seconds",
                         "use 0-1000000000")
@@ -289,6 +294,7 @@ def plan_app_conf(route: Route, settings: ProxySettings, nginx_dir: Path, acme_d
     https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
     return render("app.conf.j2", prefix=check_nginx_dir(nginx_dir), app=route.app, upstream=f"app-{route.app}",
                   route_backends=route.backends, tls=route.tls, hsts=route.hsts,
+                  plain=[name for name in route.hostnames if route.tls is None or name not in route.tls.names],
                   hostnames=route.hostnames, backends=[str(b) for b in route.backends],
                   listen=settings.listen_address, listen_https=settings.listen_https_address,
                   https_suffix=https_suffix, acme_dir=check_nginx_dir(acme_dir or Path(nginx_dir) / "acme"),
@@ -310,7 +316,9 @@ def route_of(app_conf: str) -> Route | None:
                 elif words[2:3] == ["backend"] and len(words) == 5:
                     backends.append(Backend(words[3], int(words[4])))
                 elif words[2:3] == ["tls"] and len(words) == 5:
-                    tls = Tls(words[3], words[4])
+                    tls = Tls(words[3], words[4], ())
+                elif words[2:3] == ["tls-name"] and len(words) == 4 and tls is not None:
+                    tls = Tls(tls.cert, tls.key, (*tls.names, words[3]))
                 elif words[2:3] == ["hsts"] and len(words) == 4:
                     hsts = int(words[3])
         return check_route(Route(app, tuple(hostnames), tuple(backends), tls, hsts)) if app else None

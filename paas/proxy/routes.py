@@ -56,12 +56,10 @@ def hostnames(ctx: Context, app: str) -> tuple[str, ...]:
 
 def app_url(ctx: Context, app: str) -> str:
     """http(s)://APP.DOMAIN: https when nginx serves the app a certificate covering that name."""
-    from .domains import matches
-
     settings = proxy_settings(ctx.config)
     name = app_hostname(app, settings)
     cert = certificate(ctx, app)
-    if cert is not None and any(matches(pattern, name) for pattern in cert["names"]):
+    if cert is not None and covered(cert["names"], [name]):
         return f"https://{name}" + ("" if settings.https_port == 443 else f":{settings.https_port}")
     return f"http://{name}" + ("" if settings.http_port == 80 else f":{settings.http_port}")
 
@@ -110,7 +108,7 @@ def cert_dir(ctx: Context) -> Path:
 
 def cert_files(ctx: Context, app: str) -> Tls:
     """Where the app's full chain and key live (nginx's master reads them as root; mode 600)."""
-    return Tls(str(cert_dir(ctx) / f"{app}.crt"), str(cert_dir(ctx) / f"{app}.key"))
+    return Tls(str(cert_dir(ctx) / f"{app}.crt"), str(cert_dir(ctx) / f"{app}.key"), ())
 
 
 def certificate(ctx: Context, app: str) -> dict[str, Any] | None:
@@ -120,14 +118,24 @@ def certificate(ctx: Context, app: str) -> dict[str, Any] | None:
     return {**dict(row), "names": json.loads(row["names"])}
 
 
-def _tls(ctx: Context, app: str) -> Tls | None:
-    if certificate(ctx, app) is None:
+def covered(cert_names: list[str], names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Those of names the certificate covers (TLS rules: paas.proxy.certs.uncovered)."""
+    from .certs import uncovered
+
+    missing = set(uncovered(cert_names, list(names)))
+    return tuple(name for name in names if name not in missing)
+
+
+def _tls(ctx: Context, app: str, names: tuple[str, ...]) -> Tls | None:
+    cert = certificate(ctx, app)
+    if cert is None:
         return None
     files = cert_files(ctx, app)
     if not (Path(files.cert).exists() and Path(files.key).exists()):
         log.warning("certificate files of %s are missing: serving it over HTTP only", app)
         return None
-    return files
+    names = covered(cert["names"], names)
+    return Tls(files.cert, files.key, names) if names else None
 
 
 # -- routing ---------------------------------------------------------------------------------------------------
@@ -168,8 +176,9 @@ def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, .
         steering.steer(bridge, gateway, port, app, backends)
         upstream = (Backend(gateway, port),)
     proxy = proxy_row(ctx, app)
-    tls = _tls(ctx, app)
-    route = Route(app, hostnames(ctx, app), upstream, tls, int(proxy["hsts_max_age"]) if tls else 0)
+    names = hostnames(ctx, app)
+    tls = _tls(ctx, app, names)
+    route = Route(app, names, upstream, tls, int(proxy["hsts_max_age"]) if tls else 0)
     nginx.apply_route(route)  # unchanged file (a steered switch): no reload
     return route
 

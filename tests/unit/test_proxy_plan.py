@@ -298,7 +298,7 @@ def test_workers_reach_needs_search_permission_on_every_parent(tmp_path):
 
 # -- HTTPS ------------------------------------------------------------------------------------------------
 
-TLS = Tls("/var/lib/paas/nginx/certs/web.crt", "/var/lib/paas/nginx/certs/web.key")
+TLS = Tls("/var/lib/paas/nginx/certs/web.crt", "/var/lib/paas/nginx/certs/web.key", ("www.example.com",))
 
 
 def test_app_conf_without_certificate_serves_http_and_acme_answers():
@@ -312,7 +312,10 @@ def test_app_conf_without_certificate_serves_http_and_acme_answers():
 def test_app_conf_with_certificate_redirects_http_and_serves_https():
     route = Route("web", ROUTE.hostnames, ROUTE.backends, tls=TLS, hsts=31536000)
     text = plan_app_conf(route, ProxySettings(listen="127.0.0.1", http_port=8080, https_port=8443), NGINX_DIR)
-    http, https = text.split("server {")[1:]
+    plain, http, https = text.split("server {")[1:]
+    # the name the certificate does not cover stays on plain HTTP
+    assert "server_name web.paas.localhost;" in plain and "proxy_pass http://app-web;" in plain
+    assert "server_name www.example.com;" in http and "server_name www.example.com;" in https
     assert "location ^~ /.well-known/acme-challenge/" in http  # answered over HTTP, before the redirect
     assert "return 308 https://$host:8443$request_uri;" in http and "proxy_pass" not in http
     assert "listen 127.0.0.1:8443 ssl http2;" in https
@@ -329,8 +332,9 @@ def test_https_on_443_redirects_without_a_port():
     assert "Strict-Transport-Security" not in text
 
 
-@pytest.mark.parametrize("tls, hsts", [(Tls("/x y/c.pem", "/k.pem"), 0), (Tls("/c.pem", "/k;.pem"), 0),
-                                       (TLS, -1), (TLS, "1")])
+@pytest.mark.parametrize("tls, hsts", [(Tls("/x y/c.pem", "/k.pem", TLS.names), 0),
+                                       (Tls("/c.pem", "/k;.pem", TLS.names), 0), (TLS, -1), (TLS, "1"),
+                                       (Tls(TLS.cert, TLS.key, ()), 0), (Tls(TLS.cert, TLS.key, ("x.example",)), 0)])
 def test_bad_tls_values_are_refused(tls, hsts):
     with pytest.raises(UserError):
         plan_app_conf(Route("web", ROUTE.hostnames, ROUTE.backends, tls=tls, hsts=hsts), SETTINGS, NGINX_DIR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from paas.errors import UserError
 from paas.proxy.plan import Backend
 from paas.proxy.steering import plan_base, plan_steer, plan_unsteer, table_name
 
@@ -46,7 +47,7 @@ def test_bad_backends_are_refused(backends):
 
 def test_names_are_checked():
     assert table_name("paas0") == "paasroute_paas0"
-    with pytest.raises(Exception):
+    with pytest.raises(UserError):
         table_name("bad name;")
-    with pytest.raises(Exception):
+    with pytest.raises(UserError):
         plan_steer("paas0", "10.88.0.1", 42000, "Bad_App", [Backend("10.88.0.5", 80)])
