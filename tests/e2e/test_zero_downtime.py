@@ -30,8 +30,8 @@ SLACK_S = 5
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    # deploy.drain_timeout is read by the new switch; paas.config keeps keys it does not know, so the old
-    # platform (deploy.drain_s, written by Platform.init) starts with it too
+    # appended after Platform.init's own deploy: settings (a later key wins); paas.config accepts keys it does
+    # not know, so a platform that still reads deploy.drain_s starts with it too
     config = f"deploy:\n  drain_timeout: {DRAIN_TIMEOUT_S}\n"
     with running_platform(tmp_path_factory.mktemp("platform"), config=config) as p:
         yield p
