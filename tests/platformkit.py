@@ -37,6 +37,7 @@ class Platform:
     root: Path = field(init=False)
     ssh_port: int = field(init=False)
     http_port: int = field(init=False)
+    https_port: int = field(init=False)
     api_port: int = field(init=False)
     key: Path = field(init=False)
     paasd: subprocess.Popen | None = None
@@ -46,6 +47,7 @@ class Platform:
         self.root = self.base / "paas-root"
         self.ssh_port = free_port()
         self.http_port = free_port()
+        self.https_port = free_port()
         self.api_port = free_port()
         self.paasd_log = self.base / "paasd.log"
         self.key = self.base / "keys" / "id_ed25519"
@@ -62,7 +64,7 @@ class Platform:
             fh.write(f"network:\n  bridge: pe{secrets.token_hex(3)}\n  subnet: {subnet}\n"
                      f"ssh:\n  listen: 127.0.0.1\n  port: {self.ssh_port}\n"
                      f"api:\n  listen: 127.0.0.1\n  port: {self.api_port}\n"
-                     f"proxy:\n  listen: 127.0.0.1\n  http_port: {self.http_port}\n"
+                     f"proxy:\n  listen: 127.0.0.1\n  http_port: {self.http_port}\n  https_port: {self.https_port}\n"
                      "deploy:\n  drain_timeout: 5\n  health_timeout_s: 60\n  keep_releases: 2\n")
         self.key.parent.mkdir(parents=True)
         subprocess.run(["ssh-keygen", "-t", "ed25519", "-N", "", "-q", "-f", str(self.key)], check=True)
@@ -138,10 +140,11 @@ class Platform:
         result = self.git(repo, *args, key=key, check=False)
         return Pushed(result.returncode, result.stderr + result.stdout)
 
-    def get(self, app: str, path: str = "/", *, domain: str = "paas.localhost") -> tuple[int, str]:
-        """GET through nginx with the app's Host header."""
+    def get(self, app: str, path: str = "/", *, domain: str = "paas.localhost", host: str | None = None
+            ) -> tuple[int, str]:
+        """GET through nginx with the app's Host header (or `host`)."""
         with socket.create_connection(("127.0.0.1", self.http_port), timeout=10) as sock:
-            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {app}.{domain}\r\n\r\n".encode())
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host or f'{app}.{domain}'}\r\n\r\n".encode())
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk
@@ -169,7 +172,11 @@ class Platform:
             for info in containers.list_containers(ctx, all_=True):
                 containers.remove(ctx, info["id"], force=True)
             if (ctx.paths.nginx / "nginx.conf").exists():
-                nginx_for(ctx).stop()
+                nginx = nginx_for(ctx)
+                nginx.stop()
+                for shared in (nginx.acme_dir, nginx.tls_dir):  # under /run/paas when the root is private
+                    if not shared.is_relative_to(self.root):
+                        shutil.rmtree(shared, ignore_errors=True)
             from paas import network
 
             network.remove_network(ctx.conn, ctx.config, only_if_unused=True)

@@ -105,9 +105,14 @@ def auto_cmd(app, off):
     from ..services import certs
 
     ctx = context()
+    if not off:
+        autocert.check_names(ctx, app)
     autocert.set_auto(ctx, user(), app, not off, via="cli")
     if off:
         progress(f"{app}: automatic certificates off")
+        return
+    if not autocert.routed(ctx, app):
+        progress(f"{app} is not running: paasd gets its certificate after its first deploy")
         return
     reason = autocert.due(ctx, app)
     if reason is None:

@@ -48,6 +48,18 @@ def acme_names(ctx: Context, app: str) -> list[str]:
             if not name.startswith("*.") and not name.endswith(PRIVATE_SUFFIXES)]
 
 
+def check_names(ctx: Context, app: str) -> list[str]:
+    names = acme_names(ctx, app)
+    if not names:
+        raise UserError(f"{app} has no name a CA can validate ({', '.join(routes.hostnames(ctx, app))})",
+                        f"add a public domain pointing here first: domains:add {app} www.example.com")
+    return names
+
+
+def routed(ctx: Context, app: str) -> bool:
+    return (ctx.paths.nginx / "apps" / f"{app}.conf").exists()
+
+
 def due(ctx: Context, app: str, now: datetime | None = None) -> str | None:
     """Why the app needs a certificate from the CA now (None: it does not, or not yet: backing off)."""
     now = now or datetime.now(UTC)
@@ -92,11 +104,8 @@ def obtain_for(ctx: Context, app: str, *, reason: str = "asked", progress: Calla
     from .certs import parse_bundle
 
     say = progress or (lambda _line: None)
-    names = acme_names(ctx, app)
-    if not names:
-        raise UserError(f"{app} has no name a CA can validate ({', '.join(routes.hostnames(ctx, app))})",
-                        f"add a public domain pointing here first: domains:add {app} www.example.com")
-    if not (ctx.paths.nginx / "apps" / f"{app}.conf").exists():
+    names = check_names(ctx, app)
+    if not routed(ctx, app):
         raise UserError(f"{app} is not routed, so the CA cannot reach it over HTTP", "deploy it first")
     now = datetime.now(UTC)
     try:
@@ -137,7 +146,7 @@ def check_all(ctx: Context, now: datetime | None = None) -> list[str]:
     done = []
     for row in apps.list_apps(ctx.conn):
         app = row["name"]
-        if not enabled(ctx, app) or not (ctx.paths.nginx / "apps" / f"{app}.conf").exists():
+        if not enabled(ctx, app) or not routed(ctx, app):
             continue
         reason = due(ctx, app, now)
         if reason is None:

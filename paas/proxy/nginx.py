@@ -88,6 +88,11 @@ class Nginx:
         """Where HTTP-01 answers go (files named by token), served at /.well-known/acme-challenge/."""
         return acme_challenge_dir(self.dir)
 
+    @property
+    def tls_dir(self) -> Path:
+        """Where the certificates served are copied for the workers (paas.proxy.routes.publish_certificate)."""
+        return tls_dir(self.dir)
+
     # -- the API -------------------------------------------------------------------------------------------
 
     def ensure_running(self) -> None:
@@ -206,7 +211,8 @@ class Nginx:
         """The files rendered for the current settings: main config, default server, and every installed app
         again from the route kept in its file (a changed port or body size reaches all apps at once)."""
         files = {
-            MAIN: plan_main_conf(self.dir, self.settings, disk_buffering=workers_reach(self.dir / "temp")),
+            MAIN: plan_main_conf(self.dir, self.settings, disk_buffering=workers_reach(self.dir / "temp"),
+                                 user=ensure_worker_user()),
         }
         dashboard = plan_dashboard_conf(self.dir, self.settings)
         if dashboard is not None:
@@ -380,31 +386,71 @@ def _new_emerg(path: Path, offset: int) -> str | None:
 
 
 def acme_challenge_dir(nginx_dir: Path) -> Path:
-    """Where paasd writes HTTP-01 answers and nginx serves them from (/.well-known/acme-challenge/TOKEN).
-    nginx's workers run as nobody: under a private data root (mode 700) they cannot read it, so the files go
-    to a folder under /run/paas named after the data root instead."""
-    inside = Path(nginx_dir) / "acme"
+    """Where paasd writes HTTP-01 answers and nginx serves them from (/.well-known/acme-challenge/TOKEN)."""
+    return _worker_readable(nginx_dir, "acme")
+
+
+def tls_dir(nginx_dir: Path) -> Path:
+    """Where the certificates nginx serves are copied for its workers, which read them at each handshake."""
+    return _worker_readable(nginx_dir, "tls")
+
+
+def _worker_readable(nginx_dir: Path, name: str) -> Path:
+    """nginx_dir/name when nginx's workers can reach it; under a private data root (mode 700) they cannot, and a
+    folder under /run/paas/<name>/ named after the data root is used instead."""
+    inside = Path(nginx_dir) / name
     if workers_reach(inside):
         return inside
     digest = hashlib.sha256(str(Path(nginx_dir).absolute()).encode()).hexdigest()[:16]
-    return Path("/run/paas/acme") / digest
+    return Path("/run/paas") / name / digest
+
+
+WORKER_USER = "paas-proxy"  # nginx's workers when the master runs as root: they read the certificates' keys
+
+
+def ensure_worker_user() -> str | None:
+    """The system user nginx's workers run as (made once per host, as nginx's own package makes www-data), so the
+    private keys they load at each TLS handshake are readable by them alone; None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(WORKER_USER)
+        return WORKER_USER
+    except KeyError:
+        pass
+    done = proc.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                     "--shell", "/usr/sbin/nologin", "--comment", "paas nginx workers", WORKER_USER],
+                    desc=f"useradd {WORKER_USER}", check=False)
+    if done.returncode not in (0, 9):  # 9: made meanwhile by another process
+        log.warning("cannot create user %s (nginx workers run as nobody): %s", WORKER_USER,
+                    (done.stderr or b"").decode(errors="replace").strip())
+        return None
+    return WORKER_USER
+
+
+def worker_ids() -> tuple[int, int]:
+    """uid and gid of nginx's workers (the worker user, else nobody)."""
+    for name in (WORKER_USER, "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+            return entry.pw_uid, entry.pw_gid
+        except KeyError:
+            continue
+    return 65534, 65534
 
 
 def workers_reach(path: Path, euid: int | None = None) -> bool:
-    """Can nginx's workers open files under path? Started as root, they run as `nobody`, which needs
+    """Can nginx's workers open files under path? Started as root, they run as the worker user, which needs
     search permission on every parent folder: a private data root (mode 700) denies it."""
     if (os.geteuid() if euid is None else euid) != 0:
         return True
-    try:
-        nobody = pwd.getpwnam("nobody").pw_uid
-    except KeyError:
-        return False
+    worker = worker_ids()[0]
     for folder in [path, *path.parents]:
         try:
             info = folder.stat()
         except FileNotFoundError:
             continue  # created later by us or by nginx (owned by the worker user)
-        if info.st_mode & stat.S_IXOTH or (info.st_uid == nobody and info.st_mode & stat.S_IXUSR):
+        if info.st_mode & stat.S_IXOTH or (info.st_uid == worker and info.st_mode & stat.S_IXUSR):
             continue
         return False
     return True

@@ -37,8 +37,17 @@ def templates_dir() -> Path:
 def _environment():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
-                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
+                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["server_names"] = server_names
+    return env
+
+
+def server_names(hostnames) -> str:
+    """server_name's argument. A wildcard `*.example.com` covers one label, as a certificate's does; nginx's own
+    `*.` form would match any depth (a.b.example.com too), so it becomes a regex."""
+    return " ".join("~^[^.]+" + re.escape(name[1:]) + "$" if name.startswith("*.") else name
+                    for name in hostnames)
 
 
 def render(name: str, **values: Any) -> str:
@@ -256,10 +265,14 @@ def check_nginx_dir(nginx_dir: Path) -> Path:
 
 # -- plans -------------------------------------------------------------------------------------------------
 
-def plan_main_conf(nginx_dir: Path, settings: ProxySettings, *, disk_buffering: bool = True) -> str:
-    """nginx.conf. disk_buffering=False when the worker user cannot reach nginx_dir/temp (see nginx.py)."""
+def plan_main_conf(nginx_dir: Path, settings: ProxySettings, *, disk_buffering: bool = True,
+                   user: str | None = None) -> str:
+    """nginx.conf. disk_buffering=False when the worker user cannot reach nginx_dir/temp (see nginx.py); user: the
+    workers' user when the master runs as root (None: nginx's default)."""
+    if user is not None and not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", user):
+        raise ValueError(f"bad user name {user!r}")
     return render("nginx.conf.j2", prefix=check_nginx_dir(nginx_dir), worker_processes=settings.worker_processes,
-                  client_max_body_size=settings.client_max_body_size, disk_buffering=disk_buffering)
+                  client_max_body_size=settings.client_max_body_size, disk_buffering=disk_buffering, user=user)
 
 
 def plan_default_conf(nginx_dir: Path, settings: ProxySettings, *, https: bool = False) -> str:

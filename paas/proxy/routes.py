@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,7 +136,44 @@ def _tls(ctx: Context, app: str, names: tuple[str, ...]) -> Tls | None:
         log.warning("certificate files of %s are missing: serving it over HTTP only", app)
         return None
     names = covered(cert["names"], names)
-    return Tls(files.cert, files.key, names) if names else None
+    if not names:
+        return None
+    served = publish_certificate(ctx, app)
+    return Tls(served.cert, served.key, names)
+
+
+def publish_certificate(ctx: Context, app: str) -> Tls:
+    """Copy the app's certificate where nginx's workers read it at each handshake (nginx.tls_dir: owned by the
+    worker user, mode 600), each file replaced atomically: new handshakes get the new one, no reload needed."""
+    from .nginx import tls_dir, worker_ids
+
+    uid, gid = worker_ids()
+    folder = tls_dir(ctx.paths.nginx)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    if os.geteuid() == 0:
+        os.chown(folder, uid, gid)
+    source = cert_files(ctx, app)
+    served = Tls(str(folder / f"{app}.crt"), str(folder / f"{app}.key"), ())
+    for src, dst in ((source.key, served.key), (source.cert, served.cert)):
+        data = Path(src).read_bytes()
+        if Path(dst).exists() and Path(dst).read_bytes() == data:
+            continue
+        temporary = Path(f"{dst}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        if os.geteuid() == 0:
+            os.chown(temporary, uid, gid)
+        os.replace(temporary, dst)
+    return served
+
+
+def unpublish_certificate(ctx: Context, app: str) -> None:
+    from .nginx import tls_dir
+
+    for suffix in (".crt", ".key"):
+        (tls_dir(ctx.paths.nginx) / f"{app}{suffix}").unlink(missing_ok=True)
 
 
 # -- routing ---------------------------------------------------------------------------------------------------
@@ -188,6 +226,7 @@ def unroute_app(ctx: Context, app: str) -> None:
 
     if (ctx.paths.nginx / "nginx.conf").exists():
         nginx_for(ctx).remove_route(app)
+    unpublish_certificate(ctx, app)
     row = ctx.conn.execute("SELECT route_port FROM app_proxy WHERE app = ?", (app,)).fetchone()
     if row and row["route_port"] and steering_available(ctx):
         bridge, gateway = _steering_target(ctx)

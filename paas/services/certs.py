@@ -143,6 +143,7 @@ def remove(ctx: Context, actor: User, app: str, *, via: str) -> None:
     files = routes.cert_files(ctx, app)
     for path in (files.cert, files.key):
         Path(path).unlink(missing_ok=True)
+    routes.unpublish_certificate(ctx, app)
 
 
 def set_hsts(ctx: Context, actor: User, app: str, max_age: int, *, via: str) -> None:

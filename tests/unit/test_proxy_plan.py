@@ -190,7 +190,8 @@ def test_app_conf_listens_on_ipv6():
 
 def test_wildcard_hostname_is_allowed():
     route = Route("web", ("*.example.com",), ROUTE.backends)
-    assert "server_name *.example.com;" in directives(plan_app_conf(route, SETTINGS, NGINX_DIR))
+    # one label, as in a certificate (nginx's own *.example.com would match any depth)
+    assert r"server_name ~^[^.]+\.example\.com$;" in directives(plan_app_conf(route, SETTINGS, NGINX_DIR))
 
 
 def test_the_route_is_kept_in_its_file_and_read_back():
@@ -319,7 +320,8 @@ def test_app_conf_with_certificate_redirects_http_and_serves_https():
     assert "location ^~ /.well-known/acme-challenge/" in http  # answered over HTTP, before the redirect
     assert "return 308 https://$host:8443$request_uri;" in http and "proxy_pass" not in http
     assert "listen 127.0.0.1:8443 ssl http2;" in https
-    assert f"ssl_certificate {TLS.cert};" in https and f"ssl_certificate_key {TLS.key};" in https
+    assert f"ssl_certificate {TLS.cert}$tls_reload_free;" in https  # read at each handshake: renewals need no reload
+    assert f"ssl_certificate_key {TLS.key}$tls_reload_free;" in https
     assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in https
     assert "proxy_pass http://app-web;" in https
     assert route_of(text) == route  # read back for re-rendering
