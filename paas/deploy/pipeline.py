@@ -540,7 +540,7 @@ def _retire(run: Deploy, previous: list[dict[str, Any]], what: str = "of the pre
             run.out.warn(f"{left} connection(s) still open after {waited:.1f}s (deploy.drain_timeout): closing them")
         elif waited >= 0.1:
             run.out.info(f"drained in {waited:.1f}s")
-    remove_processes(run.ctx, previous)
+    remove_processes(run.ctx, previous, graceful=True)
 
 
 def _release_port(ctx: Context, row: dict[str, Any]) -> int | None:
@@ -570,12 +570,15 @@ def _untag_old_images(run: Deploy) -> None:
                                      [(run.app, r["version"]) for r in old])
 
 
-def remove_processes(ctx: Context, rows: list[dict[str, Any]]) -> None:
-    """Stop (StopSignal, then SIGKILL after the timeout) and remove these app process containers."""
+def remove_processes(ctx: Context, rows: list[dict[str, Any]], *, graceful: bool = False) -> None:
+    """Remove these app process containers. graceful: their stop signal first, all at once, and up to their stop
+    timeout to finish (what a retired release gets); else they are killed at once (a failed deploy's, a destroy)."""
     from ..errors import NotFound
     from ..runtime import containers
     from .logs import archive_process_log
 
+    if graceful:
+        containers.stop_all(ctx, [row["container_id"] for row in rows])
     for row in rows:
         archive_process_log(ctx, row)  # the app's log history outlives its containers
         try:

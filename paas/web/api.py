@@ -393,6 +393,163 @@ def restart(app):
     return jsonify({**result, "output": buffer.getvalue().splitlines()})
 
 
+# -- domains and certificates -------------------------------------------------------------------------------------
+
+def _domain_names() -> list[str]:
+    names = _body().get("domains")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UserError("domains must be a list of names", 'send {"domains": ["www.example.com"]}')
+    return names
+
+
+@api.get("/apps/<app>/domains")
+@needs("view")
+def app_domains(app):
+    """The names the app answers on: default (APP.<each global domain>) and custom, its URL and certificate."""
+    from ..services import domains as service
+
+    return jsonify(service.report(context(), app))
+
+
+@api.post("/apps/<app>/domains")
+@needs("manage")
+def add_domains(app):
+    """Route more names to the app ({"domains": ["www.example.com", "*.example.org"]}); `added` lists the new
+    ones (a name it has already is no error). A new route, not a new release."""
+    from ..services import domains as service
+
+    ctx = context()
+    added = service.add(ctx, g.user, app, _domain_names(), via="api")
+    return jsonify({**service.report(ctx, app), "added": added})
+
+
+@api.put("/apps/<app>/domains")
+@needs("manage")
+def set_domains(app):
+    """The app's custom domains become exactly {"domains": [...]} ([] removes them all)."""
+    from ..services import domains as service
+
+    ctx = context()
+    names = _domain_names()
+    if names:
+        service.set_(ctx, g.user, app, names, via="api")
+    else:
+        service.clear(ctx, g.user, app, via="api")
+    return jsonify(service.report(ctx, app))
+
+
+@api.delete("/apps/<app>/domains/<domain>")
+@needs("manage")
+def remove_domain(app, domain):
+    """Stop routing one custom domain to the app."""
+    from ..services import domains as service
+
+    ctx = context()
+    service.remove(ctx, g.user, app, [domain], via="api")
+    return jsonify(service.report(ctx, app))
+
+
+@api.get("/domains/global")
+@needs("login")
+def global_domains():
+    """The global domains: every app answers on APP.<each>; the first is `domain` of paas.yml."""
+    from ..proxy import routes
+
+    return jsonify({"global": routes.global_domains(context())})
+
+
+@api.post("/domains/global")
+@needs("admin")
+def add_global_domains():
+    """Every app also answers on APP.<domain> for each of {"domains": [...]} (a wildcard DNS record each)."""
+    from ..services import domains as service
+
+    return jsonify({"global": service.add_global(context(), g.user, _domain_names(), via="api")})
+
+
+@api.delete("/domains/global/<domain>")
+@needs("admin")
+def remove_global_domain(domain):
+    """Stop answering on APP.<domain> (not `domain` of paas.yml)."""
+    from ..services import domains as service
+
+    return jsonify({"global": service.remove_global(context(), g.user, [domain], via="api")})
+
+
+@api.get("/apps/<app>/certs")
+@needs("view")
+def app_certs(app):
+    """The certificate (issuer, names, expiry, days left, source manual/acme), HTTPS and plain-HTTP names, HSTS,
+    automatic certificates and the last ACME attempt (error, next attempt)."""
+    from ..services import certs as service
+
+    return jsonify(service.report(context(), app))
+
+
+@api.post("/apps/<app>/certs")
+@needs("manage")
+def add_cert(app):
+    """Serve the app over HTTPS: {"certificate": PEM chain, "key": PEM private key, "partial": false}; partial
+    installs one that does not cover every custom domain (those stay on plain HTTP). The key is kept on the host,
+    never shown again."""
+    from ..services import certs as service
+
+    body = _body()
+    chain, key, partial = body.get("certificate"), body.get("key"), body.get("partial", False)
+    if not isinstance(chain, str) or not isinstance(key, str) or not chain or not key:
+        raise UserError("give the certificate and its key as PEM text",
+                        'send {"certificate": "-----BEGIN CERTIFICATE-----…", "key": "-----BEGIN PRIVATE KEY-----…"}')
+    if not isinstance(partial, bool):
+        raise UserError("partial must be true or false", 'send {"partial": true}')
+    report = service.add(context(), g.user, app, chain.encode(), key.encode(), via="api", partial=partial)
+    return jsonify(report), 201
+
+
+@api.delete("/apps/<app>/certs")
+@needs("manage")
+def remove_cert(app):
+    """Stop serving the app's certificate: its names answer over plain HTTP again."""
+    from ..services import certs as service
+
+    ctx = context()
+    service.remove(ctx, g.user, app, via="api")
+    return jsonify(service.report(ctx, app))
+
+
+@api.put("/apps/<app>/certs/auto")
+@needs("manage")
+def cert_auto(app):
+    """{"enabled": true}: get the app a certificate over ACME and renew it before it expires ({"enabled": false}:
+    stop; the certificate stays). When one is due the CA is asked in the background (202; GET .../certs shows the
+    outcome), or in the request with {"wait": true}."""
+    from flask import current_app
+
+    from ..services import certs as service
+    from .autocert import set_auto
+
+    body = _body()
+    enabled, wait = body.get("enabled"), body.get("wait", False)
+    if not isinstance(enabled, bool) or not isinstance(wait, bool):
+        raise UserError("enabled (and wait) must be true or false", 'send {"enabled": true}')
+    ctx = context()
+    result = set_auto(current_app.extensions["paas.ctx_factory"], ctx, g.user, app, enabled, via="api", wait=wait)
+    return jsonify({**result, "certs": service.report(ctx, app)}), 202 if result["status"] == "obtaining" else 200
+
+
+@api.put("/apps/<app>/certs/hsts")
+@needs("manage")
+def cert_hsts(app):
+    """Send Strict-Transport-Security with {"max_age": seconds} on the app's HTTPS answers (0: off)."""
+    from ..services import certs as service
+
+    max_age = _body().get("max_age")
+    if isinstance(max_age, bool) or not isinstance(max_age, int):
+        raise UserError("max_age must be a number of seconds", 'send {"max_age": 31536000} (0: off)')
+    ctx = context()
+    service.set_hsts(ctx, g.user, app, max_age, via="api")
+    return jsonify(service.report(ctx, app))
+
+
 # -- users, access, tokens ----------------------------------------------------------------------------------------
 
 @api.get("/users")
