@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
         "client_max_body_size": "100m",
         "proxy_read_timeout_s": 60,
         "worker_processes": 1,
+        "steering": True,                 # switch containers with nft, without reloading nginx (false: reload)
     },
     "deploy": {
         "branch": "main",                 # per app: apps:set APP deploy-branch ... (master is accepted too)
@@ -280,6 +281,7 @@ proxy:
   client_max_body_size: 100m
   proxy_read_timeout_s: 60
   worker_processes: 1
+  steering: true                # switch containers with nft, without reloading nginx (false: reload each switch)
 deploy:
   branch: main                  # the branch that deploys (master is accepted too)
   health_timeout_s: 60          # a new web process must accept connections within this
