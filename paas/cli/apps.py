@@ -82,6 +82,7 @@ def info_cmd(as_json, app):
     echo = click.echo
     echo(f"app:        {app}")
     echo(f"url:        {data['url'] if release else '(not deployed)'}")
+    echo(f"domains:    {' '.join(data['domains'])}")
     echo(f"repository: {data['repository']} (deploys from {', '.join(data['deploy_branches'])})")
     if release:
         echo(f"release:    v{release['version']} commit {(release['commit'] or '')[:12]} "

@@ -18,9 +18,8 @@ def overview(ctx: Context, user: User) -> list[dict[str, Any]]:
     commit, URL, process counts per type, CPU % and memory now (summed over its processes), the last deploy (when,
     by whom, how long), when it was created."""
     from ..access.store import visible_apps
-    from ..proxy import app_url, proxy_settings
+    from ..proxy.routes import app_url
 
-    settings = proxy_settings(ctx.config)
     visible = visible_apps(ctx.conn, user)
     rows = []
     for app in apps.list_apps(ctx.conn):
@@ -32,7 +31,7 @@ def overview(ctx: Context, user: User) -> list[dict[str, Any]]:
         rows.append({"name": app["name"], "state": app_state(release is not None, procs, deploy),
                      "release": f"v{release['version']}" if release else None,
                      "commit": (release["commit_sha"] or "")[:12] if release else None,
-                     "url": app_url(app["name"], settings) if release else None,
+                     "url": app_url(ctx, app["name"]) if release else None,
                      "processes": process_counts(procs), **usage_now(procs), "last_deploy": deploy,
                      "created_at": app["created_at"]})
     return rows
@@ -91,14 +90,15 @@ def last_deploy(ctx: Context, app: str) -> dict[str, Any] | None:
 def info(ctx: Context, app: str) -> dict[str, Any]:
     """One app: URL, deploy branches, repository, active release, processes (state, restarts, address), last
     deploy. NotFound when there is no such app."""
-    from ..proxy import app_url, proxy_settings
+    from ..proxy.routes import app_url, hostnames
     from ..receive import repo_path
 
     record = apps.get_app(ctx.conn, app)
     release = apps.active_release(ctx.conn, app)
     return {
         "name": app,
-        "url": app_url(app, proxy_settings(ctx.config)),
+        "url": app_url(ctx, app),
+        "domains": list(hostnames(ctx, app)),
         "deploy_branches": list(apps.deploy_branches(record, str(ctx.config.get("deploy.branch", "main")))),
         "repository": str(repo_path(ctx, app)),
         "release": None if release is None else {
