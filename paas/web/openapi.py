@@ -25,6 +25,7 @@ def _query(name: str, kind: str = "string", description: str = "") -> dict[str, 
 DEPLOY_ID = _path("deploy_id", "integer")
 USER_NAME = _path("name")
 TOKEN_ID = _path("token_id")
+DOMAIN = {**_path("domain"), "description": "a host name or a wildcard *.example.com"}
 IMAGE = {**_path("name"), "description": "name, digest or id; may hold / and :"}
 CONTAINER = {**_path("ref"), "description": "id, id prefix or name"}
 OFFSET = {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}
@@ -79,6 +80,20 @@ OPERATIONS: dict[str, dict[str, tuple[str, str | None, list[dict], bool]]] = {
     "/containers/{ref}/logs": {"get": ("A container's output", "admin", [CONTAINER, TAIL, _query("since")], False)},
     "/containers/{ref}/start": {"post": ("Start a container", "admin", [CONTAINER], False)},
     "/containers/{ref}/stop": {"post": ("Stop a container", "admin", [CONTAINER], True)},
+    "/apps/{app}/domains": {"get": ("Default and custom names, URL, certificate", "read", [APP], False),
+                            "post": ("Route more custom domains to the app", "manage", [APP], True),
+                            "put": ("Replace the custom domains ([] removes them all)", "manage", [APP], True)},
+    "/apps/{app}/domains/{domain}": {"delete": ("Stop routing a custom domain", "manage", [APP, DOMAIN], False)},
+    "/domains/global": {"get": ("Global domains (apps answer on APP.<each>)", "read", [], False),
+                        "post": ("Add global domains", "admin", [], True)},
+    "/domains/global/{domain}": {"delete": ("Remove a global domain", "admin", [DOMAIN], False)},
+    "/apps/{app}/certs": {"get": ("Certificate, HTTPS/plain-HTTP names, HSTS, ACME state", "read", [APP], False),
+                          "post": ("Install a certificate and key (PEM; the key is never shown again)", "manage",
+                                   [APP], True),
+                          "delete": ("Remove the certificate (plain HTTP again)", "manage", [APP], False)},
+    "/apps/{app}/certs/auto": {"put": ("Automatic certificates (ACME) on or off; 202 while the CA is asked",
+                                       "manage", [APP], True)},
+    "/apps/{app}/certs/hsts": {"put": ("Strict-Transport-Security max-age (0: off)", "manage", [APP], True)},
     "/apps/{app}/events": {"get": ("Who did what to the app", "read", [APP, LIMIT], False)},
     "/apps/{app}/metrics": {"get": ("Per-minute CPU, memory, requests/s, p50/p95 response time, 5xx (24 h kept)",
                                     "read", [APP, SINCE, STEP], False)},
@@ -87,8 +102,9 @@ OPERATIONS: dict[str, dict[str, tuple[str, str | None, list[dict], bool]]] = {
 }
 
 
-REQUIRED_BODY = {"/apps", "/users", "/apps/{app}/access", "/tokens", "/images/pull", "/images/push", "/images/tag"}
-ACCEPTED = {("/apps/{app}/deploys", "post")}
+REQUIRED_BODY = {"/apps", "/users", "/apps/{app}/access", "/tokens", "/images/pull", "/images/push", "/images/tag",
+                 "/apps/{app}/domains", "/domains/global", "/apps/{app}/certs"}
+ACCEPTED = {("/apps/{app}/deploys", "post"), ("/apps/{app}/certs/auto", "put")}
 
 
 def _error() -> dict[str, Any]:

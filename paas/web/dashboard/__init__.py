@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     if "api" in app.blueprints:
         csrf.exempt(app.blueprints["api"])  # bearer tokens, never cookies
-    from . import admin, deploys, views  # noqa: F401 - the routes
+    from . import admin, deploys, domains, views  # noqa: F401 - the routes
 
     app.register_blueprint(dashboard)
 

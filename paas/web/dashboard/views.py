@@ -95,13 +95,14 @@ def overview():
 @dashboard.get("/apps/<app>")
 @needs("view")
 def app_page(app):
-    """One app: processes (CPU/memory now), metrics graphs (?range=), deploys, releases (rollback), config (masked
-    until revealed), scale, restart, logs (?type= filters by process type), events, access."""
+    """One app: processes (CPU/memory now), metrics graphs (?range=), deploys, releases (rollback), domains and
+    TLS, config (masked until revealed), scale, restart, logs (?type= filters by process type), events, access."""
     from ...access.store import list_access
     from ...services import apps as service
     from ...services import deploys as deploy_service
     from . import charts
     from .deploys import metrics_view
+    from .domains import tls_view
 
     ctx = context()
     info = service.info(ctx, app)
@@ -126,7 +127,8 @@ def app_page(app):
         events=list(reversed(events.list_events(ctx.conn, app=app, limit=20))), access=list_access(ctx.conn, app),
         logs=_recent_logs(ctx, app, process_type=log_type), log_type=log_type, deploys=deploys,
         running=next((d for d in deploys if d["status"] == "running"), None),
-        metrics=metrics_view(ctx, app, request.args.get("range")), size=charts.size, app_name=app)
+        metrics=metrics_view(ctx, app, request.args.get("range")), size=charts.size, app_name=app,
+        tls=tls_view(ctx, app))
 
 
 def _recent_logs(ctx, app: str, tail: int = 50, process_type: str | None = None) -> dict[str, Any]:
