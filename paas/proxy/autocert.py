@@ -98,12 +98,25 @@ def set_auto(ctx: Context, actor, app: str, on: bool, *, via: str) -> None:
 
 def obtain_for(ctx: Context, app: str, *, reason: str = "asked", progress: Callable[[str], None] | None = None,
                actor: str = "paasd") -> dict[str, Any]:
-    """Ask the CA for a certificate for the app's names and install it. Raises AcmeError (recorded first)."""
+    """Ask the CA for a certificate for the app's names and install it. Raises AcmeError (recorded first). One
+    request per app at a time (CLI, API, dashboard and paasd's round); one that waited for another asks only if
+    it is still due afterwards."""
+    from .. import locks
+
+    waited = []
+    with locks.exclusive(ctx.paths.locks / f"acme-{app}.lock", wait_s=600, what=f"another certificate request "
+                         f"for {app}", on_wait=lambda: waited.append(True)):
+        if waited and due(ctx, app) is None:
+            cert = routes.certificate(ctx, app) or {"names": [], "not_after": None}
+            return {"app": app, "names": cert["names"], "not_after": cert["not_after"]}
+        return _obtain(ctx, app, reason, progress or (lambda _line: None), actor)
+
+
+def _obtain(ctx: Context, app: str, reason: str, say: Callable[[str], None], actor: str) -> dict[str, Any]:
     from ..services.certs import install
     from . import acme
     from .certs import parse_bundle
 
-    say = progress or (lambda _line: None)
     names = check_names(ctx, app)
     if not routed(ctx, app):
         raise UserError(f"{app} is not routed, so the CA cannot reach it over HTTP", "deploy it first")

@@ -181,10 +181,12 @@ def unpublish_certificate(ctx: Context, app: str) -> None:
 def steering_available(ctx: Context) -> bool:
     """nftables steers (proxy.steering, default true); on an iptables-only host nginx goes straight to the
     containers and every switch reloads it."""
+    return bool(ctx.config.get("proxy.steering", True)) and _nft_host(ctx)
+
+
+def _nft_host(ctx: Context) -> bool:
     from ..network import NFT, network_settings
 
-    if not ctx.config.get("proxy.steering", True):
-        return False
     try:
         return network_settings(ctx.config).firewall_kind == NFT
     except Exception:  # noqa: BLE001 - no firewall at all: routing straight is the only way
@@ -213,6 +215,8 @@ def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, .
         port = route_port(ctx, app)
         steering.steer(bridge, gateway, port, app, backends)
         upstream = (Backend(gateway, port),)
+    else:
+        _unsteer(ctx, app)  # steering turned off: nginx goes straight to the containers from now on
     proxy = proxy_row(ctx, app)
     names = hostnames(ctx, app)
     tls = _tls(ctx, app, names)
@@ -222,13 +226,18 @@ def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, .
 
 
 def unroute_app(ctx: Context, app: str) -> None:
-    from . import steering
 
     if (ctx.paths.nginx / "nginx.conf").exists():
         nginx_for(ctx).remove_route(app)
     unpublish_certificate(ctx, app)
+    _unsteer(ctx, app)
+
+
+def _unsteer(ctx: Context, app: str) -> None:
+    from . import steering
+
     row = ctx.conn.execute("SELECT route_port FROM app_proxy WHERE app = ?", (app,)).fetchone()
-    if row and row["route_port"] and steering_available(ctx):
+    if row and row["route_port"] and _nft_host(ctx):
         bridge, gateway = _steering_target(ctx)
         steering.unsteer(bridge, gateway, int(row["route_port"]), app)
 
