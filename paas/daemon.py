@@ -118,9 +118,9 @@ def _serve(ctx) -> None:
         sampler = SamplerThread(lambda: Context(ctx.paths), interval)
         sampler.start()
         click.echo(f"paasd: metrics sampled every {interval:g}s (CPU, memory, requests; kept 24 h)")
-    from .proxy.autocert import RenewalThread
+    from .proxy.autocert import renewal_thread
 
-    renewals = RenewalThread(lambda: Context(ctx.paths), float(ctx.config.get("certs.check_interval_s", 3600)))
+    renewals = renewal_thread(lambda: Context(ctx.paths), float(ctx.config.get("certs.check_interval_s", 3600)))
     if float(ctx.config.get("certs.check_interval_s", 3600)) > 0:
         renewals.start()
         click.echo("paasd: certificates checked every "

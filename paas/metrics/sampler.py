@@ -9,11 +9,11 @@ container appears (or paasd starts) records its memory only. Once every 10 minut
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..periodic import Periodic
 from . import store
 from .accesslog import LogTail, Position, parse_line
 from .aggregate import bucket_requests
@@ -125,54 +125,19 @@ class Sampler:
         return http, offsets, total
 
 
-class SamplerThread:
-    """Runs a round now and then every interval_s on its own thread and Context, until stop(). A failing round is
-    logged in one line (the same failure again only once, until a round succeeds) and the next round runs as
-    planned."""
-
-    MIN_INTERVAL_S = 1.0
+class SamplerThread(Periodic):
+    """Runs a sampling round now and then every interval_s (paas.periodic)."""
 
     def __init__(self, ctx_factory: Callable[[], Context], interval_s: float = DEFAULT_INTERVAL_S):
-        self.ctx_factory = ctx_factory
-        self.interval_s = max(self.MIN_INTERVAL_S, float(interval_s))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.rounds = 0
-        self.failures = 0
+        super().__init__("metrics-sampler", "metrics sampling", log, ctx_factory, interval_s, _SamplingWorker)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="metrics-sampler", daemon=True)
-        self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+class _SamplingWorker:
+    def __init__(self, ctx: Context):
+        self.sampler = Sampler(ctx)
 
-    def _run(self) -> None:
-        ctx = self.ctx_factory()
-        sampler = Sampler(ctx)
-        last_error: str | None = None
-        due = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                try:
-                    sampler.sample_round()
-                    self.rounds += 1
-                    if last_error is not None:
-                        log.info("metrics sampling works again")
-                    last_error = None
-                except Exception as exc:  # noqa: BLE001 - one bad round must not end sampling (nor paasd)
-                    self.failures += 1
-                    message = f"{type(exc).__name__}: {exc}"
-                    if message != last_error:
-                        log.warning("metrics sampling round failed: %s (next in %gs)", message, self.interval_s)
-                    last_error = message
-                due += self.interval_s
-                now = time.monotonic()
-                if due < now:  # a round longer than the interval (or a suspended host): skip, no burst
-                    due = now + self.interval_s
-                self._stop.wait(due - now)
-        finally:
-            sampler.close()
-            ctx.close()
+    def round(self) -> Any:
+        return self.sampler.sample_round()
+
+    def close(self) -> None:
+        self.sampler.close()

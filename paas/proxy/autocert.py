@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -193,33 +191,22 @@ def _parse(text: str) -> datetime:
     return datetime.strptime(text, TIME).replace(tzinfo=UTC)
 
 
-class RenewalThread:
-    """paasd's loop: check_all now and every certs.check_interval_s, on its own Context."""
+def renewal_thread(ctx_factory: Callable[[], Context], interval_s: float):
+    """paasd's loop: check_all now and every certs.check_interval_s (paas.periodic)."""
+    from ..periodic import Periodic
 
-    def __init__(self, ctx_factory: Callable[[], Context], interval_s: float):
-        self.ctx_factory, self.interval_s = ctx_factory, max(5.0, float(interval_s))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    return Periodic("certificates", "certificate renewal", log, ctx_factory, max(5.0, interval_s), _Renewer)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="certificates", daemon=True)
-        self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+class _Renewer:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
 
-    def _run(self) -> None:
-        ctx = self.ctx_factory()
-        try:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                try:
-                    for line in check_all(ctx):
-                        log.warning("paasd: certificate %s", line)
-                except Exception as exc:  # noqa: BLE001 - a bad round must not end the loop
-                    log.warning("paasd: certificate round failed: %s", exc)
-                self._stop.wait(max(1.0, self.interval_s - (time.monotonic() - started)))
-        finally:
-            ctx.close()
+    def round(self) -> list[str]:
+        done = check_all(self.ctx)
+        for line in done:
+            log.warning("certificate %s", line)
+        return done
+
+    def close(self) -> None:
+        pass
