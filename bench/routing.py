@@ -291,7 +291,9 @@ def proxy_cost(bench: Bench) -> None:
           f"HTTP; p50 {h['p50_ms'] - d['p50_ms']:+.2f} ms vs direct (no goal)")
 
 
-def switches_under_load(platform: Platform, repo: Path, app: str, pause_s: float) -> None:
+def switches_under_load(platform: Platform, repo: Path, app: str, pause_s: float,
+                        how: str = "steered: nft, no nginx reload") -> tuple[int, float]:
+    """Ten switches under load; (failed requests, slowest request in seconds)."""
     first = platform.get(app)[1].split("\n", 1)[0]
     with KeepAliveLoad("127.0.0.1", platform.http_port, f"{app}.paas.localhost", workers=20,
                        max_requests=10_000_000, max_seconds=1800, pause_s=pause_s) as load:
@@ -300,7 +302,7 @@ def switches_under_load(platform: Platform, repo: Path, app: str, pause_s: float
     deployed = {first} | {s.marker for s in switches}
     foreign = {m: n for m, n in result.markers.items() if m not in deployed}
     slowest_s = result.max_ms / 1000
-    print(f"switches under load (20 keep-alive clients through nginx, {pause_s * 1000:g} ms pause between "
+    print(f"switches under load, {how} (20 keep-alive clients through nginx, {pause_s * 1000:g} ms pause between "
           f"requests; 10 switches in {sum(s.seconds for s in switches):.1f}s):")
     for s in switches:
         print(f"  {s.what:32} {s.seconds:6.2f}s  then serving {s.served!r}"
@@ -317,6 +319,16 @@ def switches_under_load(platform: Platform, repo: Path, app: str, pause_s: float
           + (f"; NOT DEPLOYED: {foreign}" if foreign else "; all from deployed releases"))
     print(f"  slowest request: {slowest_s:.3f}s, sent at {result.slowest_at:.1f}s (goal <= {SLOWEST_GOAL_S}s, "
           f"{'ok' if slowest_s <= SLOWEST_GOAL_S else 'MISSED'})")
+    return len(result.failures), slowest_s
+
+
+def reload_per_switch(platform: Platform, app: str) -> None:
+    """The peer: the same platform switching the way nginx-fronted PaaSes do (Dokku, CapRover, Piku): a new
+    upstream in the config and an nginx reload per switch (proxy.steering: false; each CLI call reads paas.yml)."""
+    with open(platform.root / "paas.yml", "a") as fh:  # the whole proxy block: a later YAML key replaces it
+        fh.write(f"proxy:\n  listen: 127.0.0.1\n  http_port: {platform.http_port}\n"
+                 f"  https_port: {platform.https_port}\n  steering: false\n")
+    platform.paas("config:unset", app, "RELEASE_MARKER")  # the pushes' markers show again (before the load)
 
 
 # -- https and domains: each returns its row for the table ------------------------------------------------------
@@ -503,9 +515,16 @@ def main() -> None:
         print()
         proxy_cost(bench)
         print()
-        switches_under_load(platform, repo, app, args.pause_ms / 1000)
+        steered = switches_under_load(platform, repo, app, args.pause_ms / 1000)
         print()
         https_and_domains(bench)
+        print()
+        reload_per_switch(platform, app)
+        reloaded = switches_under_load(platform, repo, app, args.pause_ms / 1000,
+                                       "the peer: nginx reloaded per switch (proxy.steering: false)")
+        print()
+        print(f"steered vs reloaded, same app, same run: failed requests {steered[0]} vs {reloaded[0]}; slowest "
+              f"request {steered[1]:.3f}s vs {reloaded[1]:.3f}s")
 
 
 if __name__ == "__main__":
