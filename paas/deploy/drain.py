@@ -3,7 +3,7 @@ connections they have are done, bounded by deploy.drain_timeout.
 
 A connection is counted from the container's own socket table (/proc/<pid>/net/tcp of its network
 namespace): ESTABLISHED or SYN_RECV on the app's port. That covers a long request in flight, a websocket,
-and nginx's kept upstream connections (nginx closes those after 2 s idle or 200 requests: app.conf.j2), so
+and nginx's kept upstream connections (nginx closes those once 1 s old or idle: app.conf.j2), so
 no fixed delay is needed and none is waited for when nothing is open.
 """
 

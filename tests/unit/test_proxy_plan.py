@@ -146,8 +146,8 @@ def test_control_server_answers_its_generation_on_a_unix_socket():
 def test_app_conf_has_one_upstream_and_one_server():
     text = plan_app_conf(ROUTE, SETTINGS, NGINX_DIR)
     lines = directives(text)
-    assert lines[:6] == ["upstream app-web {", "server 10.88.0.5:5000;", "keepalive 16;", "keepalive_time 2s;",
-                         "keepalive_timeout 2s;", "}"]
+    assert lines[:6] == ["upstream app-web {", "server 10.88.0.5:5000;", "keepalive 16;", "keepalive_time 1s;",
+                         "keepalive_timeout 1s;", "}"]
     assert "listen 127.0.0.1:8080;" in lines
     assert "server_name web.paas.localhost www.example.com;" in lines
     assert "proxy_pass http://app-web;" in lines
@@ -180,7 +180,7 @@ def test_several_backends_are_several_upstream_servers():
     lines = directives(plan_app_conf(route, SETTINGS, NGINX_DIR))
     upstream = lines[:lines.index("}")]
     assert upstream == ["upstream app-api {", "server 10.88.0.5:5000;", "server 10.88.0.6:5000;",
-                        "server [fd00::7]:8080;", "keepalive 16;", "keepalive_time 2s;", "keepalive_timeout 2s;"]
+                        "server [fd00::7]:8080;", "keepalive 16;", "keepalive_time 1s;", "keepalive_timeout 1s;"]
 
 
 def test_app_conf_listens_on_ipv6():
