@@ -21,7 +21,12 @@ from ..errors import PaasError
 # the command's group (what comes before ':') -> the module defining it, imported only when one of its commands
 # runs (like pip's lazy command registry: `paas logs` does not import the builder); --help imports them all
 COMMAND_MODULES = {
-    "apps": "apps", "ps": "apps", "releases": "apps", "config": "apps", "logs": "apps", "git-hook": "apps",
+    "apps": "apps", "releases": "apps", "config": "apps", "git-hook": "apps",
+    "ps": "processes", "logs": "processes",
+    "run": "run", "enter": "run",  # one-off and exec processes of an app
+    "storage": "storage",
+    "checks": "settings", "nginx": "settings", "git": "settings", "help": "settings", "version": "settings",
+    "cleanup": "disk", "report": "disk",
     "ssh-keys": "keys", "users": "users", "access": "users", "events": "users", "tokens": "users",
     "buildpacks": "buildpacks", "stacks": "stacks", "build": "build", "images": "images", "container": "containers",
     "init": "init",

@@ -1,4 +1,4 @@
-"""App commands: apps:list|create|destroy|info, config:get|set|unset, logs APP, and the git hook entry point."""
+"""App commands: apps:list|create|destroy|info|set, releases, config:get|set|unset, and the git hook entry point."""
 
 from __future__ import annotations
 
@@ -150,31 +150,6 @@ def rollback_cmd(app, version):
     audit("rollback", app, to=version or "previous")
 
 
-@cli.command("ps:scale")
-@needs("manage")
-@APP_ARGUMENT
-@click.argument("counts", nargs=-1, metavar="[TYPE=COUNT...]")
-@json_option
-def scale_cmd(app, counts, as_json):
-    """Show or set how many containers of each process type run (web=2: nginx balances between them).
-    Applied at once to the running release (no new release) and kept for later deploys."""
-    from .. import apps
-    from ..deploy import Output
-    from ..deploy.pipeline import scale
-    from ..deploy.processes import formation
-
-    ctx = context()
-    if counts:
-        wanted = apps.parse_scale(list(counts))
-        result = scale(ctx, app, wanted, Output(sys.stderr))
-        audit("scale", app, **{str(k): v for k, v in wanted.items()})
-    else:
-        release = apps.active_release(ctx.conn, app)
-        stored = apps.get_formation(ctx.conn, app)
-        result = formation(release["processes"], stored) if release else stored
-    _echo_pairs(result, as_json)
-
-
 def _echo_pairs(values: dict, as_json: bool) -> None:
     """A mapping as JSON, or as KEY=VALUE lines (what `ps:scale` and `config:get` print)."""
     if as_json:
@@ -256,23 +231,6 @@ def _apply(ctx, app: str, no_restart: bool) -> None:
         progress("not restarted: the next deploy applies it")
     elif apply_config(ctx, app, Output(sys.stderr)) is None:
         progress(f"{app} is not deployed yet: its first deploy uses it")
-
-
-@cli.command("logs")
-@needs("view", sensitive=True)
-@APP_ARGUMENT
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
-@click.option("-n", "--tail", type=int, default=None, help="Only the last N lines of each process.")
-@click.option("--deploy", "deploy_log", is_flag=True, help="The deploy log (what pushes printed) instead.")
-def logs_cmd(app, follow, tail, deploy_log):
-    """The output of the app's processes, each line prefixed with its process (web.1, worker.1)."""
-    from ..deploy.logs import follow_app_logs, print_deploy_log
-
-    ctx = context()
-    if deploy_log:
-        print_deploy_log(ctx, app, tail=tail)
-        return
-    follow_app_logs(ctx, app, follow=follow, tail=tail, emit=click.echo)
 
 
 @cli.command("git-hook", hidden=True)

@@ -1,0 +1,1 @@
+"""(commands added by issue 15 work)"""
