@@ -84,6 +84,11 @@ DEFAULTS: dict[str, Any] = {
     },
     # paasd samples running apps' cgroups and nginx access logs this often (paas.metrics; 0: off)
     "metrics": {"interval_s": 10},
+    # app log history (`paas logs`): the logs of removed processes are kept within these (0: no limit)
+    "logs": {
+        "max_bytes_per_app": 100 << 20,   # an app's logs on disk; beyond it the oldest kept files go first
+        "retention_days": 14,             # kept logs not written to for this long go
+    },
 }
 
 
@@ -299,6 +304,9 @@ access:
   members_create_apps: true     # a member pushing a new app name creates it (and manages it)
 metrics:
   interval_s: 10                # paasd samples apps' CPU, memory and requests this often (0: off); 24 h kept
+logs:                           # `paas logs APP`: history across deploys and restarts (0: no limit)
+  max_bytes_per_app: 104857600  # an app's logs on disk (running and removed processes); the oldest kept go first
+  retention_days: 14            # logs of removed processes not written to for this long go
 registries: {}
 #  registry.example.com:
 #    username: me

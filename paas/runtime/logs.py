@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import UserError
 
 LINE_RE = re.compile(r"^(\S+) (stdout|stderr|shim) ([FP]) ?(.*)$")
+DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")  # 2h, 1h30m, 3d
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,13 @@ def parse_line(raw: str) -> LogLine | None:
 
 
 def parse_since(text: str, now: dt.datetime | None = None) -> str:
-    """'10m', '2h', '30s' ago, or an RFC 3339 time -> comparable RFC 3339 UTC prefix."""
+    """'10m', '2h', '1h30m', '30s', '3d' ago, or an RFC 3339 time ('2026-12-01T10:00', UTC without an offset)
+    -> comparable RFC 3339 UTC prefix."""
     now = now or dt.datetime.now(dt.UTC)
-    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
-    if match:
-        seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    match = DURATION_RE.fullmatch(text.strip())
+    if match and any(match.groups()):
+        units = (86400, 3600, 60, 1)
+        seconds = sum(int(n) * unit for n, unit in zip(match.groups(), units, strict=True) if n)
         when = now - dt.timedelta(seconds=seconds)
     else:
         try:
