@@ -50,6 +50,8 @@ def app_exists(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def create_app(conn: sqlite3.Connection, name: str, *, exist_ok: bool = False) -> dict[str, Any]:
+    """A new app record. A name an app was renamed away from is free again once an app of that name is created
+    (the push guard of paas.services.appops.refuse_renamed only stops pushes from creating it)."""
     check_app_name(name)
     with state.transaction(conn):
         if app_exists(conn, name):
@@ -57,6 +59,7 @@ def create_app(conn: sqlite3.Connection, name: str, *, exist_ok: bool = False) -
                 raise UserError(f"app {name} already exists", "pick another name or deploy to it")
         else:
             conn.execute("INSERT INTO apps (name) VALUES (?)", (name,))
+            conn.execute("DELETE FROM app_renames WHERE name = ?", (name,))
     return get_app(conn, name)
 
 
@@ -77,6 +80,88 @@ def set_deploy_branch(conn: sqlite3.Connection, name: str, branch: str | None) -
         raise UserError(f"invalid branch name {branch!r}", "use a plain git branch name such as main")
     with state.transaction(conn):
         conn.execute("UPDATE apps SET deploy_branch = ? WHERE name = ?", (branch, name))
+
+
+# -- per-app settings (apps:lock, checks:*, nginx:set) ---------------------------------------------------------
+
+LOCKED = "locked"                  # JSON {"by", "at"}: pushes and redeploys are refused
+CHECKS_DISABLED = "checks.disabled"  # JSON list of process types whose start checks are skipped; ["*"]: all
+NGINX_PREFIX = "nginx."            # nginx:set values, e.g. nginx.client-max-body-size = "50m"
+ALL_TYPES = "*"
+
+
+def get_settings(conn: sqlite3.Connection, name: str, prefix: str = "") -> dict[str, str]:
+    """The app's stored settings whose key starts with prefix (without it), e.g. prefix "nginx."."""
+    rows = conn.execute("SELECT key, value FROM app_settings WHERE app = ? AND substr(key, 1, ?) = ? ORDER BY key",
+                        (name, len(prefix), prefix))
+    return {r["key"][len(prefix):]: r["value"] for r in rows}
+
+
+def get_setting(conn: sqlite3.Connection, name: str, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM app_settings WHERE app = ? AND key = ?", (name, key)).fetchone()
+    return None if row is None else row["value"]
+
+
+def set_setting(conn: sqlite3.Connection, name: str, key: str, value: str | None) -> None:
+    """Store (None: remove) one setting of an existing app."""
+    get_app(conn, name)
+    with state.transaction(conn):
+        if value is None:
+            conn.execute("DELETE FROM app_settings WHERE app = ? AND key = ?", (name, key))
+        else:
+            conn.execute("INSERT INTO app_settings (app, key, value) VALUES (?, ?, ?) "
+                         "ON CONFLICT (app, key) DO UPDATE SET value = excluded.value", (name, key, value))
+
+
+def lock_state(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    """{"by", "at"} when the app is locked (apps:lock), else None."""
+    value = get_setting(conn, name, LOCKED)
+    if value is None:
+        return None
+    try:
+        found = json.loads(value)
+    except ValueError:
+        found = {}
+    return {"by": found.get("by"), "at": found.get("at")}
+
+
+def set_locked(conn: sqlite3.Connection, name: str, by: str | None) -> bool:
+    """Lock (by a user name) or unlock (None) the app; False when it already was in that state."""
+    from datetime import UTC, datetime
+
+    with state.transaction(conn):
+        was = lock_state(conn, name) is not None
+        if by is None:
+            set_setting(conn, name, LOCKED, None)
+            return was
+        if not was:
+            at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            set_setting(conn, name, LOCKED, json.dumps({"by": by, "at": at}))
+        return not was
+
+
+def check_unlocked(conn: sqlite3.Connection, name: str) -> None:
+    """Raise a UserError naming who locked the app when it is locked (before a push or redeploy builds)."""
+    locked = lock_state(conn, name)
+    if locked is not None:
+        who = f" by {locked['by']}" if locked.get("by") else ""
+        when = f" at {locked['at']}" if locked.get("at") else ""
+        raise UserError(f"{name} is locked{who}{when}: pushes and redeploys are refused",
+                        f"run `paas apps:unlock {name}` to deploy again")
+
+
+def checks_disabled(conn: sqlite3.Connection, name: str) -> frozenset[str]:
+    """Process types whose start checks deploys skip (checks:disable); ALL_TYPES in it: every type."""
+    value = get_setting(conn, name, CHECKS_DISABLED)
+    try:
+        types = json.loads(value) if value else []
+    except ValueError:
+        types = []
+    return frozenset(str(t) for t in types if isinstance(t, str))
+
+
+def checks_skipped(disabled: frozenset[str], process_type: str) -> bool:
+    return ALL_TYPES in disabled or process_type in disabled
 
 
 # -- config (environment) ------------------------------------------------------------------------------------
