@@ -46,7 +46,14 @@ def reconcile_containers(ctx) -> None:
     click.echo(f"paasd: reconciled {result['containers']} containers "
                f"({len(result['removed_incomplete'])} incomplete removed, "
                f"{len(result['reclaimed_network'])} network leases reclaimed)")
-    click.echo(f"paasd: runtime {ctx.runtime.name}" + (f" ({ctx.runtime.notice})" if ctx.runtime.notice else ""))
+
+
+def runtime_line(ctx) -> str:
+    """The container runtime this host uses and, once per start or check, why when it is not the obvious one
+    (hybrid cgroups, a fallback): `container:run` no longer repeats it on every container."""
+    from .runtime.host import describe_runtime
+
+    return f"paasd: runtime {describe_runtime(ctx)}"
 
 
 def reconcile_apps(ctx) -> None:
@@ -68,6 +75,7 @@ def paasd(check: bool) -> None:
     ctx = open_context()
     images = len(ctx.store.tags())
     click.echo(f"paasd: data root {ctx.paths.root}, {images} images in the store")
+    click.echo(runtime_line(ctx))
     if check:  # containers only: --check must not start nginx or touch apps
         if ctx.host_facts.is_root:
             reconcile_containers(ctx)

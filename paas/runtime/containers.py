@@ -7,6 +7,7 @@ what the shim reports in status.json; `refresh` reconciles them (also after a da
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from .. import linux, proc, state
 from ..context import Context
 from ..errors import NotFound, PaasError, UserError
-from . import cgroups, logs, rootfs, spec, supervisor
+from . import binds, cgroups, logs, rootfs, spec, supervisor
 from .seccomp import default_profile
 
 log = logging.getLogger("paas.runtime")
@@ -172,13 +173,13 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
     """Prepare a container (rootfs, network, config.json) without starting it. volatile: it is removed
     when it exits (`run --rm`), so its writable layer need not be synced to disk (rootfs.mount_overlay)."""
     image = ctx.store.get(image_ref)
-    runtime = ctx.runtime
-    if runtime.notice:
-        progress(runtime.notice)
+    runtime = ctx.runtime  # its notice (hybrid cgroups, a fallback) is told once by `paas init`/`paasd --check`
     container_id = secrets.token_hex(16)
     name = _check_name(name) if name else f"c-{container_id[:12]}"
     for volume in opts.volumes:
-        if not os.path.exists(volume.source):
+        if volume.pinned:  # an app's storage: bound by a handle at each start (binds.pin); refused early here
+            binds.check_directory(volume.source)
+        elif not os.path.exists(volume.source):
             raise UserError(f"volume source {volume.source} does not exist", "create it first or fix the path")
     with state.transaction(ctx.conn):
         if ctx.conn.execute("SELECT 1 FROM containers WHERE name = ?", (name,)).fetchone():
@@ -200,8 +201,9 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
                                  rootfs.read_in_root(cpaths.rootfs, "/etc/group"))
         hostname = opts.hostname or container_id[:12]
         netns_path, files = _attach_network(ctx, container_id, name, hostname, opts, cpaths)
+        planned = dataclasses.replace(opts, volumes=binds.staged(ctx.paths.root, container_id, opts.volumes))
         config = spec.plan_config(
-            image_config, opts, ctx.host_facts, container_id=container_id, rootfs=str(cpaths.rootfs), user=user,
+            image_config, planned, ctx.host_facts, container_id=container_id, rootfs=str(cpaths.rootfs), user=user,
             netns_path=netns_path, cgroups_path=cgroups.container_path(container_id),
             seccomp=default_profile(spec.capabilities(opts.cap_add, opts.cap_drop)), files=files,
         )
@@ -284,6 +286,7 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False)
         raise PaasError(f"the supervisor of container {info['name']}'s last run is still busy",
                         "retry in a moment, or remove the container")
     (cpaths.state / "status.json").unlink(missing_ok=True)
+    binds.pin(ctx.paths.root, info["id"], opts.volumes)  # app storage, checked again at every start
     shim = supervisor.ensure_shim(ctx.paths.root / "bin")
     with linux.DirWatch(cpaths.state) as watch:  # the shim writes status.json and the pid file there
         proc.run(supervisor.shim_argv(shim, plan, ctx.runtime), desc="starting the container supervisor")
@@ -404,6 +407,7 @@ def _cleanup(ctx: Context, container_id: str) -> None:
     if finished and not supervisor.wait_shim_exit(status, container_id):
         _runtime_delete(ctx, container_id)
     rootfs.unmount(cpaths.rootfs)
+    binds.unpin(ctx.paths.root, container_id)
     cgroups.remove(container_id)
     if cpaths.dir.exists():
         shutil.rmtree(cpaths.dir, onerror=_unless_gone)

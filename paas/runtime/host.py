@@ -128,3 +128,15 @@ def choose_runtime(facts: HostFacts, wanted: str = "crun") -> RuntimeChoice:
                         "apt-get install runc")
     return RuntimeChoice("crun", facts.runtimes["crun"], hybrid_workaround=facts.cgroup_mode == "hybrid",
                          unshare=facts.unshare or "unshare", notice="runc is not installed: using crun")
+
+
+def describe_runtime(ctx) -> str:
+    """`crun`, `crun (cgroups are in hybrid mode, ...)`, or why there is none: what `paas init` and
+    `paasd --check` print once (containers do not repeat the notice)."""
+    from ..errors import PaasError
+
+    try:
+        runtime = ctx.runtime
+    except PaasError as exc:
+        return f"none ({exc.one_line()})"
+    return runtime.name + (f" ({runtime.notice})" if runtime.notice else "")

@@ -65,6 +65,9 @@ class Volume:
     source: str
     destination: str
     read_only: bool = False
+    # an app's storage (paas.storage): mounted nosuid,nodev, and at each start bound by a handle opened without
+    # following any symlink (paas.runtime.binds), so config.json names a private staging path, not source
+    pinned: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,9 +295,9 @@ def _tmpfs_mount(text: str) -> dict:
     return {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": options}
 
 
-def _bind(source: str, destination: str, read_only: bool) -> dict:
+def _bind(source: str, destination: str, read_only: bool, extra: tuple[str, ...] = ()) -> dict:
     return {"destination": destination, "type": "bind", "source": source,
-            "options": ["rbind", "rprivate", "ro" if read_only else "rw"]}
+            "options": ["rbind", "rprivate", *extra, "ro" if read_only else "rw"]}
 
 
 def device_rules() -> list[dict]:
@@ -330,7 +333,8 @@ def plan_config(image_config: dict, opts: RunOptions, facts: HostFacts, *, conta
     for text in opts.tmpfs:
         mounts.append(_tmpfs_mount(text))
     for volume in opts.volumes:
-        mounts.append(_bind(volume.source, volume.destination, volume.read_only))
+        mounts.append(_bind(volume.source, volume.destination, volume.read_only,
+                            ("nosuid", "nodev") if volume.pinned else ()))
 
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     namespaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
