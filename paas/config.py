@@ -89,6 +89,9 @@ DEFAULTS: dict[str, Any] = {
         "max_bytes_per_app": 100 << 20,   # an app's logs on disk; beyond it the oldest kept files go first
         "retention_days": 14,             # kept logs not written to for this long go
     },
+    # storage:mount APP HOST_PATH:/path takes host paths inside these directories only (none: named storage only,
+    # storage:ensure-directory NAME, under <root>/storage)
+    "storage": {"allowed_roots": []},
 }
 
 
@@ -307,6 +310,8 @@ metrics:
 logs:                           # `paas logs APP`: history across deploys and restarts (0: no limit)
   max_bytes_per_app: 104857600  # an app's logs on disk (running and removed processes); the oldest kept go first
   retention_days: 14            # logs of removed processes not written to for this long go
+storage:
+  allowed_roots: []             # storage:mount APP /srv/paas-data/x:/data takes host paths inside these only
 registries: {}
 #  registry.example.com:
 #    username: me
