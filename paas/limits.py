@@ -218,8 +218,11 @@ def for_process(config, conn: sqlite3.Connection, app: str, process_type: str) -
 
 
 def process_options(ctx, app: str, process_type: str, opts: spec.RunOptions) -> spec.RunOptions:
-    """The options an app process starts with: its effective limits read now (the next start applies a change)."""
-    return with_limits(opts, values_of(for_process(ctx.config, ctx.conn, app, process_type)))
+    """The options an app process (or one-off) starts with: its effective limits and the app's storage mounts
+    (paas.storage.app_mounts), read now (the next start applies a change)."""
+    from .storage import with_mounts
+
+    return with_mounts(ctx, app, with_limits(opts, values_of(for_process(ctx.config, ctx.conn, app, process_type))))
 
 
 def report(config, conn: sqlite3.Connection, app: str, process_types: list[str]) -> dict[str, Any]:
