@@ -1,5 +1,6 @@
 """The host as an admin sees it: disk used under the data root (images, snapshots, the build cache, cache mounts,
-containers, logs, repos), the stacks, paasd's version and the cheap part of `paasd --check`."""
+containers, logs, repos, app storage, temp files, the state DB), the stacks, paasd's version and the cheap part of
+`paasd --check`. `paas report` prints the same figures (paas.services.disk)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ _lock = threading.Lock()
 
 def tree_bytes(path: Path) -> tuple[int, int]:
     """(bytes on disk, files) under path, each inode once (snapshots share files by hard links); symlinks are
-    not followed."""
+    not followed, nor other filesystems mounted below it (like `du -x`: a container's overlay rootfs would count
+    the snapshots again)."""
     seen: set[tuple[int, int]] = set()
     total = files = 0
+    try:
+        device = os.lstat(path).st_dev
+    except OSError:
+        return 0, 0
     stack = [str(path)]
     while stack:
         folder = stack.pop()
@@ -37,6 +43,8 @@ def tree_bytes(path: Path) -> tuple[int, int]:
                 except OSError:
                     continue
                 if entry.is_dir(follow_symlinks=False):
+                    if info.st_dev != device:
+                        continue  # a mount point: another filesystem's
                     stack.append(entry.path)
                 key = (info.st_dev, info.st_ino)
                 if info.st_nlink > 1:
@@ -56,11 +64,17 @@ def disk(ctx: Context, *, fresh: bool = False) -> dict[str, Any]:
         if hit and not fresh and time.monotonic() - hit[0] < CACHE_S:
             return hit[1]
     areas = []
+    from ..storage import storage_root
+
     for name, path in (("images", ctx.paths.images), ("snapshots", ctx.paths.snapshots),
                        ("cache mounts", ctx.paths.cache_mounts), ("containers", ctx.paths.containers),
-                       ("logs", ctx.paths.logs), ("repos", ctx.paths.repos), ("nginx", ctx.paths.nginx)):
+                       ("logs", ctx.paths.logs), ("repos", ctx.paths.repos), ("nginx", ctx.paths.nginx),
+                       ("storage", storage_root(ctx.paths)), ("temp", ctx.paths.tmp)):
         used, files = tree_bytes(path)
         areas.append({"name": name, "path": str(path), "bytes": used, "files": files})
+    db = [Path(f"{ctx.paths.state_db}{suffix}") for suffix in ("", "-wal", "-shm")]
+    sizes = [p.stat().st_blocks * 512 for p in db if p.exists()]
+    areas.append({"name": "state db", "path": str(ctx.paths.state_db), "bytes": sum(sizes), "files": len(sizes)})
     row = ctx.conn.execute("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM build_cache").fetchone()
     usage = shutil.disk_usage(ctx.paths.root)
     result = {"areas": areas, "build_cache": {"layers": row["n"], "bytes": row["bytes"]},
