@@ -118,10 +118,10 @@ def _same(fd: int, path: str) -> None:
 def _mounted(target: Path) -> bool:
     wanted = os.path.realpath(target)
     with open("/proc/self/mountinfo") as fh:
-        return any(_unescape(line.split()[4]) == wanted for line in fh)
+        return any(unescape(line.split()[4]) == wanted for line in fh)
 
 
-def _unescape(field: str) -> str:
+def unescape(field: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as octal (\\040 ...)."""
     if "\\" not in field:
         return field

@@ -349,5 +349,5 @@ def test_container_options_round_trip_keeps_pinned():
 
 
 def test_mountinfo_escapes():
-    assert binds._unescape(r"/a\040b\011c\134d") == "/a b\tc\\d"
-    assert binds._unescape("/plain") == "/plain"
+    assert binds.unescape(r"/a\040b\011c\134d") == "/a b\tc\\d"
+    assert binds.unescape("/plain") == "/plain"
