@@ -1,61 +1,16 @@
-"""`paas logs APP`: the output of every process of the app, merged, prefixed like Heroku (`web.1 |`)."""
+"""An app's log history on disk: the logs of its removed process containers kept under logs/APP/processes/
+(read with the running ones by paas.services.logs), within a size cap and a retention (logs.max_bytes_per_app,
+logs.retention_days); and the deploy log (`paas logs APP --deploy`)."""
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
-from collections.abc import Callable
+import time
 from pathlib import Path
+from typing import Any
 
 from .. import apps
-from ..context import Context, open_context
-
-
-def _label(row: dict) -> str:
-    return f"{row['type']}.{row['idx']}"
-
-
-def _text(line) -> str:
-    """The process's output as is; the supervisor's notes (exits, restarts, OOM kills) marked as paas's."""
-    return f"[paas] {line.text}" if line.stream == "shim" else line.text
-
-
-def follow_app_logs(ctx: Context, app: str, *, follow: bool, tail: int | None, emit: Callable[[str], None]) -> None:
-    from ..runtime import containers
-
-    apps.get_app(ctx.conn, app)
-    release = apps.active_release(ctx.conn, app)
-    rows = apps.processes(ctx.conn, app, release["version"]) if release else []
-    if not follow:
-        lines = []
-        for row in rows:
-            for line in containers.read_logs(ctx, row["container_id"], tail=tail, include_shim=True):
-                lines.append((line.time, _label(row), _text(line)))
-        for time, label, text in sorted(lines):
-            emit(f"{time} {label} | {text}")
-        return
-    # one reader thread per process, each with its own state connection; lines are printed as they come
-    lines: queue.Queue = queue.Queue()
-
-    def read(row: dict) -> None:
-        own = open_context(ctx.paths.root)
-        try:
-            for line in containers.read_logs(own, row["container_id"], follow=True, tail=tail, include_shim=True):
-                lines.put(f"{line.time} {_label(row)} | {_text(line)}")
-        finally:
-            own.close()
-            lines.put(None)
-
-    for row in rows:
-        threading.Thread(target=read, args=(row,), daemon=True).start()
-    running = len(rows)
-    while running:
-        item = lines.get()
-        if item is None:
-            running -= 1
-        else:
-            emit(item)
+from ..context import Context
 
 
 def print_deploy_log(ctx: Context, app: str, *, tail: int | None) -> None:
@@ -74,7 +29,9 @@ def print_deploy_log(ctx: Context, app: str, *, tail: int | None) -> None:
 
 # -- the history of processes that are gone ---------------------------------------------------------------------
 
-KEEP_ARCHIVED = 50  # per app: the logs of this many removed process containers are kept
+KEEP_ARCHIVED = 100  # per app: the logs of at most this many removed process containers are kept
+DEFAULT_MAX_BYTES = 100 << 20  # logs.max_bytes_per_app
+DEFAULT_RETENTION_DAYS = 14  # logs.retention_days
 
 
 def archive_dir(ctx: Context, app: str) -> Path:
@@ -83,12 +40,11 @@ def archive_dir(ctx: Context, app: str) -> Path:
 
 def archive_process_log(ctx: Context, row: dict) -> Path | None:
     """Keep a process container's log (hard links to its rotated files; a copy across filesystems) under
-    logs/APP/processes/ before the container is removed, with what it ran (meta.json); the oldest go beyond
-    KEEP_ARCHIVED. Rows without app/type/idx/version (ad hoc removals) are skipped. Never raises."""
+    logs/APP/processes/ before the container is removed, with what it ran (meta.json); then the app's kept logs
+    are pruned (prune_archive). Rows without app/type/idx/version (ad hoc removals) are skipped. Never raises."""
     import json
     import logging
     import shutil
-    import time
 
     from ..runtime import containers
     from ..runtime.logs import log_files
@@ -111,26 +67,99 @@ def archive_process_log(ctx: Context, row: dict) -> Path | None:
         (target / "meta.json").write_text(json.dumps({
             "container_id": row["container_id"], "type": row["type"], "idx": row["idx"],
             "version": row["version"]}))
-        old = sorted((p for p in base.iterdir() if p.name.split("-")[0].isdigit()),
-                     key=lambda p: int(p.name.split("-")[0]))
-        for stale in old[:-KEEP_ARCHIVED]:
-            shutil.rmtree(stale, ignore_errors=True)
-        return target
+        prune_archive(ctx, row["app"])
+        return target if target.exists() else None
     except Exception as exc:  # noqa: BLE001 - losing history must not stop a removal
         logging.getLogger("paas.deploy").warning("archiving the log of %s: %s", row.get("container_id"), exc)
         return None
+
+
+def _entries(base: Path) -> list[Path]:
+    """The kept process logs' directories, oldest first (their names start with the archiving time in ns)."""
+    if not base.is_dir():
+        return []
+    return sorted((p for p in base.iterdir() if p.name.split("-")[0].isdigit()),
+                  key=lambda p: int(p.name.split("-")[0]))
+
+
+def log_limits(ctx: Context) -> tuple[int, float]:
+    """(logs.max_bytes_per_app, logs.retention_days); 0 for either: no limit of that kind."""
+    from ..errors import ConfigError
+
+    try:
+        max_bytes = int(ctx.config.get("logs.max_bytes_per_app", DEFAULT_MAX_BYTES) or 0)
+        days = float(ctx.config.get("logs.retention_days", DEFAULT_RETENTION_DAYS) or 0)
+    except (TypeError, ValueError):
+        raise ConfigError("logs.max_bytes_per_app and logs.retention_days must be numbers",
+                          "fix them in paas.yml (0: no limit)") from None
+    return max(0, max_bytes), max(0.0, days)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def prune_archive(ctx: Context, app: str, *, now: float | None = None) -> dict[str, Any]:
+    """Apply the app's log limits to its kept logs: whole kept logs last written more than logs.retention_days
+    ago go, beyond KEEP_ARCHIVED the oldest go, then while the app's logs on disk (its running processes' and the
+    kept ones) are more than logs.max_bytes_per_app, the oldest kept files go (a kept log's oldest rotated file
+    first). Running processes' logs are never cut here: the supervisor rotates them. Returns {files, bytes}
+    removed."""
+    import shutil
+
+    from ..runtime import containers
+    from ..runtime.logs import log_files
+
+    max_bytes, days = log_limits(ctx)
+    now = time.time() if now is None else now
+    removed = {"files": 0, "bytes": 0}
+
+    def drop(entry: Path) -> None:
+        for path in log_files(entry / "container.log"):
+            removed["files"] += 1
+            removed["bytes"] += _size(path)
+        shutil.rmtree(entry, ignore_errors=True)
+
+    entries = _entries(archive_dir(ctx, app))
+    kept = []
+    for entry in entries:
+        files = log_files(entry / "container.log")
+        newest = max((p.stat().st_mtime for p in files if p.exists()), default=0.0)
+        if not files or (days and newest < now - days * 86400):
+            drop(entry)
+        else:
+            kept.append(entry)
+    for entry in kept[:-KEEP_ARCHIVED]:
+        drop(entry)
+    kept = kept[-KEEP_ARCHIVED:]
+    if not max_bytes:
+        return removed
+    archived_ids = {entry.name.split("-", 1)[1] for entry in kept if "-" in entry.name}
+    live = sum(_size(path) for row in apps.processes(ctx.conn, app) if row["container_id"][:12] not in archived_ids
+               for path in log_files(containers.paths_for(ctx, row["container_id"]).log))
+    files = [(entry, path, _size(path)) for entry in kept for path in log_files(entry / "container.log")]
+    total = live + sum(size for _, _, size in files)
+    for entry, path, size in files:
+        if total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        removed["files"] += 1
+        removed["bytes"] += size
+        if not log_files(entry / "container.log"):
+            shutil.rmtree(entry, ignore_errors=True)
+    return removed
 
 
 def archived_process_logs(ctx: Context, app: str) -> list[dict]:
     """The kept logs of removed processes, oldest first: container_id, type, idx, version, log (Path)."""
     import json
 
-    base = archive_dir(ctx, app)
-    if not base.is_dir():
-        return []
     out = []
-    for entry in sorted((p for p in base.iterdir() if p.name.split("-")[0].isdigit()),
-                        key=lambda p: int(p.name.split("-")[0])):
+    for entry in _entries(archive_dir(ctx, app)):
         try:
             meta = json.loads((entry / "meta.json").read_text())
         except (OSError, ValueError):

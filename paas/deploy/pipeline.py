@@ -261,8 +261,9 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
         current = {(r["type"], r["idx"]): r for r in apps.processes(ctx.conn, app, release["version"])}
         wanted = {(p.type, p.index) for p in plans}
         try:
+            # the named types' missing processes (a type ps:stop stopped and not named here stays stopped)
             started = {(p.type, p.index): _start_process(run, p, release["image"]) for p in plans
-                       if (p.type, p.index) not in current}
+                       if (p.type, p.index) not in current and p.type in counts}
             hostname = _hostname(ctx, app)
             for (kind, _), info in sorted(started.items()):
                 if kind == "web":

@@ -39,14 +39,15 @@ def overview(ctx: Context, user: User) -> list[dict[str, Any]]:
 
 def app_state(released: bool, procs: list[dict[str, Any]], deploy: dict[str, Any] | None) -> str:
     """deploying (a deploy runs now), failed (the only deploys failed), new (never deployed), crashed (a process
-    of the active release is not running), stopped (scaled to zero), else running."""
+    of the active release is neither running nor stopped by ps:stop), stopped (scaled to zero, or ps:stop), else
+    running."""
     if deploy and deploy["status"] == "running":
         return "deploying"
     if not released:
         return "failed" if deploy and deploy["status"] in ("failed", "interrupted") else "new"
-    if any(p["status"] != "running" for p in procs):
+    if any(p["status"] not in ("running", "stopped") for p in procs):
         return "crashed"
-    return "running" if procs else "stopped"
+    return "running" if any(p["status"] == "running" for p in procs) else "stopped"
 
 
 def usage_now(procs: list[dict[str, Any]]) -> dict[str, float | int | None]:
@@ -89,14 +90,16 @@ def last_deploy(ctx: Context, app: str) -> dict[str, Any] | None:
 
 def info(ctx: Context, app: str) -> dict[str, Any]:
     """One app: URL, deploy branches, repository, active release, processes (state, restarts, address), last
-    deploy. NotFound when there is no such app."""
+    deploy, whether it is locked. NotFound when there is no such app."""
     from ..proxy.routes import app_url, hostnames
     from ..receive import repo_path
 
     record = apps.get_app(ctx.conn, app)
     release = apps.active_release(ctx.conn, app)
+    procs = processes(ctx, app)
     return {
         "name": app,
+        "state": app_state(release is not None, procs, apps.last_deploy(ctx.conn, app)),
         "url": app_url(ctx, app),
         "domains": list(hostnames(ctx, app)),
         "deploy_branches": list(apps.deploy_branches(record, str(ctx.config.get("deploy.branch", "main")))),
@@ -105,16 +108,19 @@ def info(ctx: Context, app: str) -> dict[str, Any]:
             "version": release["version"], "commit": release["commit_sha"], "image": release["image"],
             "image_digest": release["image_digest"], "processes": release["processes"], "port": release["port"],
             "deployed_at": release["finished_at"]},
-        "processes": processes(ctx, app),
+        "processes": procs,
         "last_deploy": apps.last_deploy(ctx.conn, app),
         "created_at": record["created_at"],
+        "locked": apps.lock_state(ctx.conn, app),  # {"by", "at"} while apps:lock refuses pushes, else None
     }
 
 
 def processes(ctx: Context, app: str) -> list[dict[str, Any]]:
-    """The app's process containers with their state; one removed behind our back shows as `gone`."""
+    """The app's process containers with their state; one removed behind our back shows as `gone`, and each
+    process of the active release's formation that ps:stop stopped (it has no container) as `stopped`."""
     from ..limits import process_status
     from ..runtime import containers
+    from .processes import stopped_slots
 
     out = []
     for row in apps.processes(ctx.conn, app):
@@ -127,6 +133,8 @@ def processes(ctx: Context, app: str) -> list[dict[str, Any]]:
                     "status": process_status(container), "restarts": container.get("restart_count", 0),
                     "oom_kills": container.get("oom_kills", 0), "started_at": container.get("started_at"),
                     "address": container["address"]})
+    out.extend(stopped_slots(ctx, app))
+    out.sort(key=lambda p: (int(p["release"][1:]), p["type"], p["index"]))
     _add_usage_now(ctx, app, out)
     return out
 

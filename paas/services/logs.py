@@ -45,8 +45,42 @@ def check_cursor(text: str, name: str = "before") -> str:
     return text
 
 
-def sources(ctx: Context, app: str, process_type: str | None = None) -> list[Source]:
-    """The app's process logs: kept ones of removed containers, then the containers it has now."""
+@dataclass(frozen=True)
+class Select:
+    """Which processes' lines: a type ("web"), one process (type "web", index 1), a release (version 3)."""
+
+    type: str | None = None
+    index: int | None = None
+    version: int | None = None
+
+    def __call__(self, source: Source) -> bool:
+        return ((self.type is None or source.type == self.type) and (self.index is None or source.idx == self.index)
+                and (self.version is None or source.version == self.version))
+
+
+PROCESS_RE = re.compile(r"([a-z][a-z0-9_-]{0,30})(?:\.([1-9][0-9]{0,3}))?")
+
+
+def select(process: str | None = None, release: str | int | None = None) -> Select:
+    """`--ps web` or `--ps web.1`, `--release v3` (or 3) -> Select; a UserError names what is malformed."""
+    kind = index = version = None
+    if process:
+        match = PROCESS_RE.fullmatch(process)
+        if not match:
+            raise UserError(f"invalid process {process!r}", "name a process type (web) or one process (web.1)")
+        kind, index = match.group(1), int(match.group(2)) if match.group(2) else None
+    if release is not None and release != "":
+        text = str(release)
+        number = text[1:] if text[:1] in "vV" else text
+        if not number.isdigit() or int(number) < 1:
+            raise UserError(f"invalid release {text!r}", "name it like v3 (see `paas releases APP`)")
+        version = int(number)
+    return Select(kind, index, version)
+
+
+def sources(ctx: Context, app: str, process_type: str | None = None, which: Select | None = None) -> list[Source]:
+    """The app's process logs: kept ones of removed containers, then the containers it has now (those `which`
+    selects, of `process_type` if given)."""
     from ..deploy.logs import archived_process_logs
     from ..runtime import containers
 
@@ -56,7 +90,8 @@ def sources(ctx: Context, app: str, process_type: str | None = None) -> list[Sou
     ids = {s.container_id for s in live}
     kept = [Source(m["container_id"], m["type"], m["idx"], m["version"], m["log"], False)
             for m in archived_process_logs(ctx, app) if m["container_id"] not in ids]
-    return [s for s in kept + live if process_type is None or s.type == process_type]
+    which = which or Select()
+    return [s for s in kept + live if (process_type is None or s.type == process_type) and which(s)]
 
 
 def _line(source: Source, line) -> dict[str, Any]:
@@ -66,23 +101,71 @@ def _line(source: Source, line) -> dict[str, Any]:
             "text": f"[paas] {line.text}" if shim else line.text}
 
 
-def history(ctx: Context, app: str, *, tail: int = 100, before: str | None = None, since: str | None = None,
-            process_type: str | None = None) -> dict[str, Any]:
-    """The newest `tail` lines older than `before` (a line id) and not older than `since` (10m, 2h or RFC 3339),
-    oldest first; `before` in the answer pages further back (None: nothing older)."""
-    from ..runtime.logs import parse_since, read_lines
+def _stamp(ns: int) -> str:
+    """A time in ns since the epoch as a line id (RFC 3339, nanoseconds, UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def now_cursor() -> str:
+    """A line id for this moment: lines written from now on have larger ones."""
+    return _stamp(time.time_ns())
+
+
+def _file_lines(path: Path, since: str | None, before: str | None) -> list:
+    from ..runtime.logs import parse_line
+
+    with open(path, errors="replace") as fh:
+        return [line for raw in fh if (line := parse_line(raw)) is not None
+                and (since is None or line.time >= since) and (before is None or line.time < before)]
+
+
+def _source_lines(source: Source, since: str | None, before: str | None, tail: int | None) -> tuple[list, bool]:
+    """The source's lines in [since, before), its last `tail` of them (None: all); and whether older ones matched
+    too. Files are read newest first and those last written before `since` are skipped, so a short tail or a
+    recent `since` reads little of a long history."""
+    from ..runtime.logs import log_files
+
+    picked: list = []
+    for path in reversed(log_files(source.log)):
+        try:
+            # a file is written to after its last line's time was taken (a second of slack for the clocks)
+            if since is not None and _stamp(path.stat().st_mtime_ns + 10**9) < since:
+                break  # this file and the older ones hold no line as new as `since`
+            found = _file_lines(path, since, before)
+        except FileNotFoundError:
+            continue  # rotated or pruned meanwhile
+        picked[:0] = found
+        if tail is not None and len(picked) > tail:
+            return picked[-tail:], True
+    return picked, False
+
+
+def history(ctx: Context, app: str, *, tail: int | None = 100, before: str | None = None, since: str | None = None,
+            process_type: str | None = None, which: Select | None = None) -> dict[str, Any]:
+    """The newest `tail` lines (None: every line) older than `before` (a line id) and not older than `since` (10m,
+    2h or RFC 3339), of the processes `which` selects (and of `process_type`), oldest first, every release's
+    across deploys and restarts; `before` in the answer pages further back (None: nothing older). Kept logs past
+    the app's retention are pruned first."""
+    from ..deploy.logs import prune_archive
+    from ..runtime.logs import parse_since
 
     since_ts = parse_since(since) if since else None
     if before is not None:
         check_cursor(before)
-    lines = []
-    for source in sources(ctx, app, process_type):
-        for line in read_lines(source.log, since=since_ts, include_shim=True):
-            if before is None or line.time < before:
-                lines.append((line.time, source.label, line, source))
+    if tail is not None and tail < 0:
+        raise UserError(f"invalid line count {tail}", "ask for 1 or more lines")
+    try:
+        prune_archive(ctx, apps.get_app(ctx.conn, app)["name"])
+    except OSError:
+        pass  # pruning is the next archiving's job then
+    lines, older = [], False
+    for source in sources(ctx, app, process_type, which):
+        found, cut = _source_lines(source, since_ts, before, tail)
+        older = older or cut
+        lines.extend((line.time, source.label, line, source) for line in found)
     lines.sort(key=lambda item: (item[0], item[1]))
-    page = lines[-tail:] if tail else []
-    more = len(lines) > len(page)
+    page = lines if tail is None else (lines[-tail:] if tail else [])
+    more = older or len(lines) > len(page)
     return {"lines": [_line(source, line) for _, _, line, source in page],
             "before": page[0][0] if page and more else None}
 
@@ -144,11 +227,13 @@ class _Tail:
 
 def stream(ctx_factory: Callable[[], Context], app: str, *, process_type: str | None = None,
            after: str | None = None, backlog: int = 0, poll: float = 0.1, heartbeat: float = 15.0,
-           rescan: float = 1.0, gone: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any] | None]:
-    """The app's log lines as they are written: first the last `backlog` lines (or those after the line id
-    `after`, for a client that reconnects), then new ones; None every `heartbeat` seconds without a line (a
-    keep-alive for the client). Processes started later (a deploy, a restart, scaling) are picked up within
-    `rescan` seconds. Ends when gone() says the client left, or the app is destroyed.
+           rescan: float = 1.0, gone: Callable[[], bool] = lambda: False,
+           which: Select | None = None) -> Iterator[dict[str, Any] | None]:
+    """The app's log lines as they are written (of the processes `which` selects, of `process_type`): first the
+    last `backlog` lines (or those after the line id `after`, for a client that reconnects), then new ones; None
+    every `heartbeat` seconds without a line (a keep-alive for the client). Processes started later (a deploy, a
+    restart, scaling) are picked up within `rescan` seconds, and the last lines of those removed are read. Ends
+    when gone() says the client left, or the app is destroyed.
 
     The logs are opened before this returns (a line written afterwards is never missed) with a Context of its
     own (the stream outlives the request's); close() the iterator to let them go early."""
@@ -157,27 +242,28 @@ def stream(ctx_factory: Callable[[], Context], app: str, *, process_type: str | 
     ctx = ctx_factory()
     tails: dict[str, _Tail] = {}
     try:
-        for src in sources(ctx, app, process_type):
+        for src in sources(ctx, app, process_type, which):
             if src.live:
                 tails[src.container_id] = _Tail(src)
                 tails[src.container_id].open(at_end=True)
         if after is not None:
-            first = history(ctx, app, tail=10000, since=after, process_type=process_type)["lines"]
+            first = history(ctx, app, tail=10000, since=after, process_type=process_type, which=which)["lines"]
             first = [line for line in first if line["id"] > after]
         else:
-            first = history(ctx, app, tail=backlog, process_type=process_type)["lines"] if backlog else []
+            first = history(ctx, app, tail=backlog, process_type=process_type,
+                            which=which)["lines"] if backlog else []
     except BaseException:
         for tail in tails.values():
             tail.close()
         ctx.close()
         raise
     return _follow(ctx, app, process_type, tails, first, after, poll=poll, heartbeat=heartbeat, rescan=rescan,
-                   gone=gone)
+                   gone=gone, which=which)
 
 
 def _follow(ctx: Context, app: str, process_type: str | None, tails: dict[str, _Tail], first: list[dict],
             after: str | None, *, poll: float, heartbeat: float, rescan: float,
-            gone: Callable[[], bool]) -> Iterator[dict[str, Any] | None]:
+            gone: Callable[[], bool], which: Select | None = None) -> Iterator[dict[str, Any] | None]:
     try:
         last = after
         for line in first:
@@ -186,17 +272,20 @@ def _follow(ctx: Context, app: str, process_type: str | None, tails: dict[str, _
         quiet_since = scanned = time.monotonic()
         while not gone():
             now = time.monotonic()
+            fresh = []
             if now - scanned >= rescan:
                 scanned = now
                 try:
-                    current = {s.container_id: s for s in sources(ctx, app, process_type) if s.live}
+                    current = {s.container_id: s for s in sources(ctx, app, process_type, which) if s.live}
                 except NotFound:
                     return  # the app was destroyed
                 for cid in set(tails) - set(current):
-                    tails.pop(cid).close()
+                    gone_tail = tails.pop(cid)  # removed: its last lines (the open file outlives its name)
+                    fresh.extend((line.time, gone_tail.source.label, line, gone_tail.source)
+                                 for line in gone_tail.read())
+                    gone_tail.close()
                 for cid in set(current) - set(tails):
                     tails[cid] = _Tail(current[cid])  # a new process: from its first line
-            fresh = []
             for tail in tails.values():
                 fresh.extend((line.time, tail.source.label, line, tail.source) for line in tail.read())
             fresh.sort(key=lambda item: (item[0], item[1]))
