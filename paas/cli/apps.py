@@ -1,4 +1,5 @@
-"""App commands: apps:list|create|destroy|info|set, releases, config:get|set|unset, and the git hook entry point."""
+"""App commands: apps:list|create|destroy|info|set|rename|clone|lock|unlock, releases,
+config:get|set|unset|show|export|import, and the git hook entry point."""
 
 from __future__ import annotations
 
@@ -80,7 +81,10 @@ def info_cmd(as_json, app):
         emit_json(data)
         return
     echo = click.echo
+    locked = data["locked"]
     echo(f"app:        {app}")
+    echo("locked:     " + (f"yes, by {locked['by']} at {locked['at']} (pushes and redeploys refused)" if locked
+                           else "no"))
     echo(f"url:        {data['url'] if release else '(not deployed)'}")
     echo(f"domains:    {' '.join(data['domains'])}")
     echo(f"repository: {data['repository']} (deploys from {', '.join(data['deploy_branches'])})")
@@ -103,11 +107,78 @@ def info_cmd(as_json, app):
 @click.argument("value", required=False)
 def set_cmd(app, key, value):
     """Change an app setting: deploy-branch BRANCH (no value: back to the default, main or master)."""
+    set_app_setting(app, key, value)
+
+
+def set_app_setting(app: str, key: str, value: str | None) -> None:
+    """apps:set and its Dokku spelling git:set."""
     from .. import apps
 
     apps.set_deploy_branch(context().conn, app, value or None)
     audit("app.set", app, key=key, value=value)
     click.echo(f"{app}: {key} = {value or '(default)'}")
+
+
+@cli.command("apps:rename")
+@needs("manage")
+@click.argument("app", metavar="OLD")
+@click.argument("new_name", metavar="NEW")
+def rename_cmd(app, new_name):
+    """Rename an app: its repository, config, releases, processes, routes (custom domains and certificate
+    included), access grants, settings and events follow. The old URL stops answering; the processes restart
+    under the new name (a new release, zero-downtime switch). A push to the old name afterwards creates nothing
+    and names the new one."""
+    from ..deploy import Output
+    from ..services.appops import rename_app
+
+    who = user()
+    result = rename_app(context(), app, new_name, Output(sys.stderr), actor=who.name)
+    audit("app.rename", new_name, **{"from": app, "to": new_name, "restarted": result["restarted"]})
+    click.echo(f"renamed {app} to {new_name}" + (f": {result['url']}" if result["restarted"] else ""))
+    if result["restart_error"]:
+        sys.exit(1)
+
+
+@cli.command("apps:clone")
+@needs("manage")
+@click.argument("app", metavar="SRC")
+@click.argument("new_name", metavar="NEW")
+def clone_cmd(app, new_name):
+    """Create NEW from SRC: its config, settings (deploy branch, scale, resource limits, checks, nginx) and a copy
+    of its repository, with SRC's active image started and routed as NEW's v1. Not its domains, certificate,
+    storage or access grants. Needs manage on SRC and the right to create NEW."""
+    from ..deploy import Output
+    from ..services.appops import clone_app
+
+    result = clone_app(context(), user(), app, new_name, Output(sys.stderr))
+    audit("app.clone", new_name, **{"from": app, "release": result["release"]})
+    click.echo(f"cloned {app} to {new_name}" + (f": {result['url']}" if result["url"] else " (not deployed)"))
+
+
+@cli.command("apps:lock")
+@needs("manage")
+@APP_ARGUMENT
+def lock_cmd(app):
+    """Lock the app: pushes and redeploys are refused (before anything is built) until apps:unlock."""
+    from ..services import appsettings
+
+    changed = appsettings.lock(context(), app, user().name)
+    if changed:
+        audit("app.lock", app)
+    click.echo(f"{app} is locked: pushes and redeploys are refused" + ("" if changed else " (it was already)"))
+
+
+@cli.command("apps:unlock")
+@needs("manage")
+@APP_ARGUMENT
+def unlock_cmd(app):
+    """Unlock the app: pushes deploy again."""
+    from ..services import appsettings
+
+    changed = appsettings.unlock(context(), app)
+    if changed:
+        audit("app.unlock", app)
+    click.echo(f"{app} is unlocked" + ("" if changed else " (it was not locked)"))
 
 
 @cli.command("releases")
@@ -188,23 +259,99 @@ def config_get_cmd(as_json, app, key):
 @APP_ARGUMENT
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
 @click.option("--no-restart", is_flag=True, help="Only store it; the next deploy applies it.")
-def config_set_cmd(app, pairs, no_restart):
+@click.option("--encoded", is_flag=True, help="Each VALUE is base64 (Dokku's --encoded), decoded before it is set.")
+def config_set_cmd(app, pairs, no_restart, encoded):
     """Set environment variables of the app; a deployed app restarts with them as a new release (zero-downtime
     switch, no build) unless --no-restart."""
     from .. import apps
+    from ..envfile import parse_pairs
+
+    ctx = context()
+    apps.get_app(ctx.conn, app)
+    values = parse_pairs(pairs, encoded=encoded)
+    _set_config(ctx, app, values, no_restart)
+
+
+def _set_config(ctx, app: str, values: dict[str, str], no_restart: bool, **detail) -> None:
+    from .. import apps
+
+    apps.set_config(ctx.conn, app, values)
+    audit("config.set", app, keys=sorted(values), **detail)
+    progress(f"set {', '.join(values) or 'nothing'} for {app}")
+    if values:
+        _apply(ctx, app, no_restart)
+
+
+@cli.command("config:import")
+@needs("deploy")
+@APP_ARGUMENT
+@click.argument("file", metavar="FILE.env")
+@click.option("--no-restart", is_flag=True, help="Only store it; the next deploy applies it.")
+def config_import_cmd(app, file, no_restart):
+    """Set the app's environment from an env file: KEY=VALUE lines, `#` comments, 'single' or "double" quotes,
+    an optional `export ` prefix. `-` reads stdin (over SSH: `ssh paas@HOST config:import APP - < .env`). A file
+    with a bad line sets nothing and names the line."""
+    from .. import apps
+    from ..envfile import MAX_BYTES, parse_envfile
     from ..errors import UserError
 
-    values = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise UserError(f"{pair!r} is not KEY=VALUE", "e.g. paas config:set myapp DEBUG=1")
-        values[key] = value
     ctx = context()
-    apps.set_config(ctx.conn, app, values)
-    audit("config.set", app, keys=sorted(values))
-    progress(f"set {', '.join(values)} for {app}")
-    _apply(ctx, app, no_restart)
+    apps.get_app(ctx.conn, app)
+    if file == "-":
+        data, source = click.get_binary_stream("stdin").read(MAX_BYTES + 1), "stdin"
+    elif not user().is_admin:  # a path names a file on the server, which only admins may read
+        raise UserError("over SSH the env file comes from stdin", f"run `ssh paas@HOST config:import {app} - < {file}`")
+    else:
+        try:
+            with open(file, "rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise UserError(f"cannot read {file}: {exc.strerror or exc}", "name an env file") from None
+        source = file
+    if len(data) > MAX_BYTES:
+        raise UserError(f"{source} holds more than 1 MiB: not an env file", "send the KEY=VALUE lines only")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{source} is not UTF-8 text", "save the env file as UTF-8") from None
+    values = parse_envfile(text, source)
+    _set_config(ctx, app, values, no_restart, imported=True)
+
+
+@cli.command("config:export")
+@needs("deploy", sensitive=True)
+@APP_ARGUMENT
+@click.option("--format", "fmt", type=click.Choice(["exports", "shell", "envfile", "json"]), default="exports",
+              show_default=True, help="exports: `export K='v'` lines; shell: `K='v' K2='v'`; envfile: Dokku's ENV "
+              "file; json: an object.")
+def config_export_cmd(app, fmt):
+    """Print the app's environment for scripts: `eval "$(paas config:export APP)"` sets it in a shell (values are
+    quoted for sh; `--format envfile` writes what config:import reads back)."""
+    from .. import apps
+    from ..envfile import export
+
+    text = export(apps.get_config(context().conn, app), fmt)
+    if text:
+        click.echo(text)
+
+
+@cli.command("config:show")
+@needs("view")
+@json_option
+@APP_ARGUMENT
+def config_show_cmd(as_json, app):
+    """Show every key of the app's environment with its value (masked for users with view access, as config:get
+    and the dashboard do), as Dokku prints it."""
+    from ..services import apps as service
+
+    values = service.config(context(), user(), app)
+    if as_json:
+        emit_json(values)
+        return
+    click.echo(f"=====> {app} env vars")
+    width = max((len(k) for k in values), default=0) + 1
+    for key, value in values.items():
+        click.echo(f"{(key + ':').ljust(width)}  {value}")
 
 
 @cli.command("config:unset")

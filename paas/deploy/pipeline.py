@@ -104,8 +104,9 @@ def deploy_commit(ctx: Context, app: str, commit: str, out: Output, *, actor: st
                   kind: str = "push", on_begin=None) -> dict[str, Any]:
     """Deploy `commit` of the app's repository; returns the new active release. Raises DeployError (or
     DeployAborted) after undoing its own work when anything fails. on_begin(deploy_id, version) is called once
-    the deploy is recorded (after waiting for the app's lock)."""
+    the deploy is recorded (after waiting for the app's lock). A locked app (apps:lock) is refused first."""
     apps.get_app(ctx.conn, app)
+    apps.check_unlocked(ctx.conn, app)
     with deploy_lock(ctx, app, out):
         run = Deploy(ctx, app, commit, out, started=[], timings={}, actor=actor, kind=kind)
         _begin(run)
@@ -182,10 +183,15 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
     run.phase("health")
     web = [infos[k] for k in sorted(infos) if k[0] == "web"]
     hostname = _hostname(ctx, app)
+    skipped = _skipped_checks(run, {k[0] for k in infos})
     for info in web:
+        if "web" in skipped:
+            if not _running(ctx, info["id"]):
+                raise DeployError(f"the {info['name']} process exited at start", "see `paas logs APP`")
+            continue
         _check_health(run, info, port, hostname, detection.app_json.healthchecks.get("web", ()))
     for (process_type, index), info in infos.items():
-        if process_type != "web" and not _running(ctx, info["id"]):
+        if process_type != "web" and process_type not in skipped and not _running(ctx, info["id"]):
             raise DeployError(f"the {process_type}.{index} process exited at start", "see its output above")
 
     run.phase("switch")
@@ -204,6 +210,17 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
             out.warn(f"postdeploy failed: {exc.one_line()}")
     out.step(f"Deployed {app} v{run.version}: {_url(ctx, app)}")
     return apps.active_release(ctx.conn, app)
+
+
+def _skipped_checks(run: Deploy, types: set[str]) -> set[str]:
+    """The process types of this deploy whose checks:disable says to start them unchecked, each with a warning."""
+    disabled = apps.checks_disabled(run.ctx.conn, run.app)
+    skipped = {t for t in types if apps.checks_skipped(disabled, t)}
+    for kind in sorted(skipped):
+        what = ("not waiting for it to accept connections nor running its app.json checks: it may answer errors "
+                "until it listens") if kind == "web" else "not checking that it keeps running"
+        run.out.warn(f"checks of {kind} are disabled (`paas checks:enable {run.app} {kind}`): {what}")
+    return skipped
 
 
 def rollback(ctx: Context, app: str, version: int | None, out: Output, *, actor: str | None = None,
@@ -265,8 +282,9 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
             started = {(p.type, p.index): _start_process(run, p, release["image"]) for p in plans
                        if (p.type, p.index) not in current and p.type in counts}
             hostname = _hostname(ctx, app)
+            skipped = _skipped_checks(run, {"web"}) if any(k == "web" for k, _ in started) else set()
             for (kind, _), info in sorted(started.items()):
-                if kind == "web":
+                if kind == "web" and kind not in skipped:
                     _check_health(run, info, release["port"], hostname, ())
             web = [containers.inspect(ctx, r["container_id"]) for k, r in sorted(current.items())
                    if k[0] == "web" and k in wanted] + [i for k, i in sorted(started.items()) if k[0] == "web"]
@@ -281,6 +299,14 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
         result = formation(release["processes"], wanted_scale)
         out.step(f"{app} runs " + ", ".join(f"{k}={v}" for k, v in result.items()))
         return result
+
+
+def launch_release(ctx: Context, app: str, release: dict[str, Any], out: Output, *, says: str, kind: str,
+                   actor: str | None = None, on_begin=None) -> dict[str, Any]:
+    """A new release of app running `release`'s image (which may be another app's: apps:clone) with app's config,
+    started, checked and switched to like any deploy. says: the progress line ({app}, {target}, {version})."""
+    return _relaunch(ctx, app, out, lambda: release, use_target_config=False, says=says, actor=actor, kind=kind,
+                     on_begin=on_begin)
 
 
 def _active_target(ctx: Context, app: str) -> dict[str, Any]:

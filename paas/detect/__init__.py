@@ -119,7 +119,7 @@ def detect(app_dir: Path, *, stacks: Mapping[str, str] | None = None) -> Detecti
 
     procfile_text = app.text(PROCFILE)
     procfile = parse_procfile(procfile_text) if procfile_text is not None else None
-    app_json_data = app.json(APP_JSON)
+    app_json_data = app.json(APP_JSON, comments=True)
     app_json = parse_app_json(app_json_data) if app_json_data is not None else AppJson()
 
     found = next((f for f in (d(app) for d in DETECTORS) if f is not None), None)

@@ -63,12 +63,14 @@ class AppDir:
             return None
         return data.decode("utf-8", errors="replace")
 
-    def json(self, rel: str) -> Any:
+    def json(self, rel: str, *, comments: bool = False) -> Any:
+        """The parsed JSON file (None: absent). comments: `//` line comments outside strings are allowed (Dokku's
+        app.json parser accepts them)."""
         text = self.text(rel)
         if text is None:
             return None
         try:
-            return json.loads(text)
+            return json.loads(strip_line_comments(text) if comments else text)
         except ValueError as exc:
             line = getattr(exc, "lineno", None)
             where = f"{rel}:{line}" if line else rel
@@ -109,6 +111,32 @@ class AppDir:
                              if sub.endswith(".py") and self.is_file(f"{name}/{sub}"))
         rank = {name: i for i, name in enumerate(preferred)}
         return sorted(found, key=lambda p: (rank.get(Path(p).name, len(rank)), p.count("/"), p))
+
+
+def strip_line_comments(text: str) -> str:
+    """JSON text without its `//` comments (to the end of the line, outside strings); lines and columns stay
+    where they were, so a JSON error still names the right line."""
+    out: list[str] = []
+    i, in_string = 0, False
+    while i < len(text):
+        char = text[i]
+        if in_string:
+            if char == "\\":
+                out.append(text[i:i + 2])
+                i += 2
+                continue
+            in_string = char != '"'
+        elif char == '"':
+            in_string = True
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            end = len(text) if end == -1 else end
+            out.append(" " * (end - i))
+            i = end
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 # -- Procfile and app.json ----------------------------------------------------------------------------------------

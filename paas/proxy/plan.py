@@ -84,6 +84,8 @@ class Route:
     backends: tuple[Backend, ...]  # one or more; the upstream balances between them
     tls: Tls | None = None         # HTTPS on proxy.https_port, and plain HTTP redirects there
     hsts: int = 0                  # Strict-Transport-Security max-age in seconds over HTTPS (0: no header)
+    client_max_body_size: str | None = None  # the app's own (nginx:set), else proxy.client_max_body_size
+    read_timeout: int | None = None          # seconds (nginx:set proxy-read-timeout), else proxy.proxy_read_timeout_s
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,29 @@ def check_route(route: Route) -> Route:
     if not _is_int(route.hsts) or not 0 <= route.hsts <= 10 ** 9:
         raise UserError(f"HSTS max-age {route.hsts!r} of app {route.app} is not a number of seconds",
                         "use 0-1000000000")
+    if route.client_max_body_size is not None:
+        check_body_size(route.client_max_body_size)
+    if route.read_timeout is not None:
+        check_read_timeout(route.read_timeout)
     return route
+
+
+MAX_READ_TIMEOUT_S = 86400
+
+
+def check_body_size(value: str) -> str:
+    """An nginx size for client_max_body_size: digits with an optional k, m or g (0: no limit)."""
+    if not isinstance(value, str) or not SIZE_RE.fullmatch(value):
+        raise UserError(f"invalid client-max-body-size {value!r}",
+                        "use a number with an optional k, m or g suffix, e.g. 50m (0: no limit)")
+    return value
+
+
+def check_read_timeout(seconds: int) -> int:
+    if not _is_int(seconds) or not 1 <= seconds <= MAX_READ_TIMEOUT_S:
+        raise UserError(f"invalid proxy-read-timeout {seconds!r}",
+                        f"use 1-{MAX_READ_TIMEOUT_S} seconds, e.g. 120s or 2m")
+    return seconds
 
 
 def check_nginx_dir(nginx_dir: Path) -> Path:
@@ -311,13 +335,16 @@ def plan_app_conf(route: Route, settings: ProxySettings, nginx_dir: Path, acme_d
                   hostnames=route.hostnames, backends=[str(b) for b in route.backends],
                   listen=settings.listen_address, listen_https=settings.listen_https_address,
                   https_suffix=https_suffix, acme_dir=check_nginx_dir(acme_dir or Path(nginx_dir) / "acme"),
-                  client_max_body_size=settings.client_max_body_size, read_timeout=settings.proxy_read_timeout_s)
+                  own_body_size=route.client_max_body_size, own_read_timeout=route.read_timeout,
+                  client_max_body_size=route.client_max_body_size or settings.client_max_body_size,
+                  read_timeout=route.read_timeout or settings.proxy_read_timeout_s)
 
 
 def route_of(app_conf: str) -> Route | None:
     """The route an app file was rendered from, read back from its `# route` lines (None: not one of ours).
     One short line per value: nginx refuses any token, comments included, longer than 4 KB."""
     app, hostnames, backends, tls, hsts = None, [], [], None, 0
+    body_size, read_timeout = None, None
     try:
         for line in app_conf.splitlines():
             words = line.split()
@@ -334,7 +361,12 @@ def route_of(app_conf: str) -> Route | None:
                     tls = Tls(tls.cert, tls.key, (*tls.names, words[3]))
                 elif words[2:3] == ["hsts"] and len(words) == 4:
                     hsts = int(words[3])
-        return check_route(Route(app, tuple(hostnames), tuple(backends), tls, hsts)) if app else None
+                elif words[2:3] == ["client-max-body-size"] and len(words) == 4:
+                    body_size = words[3]
+                elif words[2:3] == ["read-timeout"] and len(words) == 4:
+                    read_timeout = int(words[3])
+        return check_route(Route(app, tuple(hostnames), tuple(backends), tls, hsts, body_size, read_timeout)) \
+            if app else None
     except (ValueError, UserError):
         return None
 

@@ -83,6 +83,16 @@ def set_proxy(ctx: Context, app: str, **values: Any) -> None:
             ctx.conn.execute(f"UPDATE app_proxy SET {column} = ? WHERE app = ?", (value, app))  # noqa: S608 - named above
 
 
+def nginx_overrides(ctx: Context, app: str) -> tuple[str | None, int | None]:
+    """The app's own client_max_body_size and proxy read timeout (s) from nginx:set (paas.apps settings), None
+    where it has none (the config's proxy.* values apply)."""
+    from .. import apps
+
+    own = apps.get_settings(ctx.conn, app, apps.NGINX_PREFIX)
+    timeout = own.get("proxy-read-timeout")
+    return own.get("client-max-body-size"), int(timeout) if timeout and timeout.isdigit() else None
+
+
 def route_port(ctx: Context, app: str) -> int:
     """The port of the app's stable upstream address: kept for the app's life, the lowest free one first."""
     low, high = PORT_RANGE
@@ -220,7 +230,8 @@ def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, .
     proxy = proxy_row(ctx, app)
     names = hostnames(ctx, app)
     tls = _tls(ctx, app, names)
-    route = Route(app, names, upstream, tls, int(proxy["hsts_max_age"]) if tls else 0)
+    body_size, read_timeout = nginx_overrides(ctx, app)
+    route = Route(app, names, upstream, tls, int(proxy["hsts_max_age"]) if tls else 0, body_size, read_timeout)
     nginx.apply_route(route)  # unchanged file (a steered switch): no reload
     return route
 
@@ -231,6 +242,19 @@ def unroute_app(ctx: Context, app: str) -> None:
         nginx_for(ctx).remove_route(app)
     unpublish_certificate(ctx, app)
     _unsteer(ctx, app)
+
+
+def forget_route(ctx: Context, app: str, port: int | None) -> None:
+    """Stop routing a name no app has any more (apps:rename's old name): its nginx server, its certificate's
+    served copies and its steering chain on port (the route port it had; the app's row has moved on)."""
+    from . import steering
+
+    if (ctx.paths.nginx / "nginx.conf").exists():
+        nginx_for(ctx).remove_route(app)
+    unpublish_certificate(ctx, app)
+    if port and _nft_host(ctx):
+        bridge, gateway = _steering_target(ctx)
+        steering.unsteer(bridge, gateway, int(port), app)
 
 
 def _unsteer(ctx: Context, app: str) -> None:

@@ -170,12 +170,15 @@ def _authorize_cli(ctx: Context, user: Any, words: Sequence[str]) -> None:
 
 
 def _authorize_git(ctx: Context, user: Any, service: str, app: str) -> None:
-    """Fetch needs view, push deploy; a push to a new name creates the app, which its creator then manages."""
+    """Fetch needs view, push deploy; a push to a new name creates the app, which its creator then manages (not
+    to a name an app was renamed away from: that names the new one)."""
     from ..access.service import GIT_NEEDS, create_app_as, members_may_create, require
+    from ..services.appops import refuse_renamed
 
     need = GIT_NEEDS.get(service)
     if need is None:
         raise UserError(f"unsupported git service {service!r}", "use git push or git fetch")
+    refuse_renamed(ctx.conn, user, app)
     require(ctx.conn, user, need, app, members_may_create(ctx.config))
     if service == "git-receive-pack":
         create_app_as(ctx.conn, user, app)
