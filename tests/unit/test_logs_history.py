@@ -324,3 +324,40 @@ def test_uptime_counts_from_the_last_start():
     now = dt.datetime(2026, 12, 6, 12, 0, 0, tzinfo=dt.UTC).timestamp()
     assert process_service._since("2026-12-06T11:58:29.500000000Z", now) == 90.5
     assert process_service._since(None, now) is None and process_service._since("garbage", now) is None
+
+
+def test_logs_follow_prints_the_history_then_new_lines_of_every_process(shop):
+    """`logs -f`: the history, then lines as they are written, from a process started meanwhile too (found at
+    the stream's next rescan); the selection applies to both."""
+    import subprocess
+    import sys
+
+    env = {**os.environ}
+    with subprocess.Popen([sys.executable, "-m", "paas", "logs", "shop", "-f", "--release", "v3", "-n", "2"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            assert [proc.stdout.readline().split(" | ", 1)[1] for _ in range(2)] == \
+                ["v3 working\n", "[paas] exited with code 1\n"]
+            now = service.now_cursor()
+            write(shop, "5" * 64, now, "v3 still working")
+            assert proc.stdout.readline() == f"{now} v3 worker.1 | v3 still working\n"
+            process(shop, "shop", "6" * 64, "worker", 3, idx=2)
+            process(shop, "shop", "7" * 64, "web", 2, idx=9)  # another release's: not selected
+            write(shop, "7" * 64, service.now_cursor(), "v2 says hi")
+            later = service.now_cursor()
+            write(shop, "6" * 64, later, "a new worker")
+            assert proc.stdout.readline() == f"{later} v3 worker.2 | a new worker\n"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_what_each_command_needs():
+    from paas.cli import cli
+    from paas.cli.permissions import need_of
+
+    needs = {name: (need_of(cli.get_command(None, name)).level, need_of(cli.get_command(None, name)).sensitive)
+             for name in ("ps", "logs", "logs:deploy", "ps:scale", "ps:stop", "ps:start", "ps:restart", "ps:rebuild")}
+    assert needs == {"ps": ("view", False), "logs": ("view", True), "logs:deploy": ("view", True),
+                     "ps:scale": ("manage", False), "ps:stop": ("manage", False), "ps:start": ("manage", False),
+                     "ps:restart": ("deploy", False), "ps:rebuild": ("deploy", False)}
