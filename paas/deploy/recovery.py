@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import apps, state
 from ..context import Context
+from ..errors import PaasError
 from ..runtime import supervisor
 
 log = logging.getLogger("paas.deploy")
@@ -71,7 +72,11 @@ def _replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
                 continue
             remove_processes(ctx, [row])
             plan = plans[row["type"], row["idx"]]
-            start_process(ctx, app, version, plan, release["image"])
+            try:
+                start_process(ctx, app, version, plan, release["image"])
+            except PaasError as exc:  # one app's problem (its storage gone, say) must not keep paasd down
+                log.warning("cannot replace %s.%s.%s: %s", app, plan.type, plan.index, exc.one_line())
+                continue
             replaced.append(f"{app}.{plan.type}.{plan.index}")
     return replaced
 
