@@ -321,16 +321,16 @@ def config_import_cmd(app, file, no_restart):
 @cli.command("config:export")
 @needs("deploy", sensitive=True)
 @APP_ARGUMENT
-@click.option("--format", "fmt", type=click.Choice(["exports", "shell", "envfile", "json"]), default="exports",
-              show_default=True, help="exports: `export K='v'` lines; shell: `K='v' K2='v'`; envfile: Dokku's ENV "
-              "file; json: an object.")
+@click.option("--format", "fmt", default="exports", metavar="exports|shell|envfile|json", show_default=True,
+              help="exports: `export K='v'` lines; shell: `K='v' K2='v'`; envfile: Dokku's ENV file; json: an object.")
 def config_export_cmd(app, fmt):
     """Print the app's environment for scripts: `eval "$(paas config:export APP)"` sets it in a shell (values are
     quoted for sh; `--format envfile` writes what config:import reads back)."""
     from .. import apps
     from ..envfile import export
 
-    text = export(apps.get_config(context().conn, app), fmt)
+    values = apps.get_config(context().conn, app)
+    text = export(values, fmt)
     if text:
         click.echo(text)
 

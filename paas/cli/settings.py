@@ -77,7 +77,7 @@ def checks_report_cmd(as_json, app):
 @cli.command("nginx:set")
 @needs("manage")
 @APP_ARGUMENT
-@click.argument("key", metavar="PROPERTY", type=click.Choice(["client-max-body-size", "proxy-read-timeout"]))
+@click.argument("key", metavar="PROPERTY")
 @click.argument("value", required=False)
 def nginx_set_cmd(app, key, value):
     """Set one nginx property of the app's server: client-max-body-size (e.g. 50m; 0: no limit) or
@@ -117,12 +117,17 @@ def nginx_report_cmd(as_json, app):
 @cli.command("git:set")
 @needs("manage")
 @APP_ARGUMENT
-@click.argument("key", type=click.Choice(["deploy-branch"]))
+@click.argument("key", metavar="PROPERTY")
 @click.argument("value", required=False)
 def git_set_cmd(app, key, value):
     """Dokku's spelling of apps:set: deploy-branch BRANCH (no value: back to the default, main or master)."""
+    from .. import apps
+    from ..errors import UserError
     from .apps import set_app_setting
 
+    apps.get_app(context().conn, app)
+    if key != "deploy-branch":
+        raise UserError(f"unknown git property {key!r}", "use deploy-branch")
     set_app_setting(app, key, value)
 
 
