@@ -1,11 +1,13 @@
-"""Container commands: container:run|create|start|ps|logs|stop|kill|rm|exec|inspect|commit."""
+"""Container commands: container:run|create|start|ps|logs|stop|kill|rm|exec|attach|inspect|commit."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from ..errors import PaasError
 from . import cli, context, emit_json, json_option, progress, table
 from .permissions import needs
 
@@ -35,6 +37,9 @@ def run_options(fn):
         click.option("--hostname", help="Container host name."),
         click.option("--stop-signal", help="Signal for stop (default: the image's, else SIGTERM)."),
         click.option("--stop-timeout", type=int, default=10, help="Seconds before SIGKILL on stop."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and pass it to the container."),
+        click.option("-t", "--tty", is_flag=True, help="Run the process on a terminal (raw, resized along with "
+                                                        "yours; Ctrl-C reaches it)."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -47,10 +52,13 @@ def build_options(kw: dict):
     from ..runtime import spec
 
     pids = kw["pids_limit"]
+    env = tuple(kw["env"])
+    if kw["tty"] and os.environ.get("TERM") and not any(e.partition("=")[0] == "TERM" for e in env):
+        env += (f"TERM={os.environ['TERM']}",)  # the terminal type is the client's
     return spec.RunOptions(
         cmd=tuple(kw["command"]) if kw["command"] else None,
         entrypoint=(kw["entrypoint"],) if kw["entrypoint"] else None,
-        env=tuple(kw["env"]), user=kw["user"], workdir=kw["workdir"], hostname=kw["hostname"],
+        env=env, user=kw["user"], workdir=kw["workdir"], hostname=kw["hostname"],
         memory=spec.parse_size(kw["memory"], "memory limit") if kw["memory"] else None,
         cpus=kw["cpus"], pids_limit=spec.DEFAULT_PIDS_LIMIT if pids is None else (pids or None),
         read_only=kw["read_only"], tmpfs=tuple(kw["tmpfs"]),
@@ -58,7 +66,7 @@ def build_options(kw: dict):
         cap_add=tuple(kw["cap_add"]), cap_drop=tuple(kw["cap_drop"]), init=kw["init"],
         stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
         restart=spec.parse_restart(kw["restart"]), ports=tuple(spec.parse_port(p) for p in kw["publish"]),
-        network=kw["network"], group=kw["net_group"],
+        network=kw["network"], group=kw["net_group"], tty=kw["tty"], interactive=kw["interactive"],
     )
 
 
@@ -74,16 +82,22 @@ def _echo_line(line) -> None:
 @click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
 @run_options
 def container_run(detach: bool, remove: bool, **kw) -> None:
-    """Run COMMAND in a new container from IMAGE; exits with the container's exit code."""
-    from ..runtime import containers
+    """Run COMMAND in a new container from IMAGE; exits with the container's exit code. With -i -t it is
+    interactive (a terminal; Ctrl-P Ctrl-Q detaches unless --rm)."""
+    from ..runtime import console, containers
 
     if detach and remove:
         raise click.UsageError("--rm and --detach together are not supported yet; remove detached containers "
                                "with container:rm")
-    info = containers.run(context(), kw["image"], build_options(kw), name=kw["name"], detach=detach,
-                          remove_after=remove, on_line=_echo_line, progress=progress)
+    with console.interrupt_on_hangup():
+        info = containers.run(context(), kw["image"], build_options(kw), name=kw["name"], detach=detach,
+                              remove_after=remove, on_line=_echo_line, progress=progress,
+                              detach_keys=console.DETACH_KEYS)
     if detach:
         click.echo(info["id"])
+        return
+    if info["status"] in ("running", "restarting"):  # detached with Ctrl-P Ctrl-Q
+        click.echo(f"\r\ndetached from {info['name']}: `paas container:attach {info['name']}` again", err=True)
         return
     code = info["exit_code"] if info["exit_code"] is not None else 125
     if code:
@@ -198,15 +212,42 @@ def container_rm(names: tuple[str, ...], force: bool) -> None:
 @click.option("-e", "--env", multiple=True, help="Extra environment K=V.")
 @click.option("-u", "--user", help="User to run as.")
 @click.option("-w", "--workdir", help="Working directory.")
+@click.option("-i", "--interactive", is_flag=True, help="Pass stdin to the command.")
+@click.option("-t", "--tty", is_flag=True, help="Run the command on a terminal.")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def container_exec(env, user, workdir, container, command) -> None:
+def container_exec(env, user, workdir, interactive, tty, container, command) -> None:
     """Run COMMAND inside a running container; exits with its exit code."""
-    from ..runtime import containers
+    from ..runtime import console, containers
 
-    code = containers.exec_(context(), container, list(command), env=list(env), user=user, workdir=workdir)
+    env = list(env)
+    if tty and os.environ.get("TERM") and not any(e.partition("=")[0] == "TERM" for e in env):
+        env.append(f"TERM={os.environ['TERM']}")
+    with console.interrupt_on_hangup():
+        code = containers.exec_(context(), container, list(command), env=env, user=user, workdir=workdir,
+                                interactive=interactive, tty=tty)
     if code:
         raise click.exceptions.Exit(code)
+
+
+@cli.command("container:attach")
+@needs("admin")
+@click.argument("container")
+def container_attach(container: str) -> None:
+    """Connect to a running container's terminal (-t) or stdin (-i) and output; Ctrl-P Ctrl-Q detaches."""
+    from ..runtime import console, containers
+
+    with console.interrupt_on_hangup():
+        outcome = containers.attach(context(), container, on_line=_echo_line)
+    if outcome == "detached":
+        click.echo(f"\r\ndetached from {container}", err=True)
+        return
+    try:
+        info = containers.wait_exit(context(), container, 10)
+    except PaasError:  # restarted by its policy, or still stopping: nothing to report
+        return
+    if info["exit_code"]:
+        raise click.exceptions.Exit(info["exit_code"])
 
 
 @cli.command("container:inspect")

@@ -23,7 +23,7 @@ from pathlib import Path
 from .. import linux, proc, state
 from ..context import Context
 from ..errors import NotFound, PaasError, UserError
-from . import binds, cgroups, logs, rootfs, spec, supervisor
+from . import binds, cgroups, console, logs, rootfs, spec, supervisor
 from .seccomp import default_profile
 
 log = logging.getLogger("paas.runtime")
@@ -169,9 +169,10 @@ def options_from_json(text: str) -> spec.RunOptions:
 
 
 def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | None = None,
-           progress: Progress = _quiet, volatile: bool = False) -> dict:
+           progress: Progress = _quiet, volatile: bool = False, console_size: tuple[int, int] | None = None) -> dict:
     """Prepare a container (rootfs, network, config.json) without starting it. volatile: it is removed
-    when it exits (`run --rm`), so its writable layer need not be synced to disk (rootfs.mount_overlay)."""
+    when it exits (`run --rm`), so its writable layer need not be synced to disk (rootfs.mount_overlay).
+    console_size: (rows, columns) of the terminal of a container with opts.tty."""
     image = ctx.store.get(image_ref)
     runtime = ctx.runtime  # its notice (hybrid cgroups, a fallback) is told once by `paas init`/`paasd --check`
     container_id = secrets.token_hex(16)
@@ -206,6 +207,7 @@ def create(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | N
             image_config, planned, ctx.host_facts, container_id=container_id, rootfs=str(cpaths.rootfs), user=user,
             netns_path=netns_path, cgroups_path=cgroups.container_path(container_id),
             seccomp=default_profile(spec.capabilities(opts.cap_add, opts.cap_drop)), files=files,
+            console_size=console_size,
         )
         _write_json(cpaths.config, config)
     except BaseException:
@@ -260,9 +262,13 @@ def _attach_network(ctx: Context, container_id: str, name: str, hostname: str, o
     return netns_path, mounts
 
 
-def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False) -> dict:
+def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False, stdin_once: bool = False,
+          on_launch: Callable[[], None] | None = None) -> dict:
     """Start the container under its supervisor. attached: the caller waits for the exit and removes the
-    container then (`run --rm` in the foreground): the runtime itself waits and deletes its state."""
+    container then (`run --rm` in the foreground): the runtime itself waits and deletes its state (not with a
+    terminal, which needs a detached runtime). on_launch: called once the supervisor runs and before the
+    container does (it waits for a client of its attach socket: a foreground interactive run connects there).
+    stdin_once: the first attached client's EOF closes the container's stdin."""
     cgroups.warm_attach()
     info = get(ctx, ref)
     if is_active(info):
@@ -276,11 +282,14 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False)
     opts = options_from_json(info["options"])
     image_config = image.config.get("config") or {}
     stop_signal = spec.parse_signal(opts.stop_signal or image_config.get("StopSignal"))
+    attached = attached and not opts.tty
     plan = supervisor.ShimPlan(info["id"], cpaths.bundle, cpaths.state, cpaths.log, opts.restart, stop_signal,
                                opts.stop_timeout, attached=attached,
                                unmount_on_exit=cpaths.rootfs if attached else None,
                                remove_on_exit=(cpaths.upper, cpaths.work) if attached else (),
-                               oom_file=None if attached else cgroups.oom_events_file(info["id"]))
+                               oom_file=None if attached else cgroups.oom_events_file(info["id"]),
+                               tty=opts.tty, stdin=opts.interactive, stdin_once=stdin_once,
+                               wait_attach=on_launch is not None)
     previous = supervisor.read_status(cpaths.state)
     if not supervisor.wait_shim_exit(previous, info["id"]):  # the last run's shim is still cleaning up
         raise PaasError(f"the supervisor of container {info['name']}'s last run is still busy",
@@ -292,6 +301,8 @@ def start(ctx: Context, ref: str, *, wait: float = 15.0, attached: bool = False)
         proc.run(supervisor.shim_argv(shim, plan, ctx.runtime), desc="starting the container supervisor")
         deadline = time.monotonic() + wait
         try:
+            if on_launch is not None:
+                on_launch()
             while time.monotonic() < deadline:
                 status = supervisor.read_status(cpaths.state)
                 if status and (status["status"] != "running" or supervisor.container_pid(cpaths.state)):
@@ -440,14 +451,20 @@ def _remove_idle_network(ctx: Context) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def exec_argv(ctx: Context, info: dict, argv: list[str], *, env: list[str] = (), user: str | None = None,
-              workdir: str | None = None) -> list[str]:
-    """The runtime command that runs argv in the container with the container's process settings."""
+              workdir: str | None = None, console_size: tuple[int, int] | None = None) -> list[str]:
+    """The runtime command that runs argv in the container with the container's process settings.
+    console_size: on a terminal of (rows, columns) (the caller adds --console-socket: console.exec_with_terminal)."""
     cpaths = paths_for(ctx, info["id"])
     process = json.loads(cpaths.config.read_text())["process"]
     process["args"] = list(argv)
-    process["terminal"] = False
-    if env:
+    process["terminal"] = console_size is not None
+    process.pop("consoleSize", None)
+    if console_size is not None:
+        process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+    if env or console_size is not None:
         merged = spec.env_list_to_dict(process["env"]) | spec.env_list_to_dict(env)
+        if console_size is not None:
+            merged.setdefault("TERM", "xterm")
         process["env"] = [f"{k}={v}" for k, v in merged.items()]
     if user:
         resolved = spec.resolve_user(user, rootfs.read_in_root(cpaths.rootfs, "/etc/passwd"),
@@ -460,17 +477,64 @@ def exec_argv(ctx: Context, info: dict, argv: list[str], *, env: list[str] = (),
     return ctx.runtime.argv("exec", "--process", str(process_file), info["id"])
 
 
-def exec_(ctx: Context, ref: str, argv: list[str], **kwargs) -> int:
+def exec_(ctx: Context, ref: str, argv: list[str], *, interactive: bool = False, tty: bool = False,
+          stdio: console.Stdio | None = None, **kwargs) -> int:
+    """Run argv in the running container; its exit code. interactive: stdin passes to it (else it reads EOF);
+    tty: on a terminal of its own, relayed to stdio (the caller's stdin/stdout by default)."""
     info = get(ctx, ref)
     if info["status"] != "running":
         raise UserError(f"container {info['name']} is not running", "start it first")
-    command = exec_argv(ctx, info, argv, **kwargs)
+    stdio = stdio or console.Stdio()
+    command = exec_argv(ctx, info, argv, console_size=stdio.size() if tty else None, **kwargs)
     process_file = Path(command[command.index("--process") + 1])
     try:
+        if tty:
+            return console.exec_with_terminal(ctx.runtime.argv, info["id"], process_file, stdio,
+                                              interactive=interactive)
         # stdio passes through to the caller; the command's exit code is the result, not an error
-        return proc.run(command, capture=False, check=False, desc="exec in container").returncode
+        return proc.run(command, capture=False, check=False, desc="exec in container",
+                        input=None if interactive else b"").returncode
     finally:
         process_file.unlink(missing_ok=True)
+
+
+def attach(ctx: Context, ref: str, stdio: console.Stdio | None = None, *,
+           detach_keys: bytes | None = console.DETACH_KEYS,
+           on_line: Callable[[logs.LogLine], None] | None = None) -> str:
+    """Connect stdio to a running container: its terminal (-t), else its stdin (-i) and its output from now on
+    (on_line). Returns "detached" (the detach keys, Ctrl-P Ctrl-Q) or "ended" (the container's run ended)."""
+    info = get(ctx, ref)
+    if info["status"] != "running":
+        raise UserError(f"container {info['name']} is not running", "start it first")
+    stdio = stdio or console.Stdio()
+    opts = options_from_json(info["options"])
+    state_dir = paths_for(ctx, info["id"]).state
+    if opts.tty:
+        with console.connect(state_dir) as sock:
+            return _relay_terminal(sock, stdio, interactive=opts.interactive, detach_keys=detach_keys)
+    sock = console.connect(state_dir) if opts.interactive else None
+    try:
+        if sock is not None:
+            console.send_stdin(sock, stdio.stdin)
+        for line in read_logs(ctx, info["id"], follow=True, tail=0):
+            if on_line:
+                on_line(line)
+    finally:
+        if sock is not None:
+            sock.close()  # detaches: without --stdin-once the container's stdin stays open
+    return "ended"
+
+
+def _relay_terminal(sock, stdio: console.Stdio, *, interactive: bool, detach_keys: bytes | None) -> str:
+    """The terminal behind an attach socket, relayed to stdio (raw, resized along) until it ends or detaches."""
+    master = console.receive_master(sock)
+    if master is None:  # the run ended before its terminal came up
+        return "ended"
+    try:
+        with console.terminal_session(stdio, master, interactive=interactive):
+            return console.relay(sock, stdio, send_input=interactive, detach_keys=detach_keys)
+    finally:
+        os.close(master)
 
 
 def summary(info: dict) -> dict:
@@ -540,24 +604,54 @@ def _follow(ctx: Context, container_id: str, log: Path, since: str | None, tail:
 
 def run(ctx: Context, image_ref: str, opts: spec.RunOptions, *, name: str | None = None, detach: bool = False,
         remove_after: bool = False, on_line: Callable[[logs.LogLine], None] | None = None,
-        progress: Progress = _quiet) -> dict:
-    """create + start; in the foreground, stream output until exit (then remove when asked)."""
+        progress: Progress = _quiet, stdio: console.Stdio | None = None,
+        detach_keys: bytes | None = None) -> dict:
+    """create + start; in the foreground, stream output until exit (then remove when asked).
+
+    In the foreground with opts.interactive or opts.tty, stdio (the caller's stdin/stdout by default) is
+    connected before the container starts: stdin goes to the container (its EOF is the container's), and with
+    a terminal the container's output comes through it (raw, resized along with stdio's terminal) instead of
+    on_line. detach_keys (a run kept afterwards): typing them leaves it running and returns its state."""
     cgroups.warm_attach()  # the kernel's grace period passes while create works (see cgroups)
-    info = create(ctx, image_ref, opts, name=name, progress=progress, volatile=remove_after and not detach)
+    interactive = not detach and (opts.tty or opts.interactive)
+    stdio = stdio or console.Stdio()
+    info = create(ctx, image_ref, opts, name=name, progress=progress, volatile=remove_after and not detach,
+                  console_size=stdio.size() if opts.tty else None)
+    state_dir = paths_for(ctx, info["id"]).state
+    attachment: list = []
     try:
-        info = start(ctx, info["id"], attached=remove_after and not detach and opts.restart.name == "no")
+        info = start(ctx, info["id"], attached=remove_after and not detach and opts.restart.name == "no",
+                     stdin_once=interactive and opts.interactive,
+                     on_launch=(lambda: attachment.append(console.connect(state_dir))) if interactive else None)
     except BaseException:
+        for sock in attachment:
+            sock.close()
         if remove_after:
             remove(ctx, info["id"], force=True)
         raise
     if detach:
         return info
     try:
-        for line in read_logs(ctx, info["id"], follow=True):
-            if on_line:
-                on_line(line)
-        info = wait_exit(ctx, info["id"])
+        if opts.tty:
+            outcome = _relay_terminal(attachment[0], stdio, interactive=opts.interactive,
+                                      detach_keys=None if remove_after else detach_keys)
+            if outcome == "detached":
+                return get(ctx, info["id"])
+            info = wait_exit(ctx, info["id"])
+            if on_line:  # the runtime's own complaints (a command not found): the terminal had the rest
+                for line in read_logs(ctx, info["id"]):
+                    if line.stream == "stderr":
+                        on_line(line)
+        else:
+            if attachment:
+                console.send_stdin(attachment[0], stdio.stdin)
+            for line in read_logs(ctx, info["id"], follow=True):
+                if on_line:
+                    on_line(line)
+            info = wait_exit(ctx, info["id"])
     finally:
+        for sock in attachment:
+            sock.close()
         if remove_after:
             remove(ctx, info["id"], force=True)
     return info

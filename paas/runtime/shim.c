@@ -23,6 +23,8 @@
  * waiting caller tears down the rest (network, records); it waits for this process before it
  * removes the container directory.
  *
+ * --tty / --stdin (interactive containers, `run -i -t`, `attach`): see "interactive containers" below.
+ *
  * Kept small on purpose (about 1 MB RSS): no allocation in the loop, fixed buffers.
  * Log line format (CRI style): "<RFC3339 nanoseconds UTC> <stdout|stderr> <F|P> <text>".
  */
@@ -39,8 +41,10 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,6 +71,7 @@ struct stream {
     int fd;
     char buf[LINE_MAX_BYTES];
     size_t len;
+    int crlf;  /* a terminal's output: lines end in \r\n, logged without the \r */
 };
 
 static void on_stop(int sig) { (void)sig; stop_requested = 1; }
@@ -143,20 +148,14 @@ static void shim_note(const char *fmt, ...) {
     if (n > 0) log_line("shim", 0, text, (size_t)(n < (int)sizeof text ? n : (int)sizeof text - 1));
 }
 
-/* Returns 0 at EOF, 1 otherwise. Complete lines are logged; a full buffer is logged as partial. */
-static int pump(struct stream *s) {
-    ssize_t n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
-    if (n < 0) return errno == EINTR || errno == EAGAIN ? 1 : 0;
-    if (n == 0) {
-        if (s->len) log_line(s->name, 0, s->buf, s->len);
-        s->len = 0;
-        return 0;
-    }
-    s->len += (size_t)n;
+/* Log the complete lines in s->buf; a full buffer without one is logged as partial. */
+static void log_lines(struct stream *s) {
     size_t start = 0;
     for (size_t i = 0; i < s->len; i++) {
         if (s->buf[i] == '\n') {
-            log_line(s->name, 0, s->buf + start, i - start);
+            size_t end = i;
+            if (s->crlf && end > start && s->buf[end - 1] == '\r') end--;
+            log_line(s->name, 0, s->buf + start, end - start);
             start = i + 1;
         }
     }
@@ -167,7 +166,36 @@ static int pump(struct stream *s) {
         memmove(s->buf, s->buf + start, s->len - start);
         s->len -= start;
     }
+}
+
+static void log_rest(struct stream *s) {
+    if (s->len) log_line(s->name, 0, s->buf, s->len);
+    s->len = 0;
+}
+
+/* Returns 0 at EOF, 1 otherwise. Complete lines are logged; a full buffer is logged as partial. */
+static int pump(struct stream *s) {
+    ssize_t n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
+    if (n < 0) return errno == EINTR || errno == EAGAIN ? 1 : 0;
+    if (n == 0) {
+        log_rest(s);
+        return 0;
+    }
+    s->len += (size_t)n;
+    log_lines(s);
     return 1;
+}
+
+/* The same for bytes read elsewhere (a terminal's output, which also goes to attached clients). */
+static void log_bytes(struct stream *s, const char *data, size_t n) {
+    while (n > 0) {
+        size_t k = sizeof s->buf - s->len < n ? sizeof s->buf - s->len : n;
+        memcpy(s->buf + s->len, data, k);
+        s->len += k;
+        data += k;
+        n -= k;
+        log_lines(s);
+    }
 }
 
 static char started_at[64] = "", finished_at[64] = "";
@@ -223,6 +251,220 @@ static long read_oom_kills(void) {
     return 0;
 }
 
+/* ---- interactive containers (--tty, --stdin) ------------------------------------------------------------
+ * --tty: the process has a terminal (config.json process.terminal): the runtime gets --console-socket
+ * S/console.sock and hands us the PTY master over it (SCM_RIGHTS; runc allows that only with --detach, so
+ * --tty implies a detached runtime). --stdin (without --tty): the container's stdin is a pipe whose write
+ * end we hold. Either way we listen on S/attach.sock: what a client sends goes to the container (the master,
+ * or the stdin pipe), and a terminal's output goes to every client besides the log. A client first gets
+ * one byte carrying the master (SCM_RIGHTS), on which it sets the window size itself (TIOCSWINSZ: the
+ * kernel then sends SIGWINCH to the container's foreground process group). A client that goes away
+ * detaches; with --stdin-once (a foreground `run -i`) its EOF also closes the container's stdin.
+ * --wait-attach: the runtime starts only once the first client is connected (at most 30 s), so it misses
+ * no output. Flow control: while input waits for the container, clients are not read; while a client has
+ * not taken all of the terminal's output, the master is not read (the container blocks, as it would on a
+ * slow terminal). */
+#define MAX_CLIENTS 8
+static int opt_tty = 0, opt_stdin = 0, opt_stdin_once = 0, opt_wait_attach = 0;
+static int state_dirfd = -1, attach_fd = -1, console_fd = -1, master_fd = -1, stdin_w = -1;
+static int client_fd[MAX_CLIENTS], client_ready[MAX_CLIENTS], nclients = 0;
+static size_t client_sent[MAX_CLIENTS];
+static char in_buf[8192], out_buf[8192];  /* input on its way to the container; terminal output to clients */
+static size_t in_len = 0, in_off = 0, out_len = 0;
+static int close_stdin_when_sent = 0;
+static struct stream tty_log = {"stdout", -1, {0}, 0, 1};
+
+/* Where NAME in the state dir is for bind/connect: state paths longer than sun_path go through
+ * /proc/PID/fd/DIRFD/NAME (pid 0: /proc/self), which the kernel resolves to the same directory. */
+static int sock_addr(struct sockaddr_un *sa, const char *name, pid_t pid) {
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    int n = snprintf(sa->sun_path, sizeof sa->sun_path, "%s/%s", opt_state, name);
+    if (n < 0 || (size_t)n >= sizeof sa->sun_path) {
+        if (pid) n = snprintf(sa->sun_path, sizeof sa->sun_path, "/proc/%d/fd/%d/%s", (int)pid, state_dirfd, name);
+        else n = snprintf(sa->sun_path, sizeof sa->sun_path, "/proc/self/fd/%d/%s", state_dirfd, name);
+    }
+    return n > 0 && (size_t)n < sizeof sa->sun_path ? 0 : -1;
+}
+
+static int listen_at(const char *name) {
+    struct sockaddr_un sa;
+    if (sock_addr(&sa, name, 0)) return -1;
+    unlinkat(state_dirfd, name, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, MAX_CLIENTS)) { close(fd); return -1; }
+    fchmodat(state_dirfd, name, 0600, 0);  /* root only: it hands out the terminal */
+    return fd;
+}
+
+/* the PTY master from the runtime's connection to the console socket; -1 if none came */
+static int receive_master(void) {
+    int conn = accept4(console_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0) return -1;
+    struct timeval tv = {2, 0};  /* the runtime sends right after connecting */
+    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char data[256];  /* runc sends the name "/dev/ptmx" along */
+    struct iovec iov = {data, sizeof data};
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+    int fd = -1;
+    ssize_t n;
+    /* a socket with a receive timeout is not restarted after a signal (SIGCHLD): retry ourselves */
+    while ((n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
+    if (n >= 0) {
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    }
+    close(conn);
+    return fd;
+}
+
+static void make_ready(int i);
+
+/* the runtime's connection to the console socket, if one waits: the master, clients get it; 1 if it came */
+static int take_master(void) {
+    if (master_fd >= 0 || console_fd < 0 || (master_fd = receive_master()) < 0) return 0;
+    fcntl(master_fd, F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < nclients; i++) make_ready(i);
+    return 1;
+}
+
+/* hand the master to a client: one byte 'T' with the fd attached */
+static int send_master(int client) {
+    char byte = 'T';
+    struct iovec iov = {&byte, 1};
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = {0};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = u.buf;
+    msg.msg_controllen = sizeof u.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &master_fd, sizeof master_fd);
+    return sendmsg(client, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0 : -1;
+}
+
+/* a client is ready once it has the master (at once without a terminal); it gets output from then on */
+static void make_ready(int i) {
+    if (client_ready[i] || (opt_tty && master_fd < 0)) return;
+    if (opt_tty && send_master(client_fd[i]) != 0) {
+        close(client_fd[i]);
+        client_fd[i] = -1;
+        return;
+    }
+    client_ready[i] = 1;
+    client_sent[i] = out_len;  /* output that others are still taking is not for it */
+}
+
+static void accept_client(void) {
+    int fd = accept4(attach_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    if (nclients == MAX_CLIENTS) { close(fd); return; }
+    client_fd[nclients] = fd;
+    client_ready[nclients] = 0;
+    make_ready(nclients++);
+}
+
+static void drop_client(int i) {
+    close(client_fd[i]);
+    client_fd[i] = -1;
+    if (opt_stdin_once && !opt_tty) close_stdin_when_sent = 1;
+}
+
+/* forget dropped clients (fd -1) */
+static void compact_clients(void) {
+    int k = 0;
+    for (int i = 0; i < nclients; i++) {
+        if (client_fd[i] < 0) continue;
+        client_fd[k] = client_fd[i];
+        client_ready[k] = client_ready[i];
+        client_sent[k++] = client_sent[i];
+    }
+    nclients = k;
+}
+
+static int output_pending(void) {
+    for (int i = 0; i < nclients; i++)
+        if (client_fd[i] >= 0 && client_ready[i] && client_sent[i] < out_len) return 1;
+    return 0;
+}
+
+/* send what each client still lacks of out_buf; once all have it, the master may be read again */
+static void send_output(void) {
+    for (int i = 0; i < nclients; i++) {
+        if (client_fd[i] < 0 || !client_ready[i] || client_sent[i] >= out_len) continue;
+        ssize_t w = send(client_fd[i], out_buf + client_sent[i], out_len - client_sent[i], MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) client_sent[i] += (size_t)w;
+        else if (w < 0 && errno != EAGAIN && errno != EINTR) drop_client(i);
+    }
+    if (!output_pending()) out_len = 0;
+}
+
+/* write pending input to the container (the master, or the stdin pipe); what it cannot take is dropped */
+static void send_input(void) {
+    int target = opt_tty ? master_fd : stdin_w;
+    if (in_len > in_off && target >= 0) {
+        ssize_t w = write(target, in_buf + in_off, in_len - in_off);
+        if (w > 0) in_off += (size_t)w;
+        else if (w < 0 && errno != EAGAIN && errno != EINTR) in_off = in_len;  /* EPIPE, EIO: gone */
+    } else {
+        in_off = in_len;
+    }
+    if (in_off >= in_len) in_len = in_off = 0;
+    if (!in_len && close_stdin_when_sent && stdin_w >= 0) {
+        close(stdin_w);  /* the container reads EOF */
+        stdin_w = -1;
+    }
+}
+
+static void read_client(int i) {
+    ssize_t n = read(client_fd[i], in_buf, sizeof in_buf);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        drop_client(i);
+        send_input();  /* with --stdin-once: closes stdin once what it sent is through */
+        return;
+    }
+    if (n > 0) {
+        in_len = (size_t)n;
+        in_off = 0;
+        send_input();
+    }
+}
+
+/* the terminal's output: log it and pass it on; 0 at EOF (EIO once no process holds the terminal) */
+static int read_master(void) {
+    ssize_t n = read(master_fd, out_buf, sizeof out_buf);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 1;
+    if (n <= 0) { log_rest(&tty_log); return 0; }
+    log_bytes(&tty_log, out_buf, (size_t)n);
+    out_len = (size_t)n;
+    for (int i = 0; i < nclients; i++) client_sent[i] = client_ready[i] ? 0 : out_len;
+    send_output();
+    return 1;
+}
+
+/* after each run: clients see EOF (after what they were sent), the terminal and stdin are closed */
+static void end_interactive_run(void) {
+    for (int i = 0; i < nclients; i++) if (client_fd[i] >= 0) close(client_fd[i]);
+    nclients = 0;
+    if (master_fd >= 0) close(master_fd);
+    if (stdin_w >= 0) close(stdin_w);
+    if (console_fd >= 0) { close(console_fd); unlinkat(state_dirfd, "console.sock", 0); }
+    master_fd = stdin_w = console_fd = -1;
+    in_len = in_off = out_len = 0;
+    close_stdin_when_sent = 0;
+    log_rest(&tty_log);
+}
+
 static void run_and_wait(char *const argv[]) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -242,15 +484,20 @@ static void hybrid_fix(void) {
     }
 }
 
-static pid_t start_runtime(int out_fd, int err_fd) {
+/* in_fd: the container's stdin (-1: /dev/null); console: the console socket for a terminal (or NULL) */
+static pid_t start_runtime(int out_fd, int err_fd, int in_fd, char *console) {
     char pidfile[4096];
     snprintf(pidfile, sizeof pidfile, "%s/pid", opt_state);
     unlink(pidfile);
-    char *argv[MAX_RUNTIME_ARGS + 9];
+    char *argv[MAX_RUNTIME_ARGS + 11];
     int k = 0;
     for (int i = 0; i < runtime_argc; i++) argv[k++] = runtime_argv[i];
     argv[k++] = "run";
     if (!opt_attached) argv[k++] = "--detach";
+    if (console) {
+        argv[k++] = "--console-socket";
+        argv[k++] = console;
+    }
     argv[k++] = "--bundle";
     argv[k++] = (char *)opt_bundle;
     argv[k++] = "--pid-file";
@@ -267,7 +514,7 @@ static pid_t start_runtime(int out_fd, int err_fd) {
         signal(SIGINT, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
         int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, 0);
+        dup2(in_fd >= 0 ? in_fd : devnull, 0);
         dup2(out_fd, 1);
         dup2(err_fd, 2);
         execv(argv[0], argv);
@@ -331,33 +578,75 @@ static int run_once(long restarts) {
     timestamp(started_at, sizeof started_at);
     finished_at[0] = 0;
     early_count = 0;
-    pid_t runtime = start_runtime(out[1], err[1]);
+    int in[2] = {-1, -1};
+    if (opt_stdin && !opt_tty && pipe2(in, O_CLOEXEC) == 0) {
+        stdin_w = in[1];
+        fcntl(stdin_w, F_SETFL, O_NONBLOCK);  /* only our end: the container reads as usual */
+    }
+    struct sockaddr_un console;
+    if (opt_tty && ((console_fd = listen_at("console.sock")) < 0 || sock_addr(&console, "console.sock", getpid()))) {
+        shim_note("cannot listen on %s/console.sock: %s", opt_state, strerror(errno));
+        return 125;
+    }
+    pid_t runtime = start_runtime(out[1], err[1], in[0], opt_tty ? console.sun_path : NULL);
     close(out[1]);
     close(err[1]);
+    if (in[0] >= 0) close(in[0]);
     if (runtime < 0) return 125;
-    struct stream streams[2] = {{"stdout", out[0], {0}, 0}, {"stderr", err[0], {0}, 0}};
+    struct stream streams[2] = {{"stdout", out[0], {0}, 0, 0}, {"stderr", err[0], {0}, 0, 0}};
     int open_streams = 2, status = 0, runtime_done = 0, container_done = 0, signalled = 0, started = 0;
     pid_t container = 0;
     struct timespec stop_deadline = {0, 0}, drain_deadline = {0, 0};
     for (;;) {
-        struct pollfd fds[3];
-        int nfds = 0, map[2];
-        for (int i = 0; i < 2; i++)
-            if (streams[i].fd >= 0) { fds[nfds].fd = streams[i].fd; fds[nfds].events = POLLIN; map[nfds++] = i; }
-        fds[nfds].fd = child_pipe[0];
-        fds[nfds].events = POLLIN;
+        /* the runtime's stdout/stderr, the SIGCHLD pipe, then what interactive containers add */
+        enum { STREAM, CHILD, ATTACH, CONSOLE, MASTER, STDIN, CLIENT };
+        struct pollfd fds[6 + MAX_CLIENTS];
+        int nfds = 0, kind[6 + MAX_CLIENTS], map[6 + MAX_CLIENTS];
+#define WATCH(f, ev, k, m) do { fds[nfds].fd = (f); fds[nfds].events = (ev); kind[nfds] = (k); map[nfds++] = (m); } while (0)
+        for (int i = 0; i < 2; i++) if (streams[i].fd >= 0) WATCH(streams[i].fd, POLLIN, STREAM, i);
+        WATCH(child_pipe[0], POLLIN, CHILD, 0);
+        if (attach_fd >= 0) WATCH(attach_fd, POLLIN, ATTACH, 0);
+        if (console_fd >= 0 && master_fd < 0) WATCH(console_fd, POLLIN, CONSOLE, 0);
+        /* only what we wait for: a hung-up master or pipe would wake poll at once if watched idly */
+        short master_events = (out_len ? 0 : POLLIN) | (in_len ? POLLOUT : 0);
+        if (master_fd >= 0 && master_events) WATCH(master_fd, master_events, MASTER, 0);
+        if (stdin_w >= 0 && in_len) WATCH(stdin_w, POLLOUT, STDIN, 0);
+        for (int i = 0; i < nclients; i++) {
+            short ev = (in_len ? 0 : POLLIN) | (client_ready[i] && client_sent[i] < out_len ? POLLOUT : 0);
+            if (ev) WATCH(client_fd[i], ev, CLIENT, i);
+        }
+#undef WATCH
         /* attached and not started yet: look for the runtime's pid file every 5 ms */
-        int ready = poll(fds, (nfds_t)nfds + 1, opt_attached && !started ? 5 : 200);
+        int ready = poll(fds, (nfds_t)nfds, opt_attached && !started ? 5 : 200);
         for (int j = 0; ready > 0 && j < nfds; j++) {
-            if (fds[j].revents & (POLLIN | POLLHUP | POLLERR)) {
+            short rev = fds[j].revents;
+            if (!rev) continue;
+            if (kind[j] == STREAM && (rev & (POLLIN | POLLHUP | POLLERR))) {
                 struct stream *s = &streams[map[j]];
                 if (!pump(s)) { close(s->fd); s->fd = -1; open_streams--; }
+            } else if (kind[j] == CHILD && (rev & POLLIN)) {
+                char drain[64];
+                while (read(child_pipe[0], drain, sizeof drain) > 0) {}
+            } else if (kind[j] == ATTACH) {
+                accept_client();
+            } else if (kind[j] == CONSOLE) {
+                open_streams += take_master();  /* the terminal is drained like the pipes after the exit */
+            } else if (kind[j] == MASTER) {
+                if ((rev & POLLOUT) && in_len) send_input();
+                if ((rev & (POLLIN | POLLHUP | POLLERR)) && !out_len && !read_master()) {
+                    close(master_fd);  /* clients may keep their copies for resizing: harmless */
+                    master_fd = -1;
+                    open_streams--;
+                    in_len = in_off = 0;
+                }
+            } else if (kind[j] == STDIN) {
+                send_input();
+            } else if (kind[j] == CLIENT && client_fd[map[j]] >= 0) {
+                if ((rev & POLLOUT) || (rev & (POLLHUP | POLLERR) && out_len)) send_output();
+                if ((rev & (POLLIN | POLLHUP | POLLERR)) && !in_len && client_fd[map[j]] >= 0) read_client(map[j]);
             }
         }
-        if (ready > 0 && (fds[nfds].revents & POLLIN)) {
-            char drain[64];
-            while (read(child_pipe[0], drain, sizeof drain) > 0) {}
-        }
+        compact_clients();
         /* reap everything: the runtime, the container's init, and orphans handed to us */
         int st;
         pid_t w;
@@ -397,11 +686,14 @@ static int run_once(long restarts) {
             container_done = 1;
         }
         if (container_done) {
+            /* a container faster than this loop: its terminal (with all it printed) may still be queued */
+            open_streams += take_master();
             if (drain_deadline.tv_sec == 0) {
                 drain_deadline = now;
-                drain_deadline.tv_sec += 1;  /* leftover writers holding the pipes get a second */
+                /* leftover writers holding the pipes get a second; slow clients of a terminal five */
+                drain_deadline.tv_sec += nclients ? 5 : 1;
             }
-            if (open_streams == 0 || elapsed(&now, &drain_deadline)) break;
+            if ((open_streams == 0 && !output_pending()) || elapsed(&now, &drain_deadline)) break;
             continue;
         }
         if (stop_requested) {
@@ -420,6 +712,7 @@ static int run_once(long restarts) {
         }
     }
     for (int i = 0; i < 2; i++) if (streams[i].fd >= 0) close(streams[i].fd);
+    end_interactive_run();
     timestamp(finished_at, sizeof finished_at);
     return exit_code_of(status);
 }
@@ -463,7 +756,8 @@ static void usage(void) {
     fprintf(stderr, "usage: paas-shim --id ID --bundle DIR --state DIR --log FILE [--log-max BYTES] "
                     "[--log-keep N] [--restart POLICY] [--max-restarts N] [--backoff-ms MS] "
                     "[--backoff-max-ms MS] [--stop-signal N] [--stop-timeout S] [--hybrid-fix] "
-                    "[--foreground] [--attached] [--oom-file F] [--unmount ROOTFS] [--remove DIR]... -- RUNTIME [ARGS...]\n");
+                    "[--foreground] [--attached] [--oom-file F] [--unmount ROOTFS] [--remove DIR]... "
+                    "[--tty] [--stdin] [--stdin-once] [--wait-attach] -- RUNTIME [ARGS...]\n");
     exit(2);
 }
 
@@ -477,6 +771,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--hybrid-fix")) opt_hybrid_fix = 1;
         else if (!strcmp(a, "--foreground")) foreground = 1;
         else if (!strcmp(a, "--attached")) opt_attached = 1;
+        else if (!strcmp(a, "--tty")) opt_tty = 1;
+        else if (!strcmp(a, "--stdin")) opt_stdin = 1;
+        else if (!strcmp(a, "--stdin-once")) opt_stdin_once = 1;
+        else if (!strcmp(a, "--wait-attach")) opt_wait_attach = 1;
         else if (!v) usage();
         else if (!strcmp(a, "--id")) opt_id = v, i++;
         else if (!strcmp(a, "--bundle")) opt_bundle = v, i++;
@@ -498,6 +796,15 @@ int main(int argc, char **argv) {
     for (; i < argc && runtime_argc < MAX_RUNTIME_ARGS - 1; i++) runtime_argv[runtime_argc++] = argv[i];
     runtime_argv[runtime_argc] = NULL;
     if (!opt_id || !opt_bundle || !opt_state || !opt_log || runtime_argc == 0) usage();
+    if (opt_tty) opt_attached = 0;  /* a console socket needs a detached runtime (runc refuses it otherwise) */
+    if (opt_tty || opt_stdin) {
+        /* before detaching: once the caller has our pid, it can connect */
+        state_dirfd = open(opt_state, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (state_dirfd < 0 || (attach_fd = listen_at("attach.sock")) < 0) {
+            fprintf(stderr, "paas-shim: cannot listen on %s/attach.sock: %s\n", opt_state, strerror(errno));
+            return 1;
+        }
+    }
 
     if (!foreground) {
         /* detach: the caller gets our pid on stdout and may exit; we live on in our own session */
@@ -527,7 +834,16 @@ int main(int argc, char **argv) {
 
     long restarts = 0, backoff_step = 0;
     int code = 0;
+    if (opt_wait_attach && attach_fd >= 0) {
+        struct pollfd first = {attach_fd, POLLIN, 0};
+        while (poll(&first, 1, 30000) < 0 && errno == EINTR && !stop_requested) {}
+        accept_client();
+    }
     for (;;) {
+        if (stop_requested) {  /* stopped before it started (while waiting for the first client) */
+            code = 128 + opt_stop_signal;
+            break;
+        }
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         long oom_before = read_oom_kills();  /* a cgroup left from an earlier run keeps its count */
@@ -556,6 +872,7 @@ int main(int argc, char **argv) {
     write_status(stop_requested ? "stopped" : "exited", code, restarts, 0);
     if (!opt_attached) delete_runtime_state();
     discard_rootfs();
+    if (attach_fd >= 0) unlinkat(state_dirfd, "attach.sock", 0);
     if (log_fd >= 0) close(log_fd);
     return 0;
 }

@@ -104,6 +104,8 @@ class RunOptions:
     ports: tuple[PortMapping, ...] = ()
     network: str = "bridge"                    # bridge or none
     group: str | None = None                   # containers it may reach on the bridge (None: a group of its own)
+    tty: bool = False                          # -t: the process runs on a terminal the supervisor keeps
+    interactive: bool = False                  # -i: the process's stdin stays open for attached clients
 
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([bkmg]?)b?$", re.IGNORECASE)
@@ -258,6 +260,8 @@ def process_env(image_config: dict, opts: RunOptions, hostname: str, home: str) 
     env.update(env_list_to_dict(image_config.get("Env")))
     env.update(env_list_to_dict(opts.env))
     env.setdefault("HOME", home)
+    if opts.tty:
+        env.setdefault("TERM", "xterm")  # as Docker; the CLI passes the client's own
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -313,12 +317,14 @@ def device_rules() -> list[dict]:
 
 def plan_config(image_config: dict, opts: RunOptions, facts: HostFacts, *, container_id: str, rootfs: str,
                 user: ResolvedUser, netns_path: str | None = None, cgroups_path: str | None = None,
-                seccomp: dict | None = None, files: dict[str, str] | None = None) -> dict:
+                seccomp: dict | None = None, files: dict[str, str] | None = None,
+                console_size: tuple[int, int] | None = None) -> dict:
     """The OCI runtime config for one container.
 
     image_config: the `config` object of the image config (Env, Cmd, Entrypoint, WorkingDir, …).
     files: container path -> host path bind-mounted into the container (e.g. /etc/hosts, /etc/resolv.conf);
     writable, as in Docker, so tools that edit them keep working.
+    console_size: (rows, columns) of the terminal of a process with opts.tty, set before it starts.
     """
     hostname = opts.hostname or container_id[:12]
     caps = capabilities(opts.cap_add, opts.cap_drop)
@@ -360,7 +366,7 @@ def plan_config(image_config: dict, opts: RunOptions, facts: HostFacts, *, conta
     if seccomp:
         linux["seccomp"] = seccomp
     process = {
-        "terminal": False,
+        "terminal": opts.tty,
         "user": {"uid": user.uid, "gid": user.gid, **({"additionalGids": list(user.additional_gids)}
                                                         if user.additional_gids else {})},
         "args": process_args(image_config, opts),
@@ -370,6 +376,8 @@ def plan_config(image_config: dict, opts: RunOptions, facts: HostFacts, *, conta
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
         "noNewPrivileges": True,
     }
+    if opts.tty and console_size:
+        process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
     if not process["cwd"].startswith("/"):
         raise UserError(f"working directory {process['cwd']!r} is not absolute", "use an absolute path")
     return {

@@ -69,6 +69,13 @@ class ShimPlan:
     unmount_on_exit: Path | None = None
     remove_on_exit: tuple[Path, ...] = ()
     oom_file: Path | None = None  # the memory cgroup's OOM-kill counter file (cgroups.oom_events_file)
+    # interactive containers (shim.c, paas.runtime.console): a terminal kept by the shim, stdin fed by clients
+    # of <state>/attach.sock; stdin_once: the first client's EOF is the container's; wait_attach: the runtime
+    # starts once a client is connected, so that it sees all output (a foreground run)
+    tty: bool = False
+    stdin: bool = False
+    stdin_once: bool = False
+    wait_attach: bool = False
 
 
 def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
@@ -89,6 +96,10 @@ def shim_argv(shim: Path, plan: ShimPlan, runtime: RuntimeChoice) -> list[str]:
         argv += ["--unmount", str(plan.unmount_on_exit)]
     for directory in plan.remove_on_exit:
         argv += ["--remove", str(directory)]
+    for flag, wanted in (("--tty", plan.tty), ("--stdin", plan.stdin), ("--stdin-once", plan.stdin_once),
+                         ("--wait-attach", plan.wait_attach)):
+        if wanted:
+            argv.append(flag)
     return argv + ["--", runtime.path]
 
 
