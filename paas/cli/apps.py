@@ -86,6 +86,7 @@ def info_cmd(as_json, app):
     echo("locked:     " + (f"yes, by {locked['by']} at {locked['at']} (pushes and redeploys refused)" if locked
                            else "no"))
     echo(f"url:        {data['url'] if release else '(not deployed)'}")
+    echo(f"state:      {data['state']}")
     echo(f"domains:    {' '.join(data['domains'])}")
     echo(f"repository: {data['repository']} (deploys from {', '.join(data['deploy_branches'])})")
     if release:
@@ -97,7 +98,8 @@ def info_cmd(as_json, app):
              + (f": {deploy['error']}" if deploy["error"] else ""))
     echo("processes:" + ("" if procs else "  none"))
     for p in procs:
-        echo(f"  {p['type']}.{p['index']}  {p['release']}  {p['status']}  {p['address'] or ''}  {p['container']}")
+        echo(f"  {p['type']}.{p['index']}  {p['release']}  {p['status']}  {p['address'] or ''}  {p['container'] or ''}"
+             .rstrip())
 
 
 @cli.command("apps:set")
