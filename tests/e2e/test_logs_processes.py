@@ -165,3 +165,41 @@ def test_ps_stop_start_and_a_rolling_restart_under_load(platform):
     assert ps(platform, app)[0]["restarts"] == 0
     over_ssh = platform.ssh("ps", app)
     assert over_ssh.returncode == 0 and "web.1" in over_ssh.stdout and "v2" in over_ssh.stdout
+
+
+def test_one_process_type_stops_starts_and_restarts_in_place(platform):
+    app = f"types-{secrets.token_hex(3)}"
+    repo = platform.repo_from(Path(__file__).resolve().parents[1] / "apps" / "procfile-worker", app)
+    assert platform.push(repo, app).returncode == 0
+    assert [(p["process"], p["status"]) for p in ps(platform, app)] == [("web.1", "running"), ("worker.1", "running")]
+
+    platform.paas("ps:stop", app, "worker")
+    assert [(p["process"], p["status"]) for p in ps(platform, app)] == [("web.1", "running"), ("worker.1", "stopped")]
+    assert platform.get(app)[0] == 200  # web untouched
+    assert json.loads(platform.paas("apps:info", app, "--json").stdout)["state"] == "running"
+    platform.paas("ps:scale", app, "web=2")  # names web only: the worker stays stopped
+    assert [(p["process"], p["status"]) for p in ps(platform, app)] == \
+        [("web.1", "running"), ("web.2", "running"), ("worker.1", "stopped")]
+
+    # ps:restart of a stopped type starts it; of a running one restarts its containers in place (same release)
+    assert json.loads(platform.paas("ps:restart", app, "worker", "--json").stdout) == \
+        {"release": 1, "restarted": ["worker.1"]}
+    first = {p["process"]: p for p in ps(platform, app)}["worker.1"]
+    assert first["status"] == "running"
+    assert json.loads(platform.paas("ps:restart", app, "worker", "--json").stdout) == \
+        {"release": 1, "restarted": ["worker.1"]}
+    second = {p["process"]: p for p in ps(platform, app)}["worker.1"]
+    assert second["container_id"] == first["container_id"] and second["started_at"] > first["started_at"]
+    started = wait_for(lambda: (lines := [line for line in log_lines(platform, app, "--ps", "worker")
+                                          if "worker from procfile-worker started" in line["text"]])
+                       and len(lines) == 3 and lines, 30, "three worker starts in the log")
+    assert {line["release"] for line in started} == {"v1"}
+
+    # every process stopped: 404; ps:restart (no type) is a new release running the whole formation
+    platform.paas("ps:stop", app)
+    assert platform.get(app)[0] == 404
+    assert {p["status"] for p in ps(platform, app)} == {"stopped"}
+    assert json.loads(platform.paas("ps:restart", app, "--json").stdout)["release"] == 2
+    assert [(p["process"], p["release"], p["status"]) for p in ps(platform, app)] == \
+        [("web.1", "v2", "running"), ("web.2", "v2", "running"), ("worker.1", "v2", "running")]
+    assert platform.get(app)[0] == 200
