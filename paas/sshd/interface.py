@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import paramiko
 
@@ -15,11 +16,27 @@ log = logging.getLogger("paas.sshd")
 BANNER = "paas: log in with a key registered by `paas ssh-keys:add` (no passwords)\n"
 
 
+@dataclass
+class PtyRequest:
+    """A session's pty-req (`ssh -t`): the client's terminal type and size; window-change requests update the
+    size and tell on_resize (set by whoever runs the command on a pty: paas.sshd.pump.run_on_pty)."""
+    term: str = "xterm"
+    rows: int = 24
+    cols: int = 80
+    on_resize: Callable[[int, int], None] | None = None
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.rows, self.cols = rows or self.rows, cols or self.cols
+        if self.on_resize is not None:
+            self.on_resize(self.rows, self.cols)
+
+
 class SessionRequest:
     """The one exec or shell request of a session channel, handed from paramiko's thread to ours."""
 
     def __init__(self) -> None:
         self.command: bytes | None = None
+        self.pty: PtyRequest | None = None  # asked for before the command (OpenSSH's order)
         self._event = threading.Event()
 
     def set(self, command: bytes | None) -> bool:
@@ -31,6 +48,9 @@ class SessionRequest:
 
     def wait(self, timeout: float) -> bool:
         return self._event.wait(timeout)
+
+    def asked(self) -> bool:
+        return self._event.is_set()
 
 
 class Interface(paramiko.ServerInterface):
@@ -110,9 +130,20 @@ class Interface(paramiko.ServerInterface):
         return False  # the command's environment is the server's, not the client's
 
     def check_channel_pty_request(self, channel, term, width, height, pixelwidth, pixelheight, modes) -> bool:
-        return True  # accepted so `ssh -t` works; commands still run on pipes
+        """`ssh -t`: the command will run on a pty of this size (the client's terminal modes are not applied:
+        a new pty's defaults are a sane cooked terminal, and interactive commands make it raw themselves)."""
+        request = self.sessions.get(channel.get_id())
+        if request is None or request.asked():
+            return False  # only before the command, as OpenSSH's client sends it
+        name = term.decode(errors="replace") if isinstance(term, bytes) else str(term)
+        request.pty = PtyRequest(name or "xterm", height or 24, width or 80)
+        return True
 
     def check_channel_window_change_request(self, channel, width, height, pixelwidth, pixelheight) -> bool:
+        request = self.sessions.get(channel.get_id())
+        if request is None or request.pty is None:
+            return False
+        request.pty.resize(height, width)
         return True
 
     def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:

@@ -255,4 +255,4 @@ class SSHServer:
             return
         assert self._root is not None
         Session(chan, interface.key_name, self.ctx_factory, self._root, self.cli_argv, self.git_service,
-                host, self.port, self._stopping).run(request.command)
+                host, self.port, self._stopping, pty=request.pty).run(request.command)

@@ -18,7 +18,8 @@ import paramiko
 from ..cli.permissions import USER_ENV, VIA_ENV
 from ..errors import PaasError, PermissionDenied, UserError
 from .commands import CliCommand, GitCommand, Shell, app_of, parse_command, shell_message
-from .pump import CHANNEL_ERRORS, POLL_S, run_on_channel
+from .interface import PtyRequest
+from .pump import CHANNEL_ERRORS, POLL_S, run_on_channel, run_on_pty
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -45,6 +46,7 @@ class Session:
     host: str  # the address the client reached, for the shell hint
     port: int
     stopping: threading.Event
+    pty: PtyRequest | None = None  # `ssh -t`: CLI commands run on a pty (git services never do)
 
     def is_gone(self) -> bool:
         transport = self.chan.get_transport()
@@ -81,8 +83,10 @@ class Session:
         assert isinstance(request, CliCommand)
         user = self._authorize(lambda ctx, user: _authorize_cli(ctx, user, request.words),
                                request.words[0] if request.words else "", None)
-        return run_on_channel(self.cli_argv(request.words), env=self._env({VIA_ENV: "ssh"}, user), chan=self.chan,
-                              is_gone=self.is_gone)
+        argv, env = self.cli_argv(request.words), self._env({VIA_ENV: "ssh"}, user)
+        if self.pty is not None:
+            return run_on_pty(argv, env=env, chan=self.chan, is_gone=self.is_gone, pty=self.pty)
+        return run_on_channel(argv, env=env, chan=self.chan, is_gone=self.is_gone)
 
     def _authorize(self, check: Callable[[Context, Any], None], what: str, app: str | None,
                    ctx: Context | None = None) -> Any:

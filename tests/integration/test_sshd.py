@@ -313,8 +313,8 @@ def test_shell_request_gets_a_hint(client, server):
                              f"`ssh -p {server.port} paas@127.0.0.1 apps:list`\n")
 
 
-def test_pty_is_accepted_but_changes_nothing(client):
-    result = client.run("ssh-keys:list", "--json", options=("-tt",))
+def test_pty_is_accepted_and_commands_still_answer(client):
+    result = client.run("ssh-keys:list", "--json", options=("-tt",))  # on a pty now: test_sshd_pty.py
     assert result.returncode == 0
     assert json.loads(result.stdout)[0]["name"] == "admin"
 
