@@ -303,13 +303,18 @@ def terminal_session(stdio: Stdio, master: int | None, *, interactive: bool) -> 
 @contextlib.contextmanager
 def interrupt_on_hangup() -> Iterator[None]:
     """SIGTERM and SIGHUP (the client's terminal or SSH connection went away) raise KeyboardInterrupt while
-    inside, so a foreground run still removes its container on the way out (main thread only)."""
+    inside, so a foreground run still removes its container on the way out (main thread only). Only the first:
+    a hangup comes with both (the pty's SIGHUP, paasd's SIGTERM), and the second must not cut the cleanup short."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    raised = False
 
     def interrupt(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_git_push import unique
+from tests.e2e.test_git_push import unique, wait_for
 from tests.platformkit import SSH_OPTIONS, Platform, running_platform
 from tests.ptykit import PtyProcess
 
@@ -96,6 +96,11 @@ def test_interactive_run_over_ssh_t(platform, app):
         assert shell.wait(60) == 3
     assert b"\nnot-interrupted" not in shell.output
     assert one_offs(platform) == []
+    with ssh_tt(platform, f"run {app} sh") as gone:
+        gone.expect(PROMPT, timeout=60)
+        assert len(one_offs(platform)) == 1
+    # the client was killed: paasd hangs up the CLI's terminal and stops it, and the CLI removes its container
+    wait_for(lambda: one_offs(platform) == [], 30, "the one-off's removal after the client left")
 
 
 def test_interactive_run_dies_on_ctrl_c_locally(platform, app):
