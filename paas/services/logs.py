@@ -111,33 +111,76 @@ def now_cursor() -> str:
     return _stamp(time.time_ns())
 
 
-def _file_lines(path: Path, since: str | None, before: str | None) -> list:
+def _offset_of(fh, size: int, when: str) -> int:
+    """Where the file's first line stamped `when` or later starts (size: none is): a binary search over the file's
+    lines, which are in time order, then a short scan."""
     from ..runtime.logs import parse_line
 
-    with open(path, errors="replace") as fh:
-        return [line for raw in fh if (line := parse_line(raw)) is not None
-                and (since is None or line.time >= since) and (before is None or line.time < before)]
+    def stamp_of(raw: bytes) -> str | None:
+        line = parse_line(raw.decode(errors="replace"))
+        return None if line is None else line.time
+
+    lo, hi = 0, size  # every line starting before lo is older than `when`
+    while hi - lo > 1 << 16:
+        mid = (lo + hi) // 2
+        fh.seek(mid)
+        fh.readline()  # the rest of the line mid falls in
+        start = fh.tell()
+        raw = fh.readline()
+        stamp = stamp_of(raw) if raw else None
+        if stamp is None or stamp >= when:
+            hi = mid
+        else:
+            lo = start + len(raw)
+    fh.seek(lo)
+    pos = lo
+    for raw in iter(fh.readline, b""):
+        stamp = stamp_of(raw)
+        if stamp is not None and stamp >= when:
+            return pos
+        pos += len(raw)
+    return size
 
 
-def _source_lines(source: Source, since: str | None, before: str | None, tail: int | None) -> tuple[list, bool]:
-    """The source's lines in [since, before), its last `tail` of them (None: all); and whether older ones matched
-    too. Files are read newest first and those last written before `since` are skipped, so a short tail or a
-    recent `since` reads little of a long history."""
-    from ..runtime.logs import log_files
+def _read_back(path: Path, since: str | None, before: str | None, limit: int | None) -> tuple[list, bool]:
+    """The file's lines in [since, before), read from its end in blocks (a file's lines are in time order: the
+    supervisor stamps each as it writes it), at most its last `limit` (None: all); oldest first, and whether an
+    older line matched too."""
+    from ..runtime.logs import parse_line
 
-    picked: list = []
-    for path in reversed(log_files(source.log)):
-        try:
-            # a file is written to after its last line's time was taken (a second of slack for the clocks)
-            if since is not None and _stamp(path.stat().st_mtime_ns + 10**9) < since:
-                break  # this file and the older ones hold no line as new as `since`
-            found = _file_lines(path, since, before)
-        except FileNotFoundError:
-            continue  # rotated or pruned meanwhile
-        picked[:0] = found
-        if tail is not None and len(picked) > tail:
-            return picked[-tail:], True
-    return picked, False
+    out: list = []  # newest first
+
+    def take(raw: bytes) -> bool:
+        """False once nothing older can match."""
+        line = parse_line(raw.decode(errors="replace"))
+        if line is None or (before is not None and line.time >= before):
+            return True
+        if since is not None and line.time < since:
+            return False
+        out.append(line)
+        return True
+
+    with open(path, "rb") as fh:
+        pos = fh.seek(0, os.SEEK_END)
+        if before is not None:
+            pos = _offset_of(fh, pos, before)
+        rest = b""
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            fh.seek(pos)
+            pieces = (fh.read(step) + rest).split(b"\n")
+            rest = pieces[0]  # its start may be in the block before
+            for raw in reversed(pieces[1:]):
+                if raw and not take(raw):
+                    return out[::-1], False
+                if limit is not None and len(out) > limit:
+                    return out[limit - 1::-1], True
+        if rest and not take(rest):
+            return out[::-1], False
+    if limit is not None and len(out) > limit:
+        return out[limit - 1::-1], True
+    return out[::-1], False
 
 
 def history(ctx: Context, app: str, *, tail: int | None = 100, before: str | None = None, since: str | None = None,
@@ -145,9 +188,13 @@ def history(ctx: Context, app: str, *, tail: int | None = 100, before: str | Non
     """The newest `tail` lines (None: every line) older than `before` (a line id) and not older than `since` (10m,
     2h or RFC 3339), of the processes `which` selects (and of `process_type`), oldest first, every release's
     across deploys and restarts; `before` in the answer pages further back (None: nothing older). Kept logs past
-    the app's retention are pruned first."""
+    the app's retention are pruned first.
+
+    Files are read newest first (by their last write) and from their end, and reading stops once the files left
+    were all last written before the oldest line wanted (or before `since`): a short tail, or a recent `since`,
+    reads little of a long history."""
     from ..deploy.logs import prune_archive
-    from ..runtime.logs import parse_since
+    from ..runtime.logs import log_files, parse_since
 
     since_ts = parse_since(since) if since else None
     if before is not None:
@@ -158,9 +205,31 @@ def history(ctx: Context, app: str, *, tail: int | None = 100, before: str | Non
         prune_archive(ctx, apps.get_app(ctx.conn, app)["name"])
     except OSError:
         pass  # pruning is the next archiving's job then
-    lines, older = [], False
+    files = []
     for source in sources(ctx, app, process_type, which):
-        found, cut = _source_lines(source, since_ts, before, tail)
+        for path in log_files(source.log):
+            try:
+                files.append((path.stat().st_mtime_ns, source, path))
+            except FileNotFoundError:
+                continue  # rotated or pruned meanwhile
+    files.sort(key=lambda item: item[0], reverse=True)
+    lines: list = []
+    older = False
+    for mtime_ns, source, path in files:
+        # a file is written to after its last line's time was taken (a second of slack for the clocks)
+        newest = _stamp(mtime_ns + 10**9)
+        if since_ts is not None and newest < since_ts:
+            break  # this file and the ones left hold no line as new as `since`
+        if tail is not None and len(lines) >= tail:
+            lines.sort(key=lambda item: (item[0], item[1]))
+            del lines[:-tail]
+            if newest < lines[0][0]:
+                older = True  # the files left hold only older lines
+                break
+        try:
+            found, cut = _read_back(path, since_ts, before, tail)
+        except FileNotFoundError:
+            continue
         older = older or cut
         lines.extend((line.time, source.label, line, source) for line in found)
     lines.sort(key=lambda item: (item[0], item[1]))

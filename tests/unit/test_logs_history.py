@@ -361,3 +361,34 @@ def test_what_each_command_needs():
     assert needs == {"ps": ("view", False), "logs": ("view", True), "logs:deploy": ("view", True),
                      "ps:scale": ("manage", False), "ps:stop": ("manage", False), "ps:start": ("manage", False),
                      "ps:restart": ("deploy", False), "ps:rebuild": ("deploy", False)}
+
+
+def test_reading_a_file_from_its_end_matches_reading_it_all(tmp_path):
+    """_read_back (blocks from the end, a binary search for `before`) against a plain filter, across block
+    boundaries, with a partial last line and a line the shim could not parse."""
+    import random
+
+    from paas.runtime.logs import parse_line
+
+    path = tmp_path / "container.log"
+    start = dt.datetime(2026, 12, 6, 10, 0, tzinfo=dt.UTC).timestamp()
+    stamps = [start + i * 0.25 for i in range(6000)]
+    with open(path, "w") as fh:
+        for i, when in enumerate(stamps):
+            fh.write(service._stamp(int(when * 10**9)) + f" stdout F line {i} " + "x" * (i % 97) + "\n")
+            if i == 3000:
+                fh.write("garbage without a stamp\n")
+        fh.write(service._stamp(int((stamps[-1] + 1) * 10**9)) + " stdout P no newline yet")
+    everything = [parse_line(raw) for raw in path.read_text().splitlines()]
+    everything = [line for line in everything if line is not None]
+    rng = random.Random(15)
+    for _ in range(60):
+        since = service._stamp(int(rng.choice(stamps) * 10**9)) if rng.random() < 0.5 else None
+        before = service._stamp(int((rng.choice(stamps) + rng.choice((0, 0.1))) * 10**9)) \
+            if rng.random() < 0.7 else None
+        limit = rng.choice((None, 1, 10, 500, 5000))
+        wanted = [line for line in everything if (since is None or line.time >= since)
+                  and (before is None or line.time < before)]
+        got, cut = service._read_back(path, since, before, limit)
+        assert got == (wanted if limit is None else wanted[-limit:]), (since, before, limit)
+        assert cut == (limit is not None and len(wanted) > limit)
