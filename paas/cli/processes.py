@@ -207,6 +207,7 @@ def logs_cmd(app, follow, tail, process, since, release, deploy_log, as_json):
     """The app's log history across deploys and restarts, oldest first: `TIME RELEASE PROCESS | TEXT` (the
     supervisor's notes as `[paas] ...`); --json: one object per line (id, time, process, type, release, stream,
     text). The logs of removed processes are kept within logs.max_bytes_per_app and logs.retention_days."""
+    from .. import apps
     from ..context import open_context
     from ..deploy.logs import print_deploy_log
     from ..services import logs as service
@@ -216,8 +217,6 @@ def logs_cmd(app, follow, tail, process, since, release, deploy_log, as_json):
         print_deploy_log(ctx, app, tail=tail)
         return
     which = service.select(process, release)
-    from .. import apps
-
     apps.get_app(ctx.conn, app)
     _check_selection(ctx, app, which)
     start = service.now_cursor()
