@@ -71,7 +71,8 @@ def stop(ctx: Context, app: str, out: Output, process_type: str | None = None) -
 
 def start(ctx: Context, app: str, out: Output, process_type: str | None = None) -> dict[str, Any]:
     """Start the processes of the active release's formation that have no container (what ps:stop stopped), or
-    one type's: web ones pass the health check on their port and are routed. Returns {release, started}."""
+    one type's: web ones pass the health check on their port (unless checks:disable) and are routed. Returns
+    {release, started}."""
     from ..runtime import containers
     from .processes import plan_processes
 
@@ -92,10 +93,11 @@ def start(ctx: Context, app: str, out: Output, process_type: str | None = None) 
         try:
             started = {(p.type, p.index): pipeline._start_process(run, p, release["image"]) for p in plans}
             hostname = pipeline._hostname(ctx, app)
+            skipped = pipeline._skipped_checks(run, {kind for kind, _ in started})  # checks:disable, warned
             for (kind, index), info in sorted(started.items()):
-                if kind == "web":
+                if kind == "web" and kind not in skipped:
                     pipeline._check_health(run, info, release["port"], hostname, ())
-                elif not pipeline._running(ctx, info["id"]):
+                elif kind not in skipped and not pipeline._running(ctx, info["id"]):
                     raise pipeline.DeployError(f"the {kind}.{index} process exited at start",
                                                f"see `paas logs {app} --ps {kind}.{index}`")
             if any(kind == "web" for kind, _ in started):
