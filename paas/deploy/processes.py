@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,9 +31,19 @@ def formation(processes: Mapping[str, str | None], scale: Mapping[str, int] | No
     return {t: int((scale or {}).get(t, 1)) for t in types}
 
 
+# one simple command: no list, pipe, background job, compound or substitution, not an assignment or a builtin
+# that exec cannot run; such a command is exec'ed by the shell so the stop signal reaches it (dash, Debian's sh,
+# keeps itself as the parent of `sh -c CMD`, and the container's init signals only its child, the shell)
+SIMPLE_COMMAND = re.compile(r"(?!exec\s)(?![A-Za-z_][A-Za-z0-9_]*=)(?!(?:cd|if|for|while|until|case|export|set|"
+                            r"ulimit|umask|source|\.)\s)[A-Za-z0-9_./$\"'-][^;&|\n`()]*")
+
+
 def command_for(command: str | None) -> tuple[str, ...] | None:
-    """A Procfile command runs through sh (it may use $PORT and shell syntax); None keeps the image's CMD."""
-    return None if command is None else ("/bin/sh", "-c", command)
+    """A Procfile command runs through sh (it may use $PORT and shell syntax), exec'ed when it is one simple
+    command so that it gets the stop signal itself; None keeps the image's CMD."""
+    if command is None:
+        return None
+    return ("/bin/sh", "-c", f"exec {command}" if SIMPLE_COMMAND.fullmatch(command.strip()) else command)
 
 
 def environment(app: str, version: int, commit: str | None, config: dict[str, str], port: int,

@@ -69,7 +69,7 @@ def test_process_plans_carry_command_env_and_policy():
     (web, worker) = plan_processes("shop", 3, "abc123", {"web": "gunicorn app:app", "worker": None},
                                    {"DEBUG": "1"}, 5000)
     assert (web.type, web.index, web.name) == ("web", 1, "shop.web.1.v3")
-    assert web.options.cmd == ("/bin/sh", "-c", "gunicorn app:app")
+    assert web.options.cmd == ("/bin/sh", "-c", "exec gunicorn app:app")
     assert worker.options.cmd is None  # the image's own CMD
     env = dict(e.split("=", 1) for e in web.options.env)
     assert env == {"DEBUG": "1", "PORT": "5000", "PAAS_APP": "shop", "PAAS_PROCESS_TYPE": "web",
@@ -115,3 +115,19 @@ def test_scale_requests_and_formation(ctx):
     assert formation(processes, apps.get_formation(ctx.conn, "shop")) == {"web": 3, "worker": 0, "clock": 1}
     plans = plan_processes("shop", 1, None, processes, {}, 5000, {"web": 2, "worker": 0})
     assert [(p.type, p.index) for p in plans] == [("web", 1), ("web", 2), ("clock", 1)]
+
+
+@pytest.mark.parametrize("command, runs", [
+    ("gunicorn app:app --bind 0.0.0.0:$PORT", "exec gunicorn app:app --bind 0.0.0.0:$PORT"),
+    ("bundle exec puma -C config/puma.rb", "exec bundle exec puma -C config/puma.rb"),
+    ("exec python web.py", "exec python web.py"),
+    ("cd app && python web.py", "cd app && python web.py"),   # a list: the shell stays
+    ("python a.py; echo done", "python a.py; echo done"),
+    ("FOO=1 python a.py", "FOO=1 python a.py"),               # an assignment: exec cannot take it
+    ("java $(cat opts) -jar x.jar", "java $(cat opts) -jar x.jar"),
+    ("python -u web.py &", "python -u web.py &"),
+])
+def test_a_simple_procfile_command_is_execed_so_it_gets_the_stop_signal(command, runs):
+    from paas.deploy.processes import command_for
+
+    assert command_for(command) == ("/bin/sh", "-c", runs)
