@@ -1,8 +1,8 @@
 """One-off and exec processes of an app: `run APP [--env K=V]... CMD...` and `enter APP [TYPE.N] [CMD...]`.
 
-Both are interactive: stdin passes to the process, and when stdin is a terminal (locally, or over `ssh -t`) it
-runs on a terminal of its own (raw, resized along, Ctrl-C reaches it); --no-tty keeps pipes. The logic is in
-paas.services.oneoff.
+Both are interactive: stdin passes to the process, and when stdin and stdout are a terminal (locally, or over
+`ssh -t`) it runs on a terminal of its own (raw, resized along, Ctrl-C reaches it); --no-tty keeps pipes. The
+logic is in paas.services.oneoff.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _leading_options(words: tuple[str, ...], env: list[str] | None) -> tuple[lis
 
 
 def _wants_tty(no_tty: bool) -> bool:
-    return not no_tty and os.isatty(sys.stdin.fileno())
+    """A terminal when the caller is at one: stdin and stdout both (`run APP pg_dump > file` gets pipes)."""
+    return not no_tty and os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
 
 
 def _with_term(env: list[str], tty: bool) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -70,8 +71,6 @@ def test_run_over_ssh_streams_passes_stdin_and_returns_the_code(platform, app):
 
 
 def subprocess_ssh(platform: Platform, command: str, stdin: str):
-    import subprocess
-
     return subprocess.run(["ssh", "-p", str(platform.ssh_port), "-i", str(platform.key), *SSH_OPTIONS,
                            "paas@127.0.0.1", command], input=stdin, capture_output=True, text=True, timeout=120)
 
@@ -149,3 +148,23 @@ def test_bad_input_is_one_line(platform, app, command, message):
         assert len(lines) == 1 and lines[0].startswith("error: ") and message.format(app=app, fresh=fresh) in lines[0]
     assert one_offs(platform) == []
     assert os.environ.get("PAAS_ROOT") != str(platform.root)  # the test's own env is untouched
+
+
+def test_run_and_enter_need_deploy_on_the_app(platform, app):
+    keys = {}
+    for name, level in (("dev", "deploy"), ("viewer", "view")):
+        platform.paas("users:add", name)
+        key = platform.base / "keys" / name
+        subprocess.run(["ssh-keygen", "-t", "ed25519", "-N", "", "-q", "-f", str(key)], check=True)
+        platform.paas("ssh-keys:add", f"{name}-key", f"{key}.pub", "--user", name)
+        platform.paas("access:add", app, name, "--level", level)
+        keys[name] = key
+    allowed = platform.ssh(f"run {app} sh -c 'echo $PAAS_APP'", key=keys["dev"])
+    assert (allowed.returncode, allowed.stdout) == (0, f"{app}\n"), allowed.stderr
+    assert platform.ssh(f"enter {app} true", key=keys["dev"]).returncode == 0
+    for command in (f"run {app} true", f"enter {app} true"):
+        refused = platform.ssh(command, key=keys["viewer"])
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [f"error: permission denied: viewer needs deploy on {app} "
+                                                       "(has view)"], refused.stderr
+    assert one_offs(platform) == []
