@@ -586,6 +586,9 @@ static int run_once(long restarts) {
     struct sockaddr_un console;
     if (opt_tty && ((console_fd = listen_at("console.sock")) < 0 || sock_addr(&console, "console.sock", getpid()))) {
         shim_note("cannot listen on %s/console.sock: %s", opt_state, strerror(errno));
+        int fds[] = {out[0], out[1], err[0], err[1], in[0]};
+        for (int i = 0; i < 5; i++) if (fds[i] >= 0) close(fds[i]);
+        end_interactive_run();
         return 125;
     }
     pid_t runtime = start_runtime(out[1], err[1], in[0], opt_tty ? console.sun_path : NULL);
