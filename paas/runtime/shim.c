@@ -650,6 +650,7 @@ static int run_once(long restarts) {
             }
         }
         compact_clients();
+        if (!output_pending()) out_len = 0;  /* the clients that lacked some of it are gone: read on */
         /* reap everything: the runtime, the container's init, and orphans handed to us */
         int st;
         pid_t w;

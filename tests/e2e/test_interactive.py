@@ -122,7 +122,8 @@ def test_attach_to_a_detached_terminal_and_detach(runtime):
         time.sleep(0.3)
         first.send("stty size; echo att-$((2*3))\r")
         first.expect(r"25 90\r\natt-6\r\n")  # attaching resized the terminal to ours
-        first.send("X=kept\r")
+        first.send("X=kept; echo set-$X\r")
+        first.expect(r"set-kept\r\n")
         first.send(b"\x10\x11")  # Ctrl-P Ctrl-Q
         assert first.wait() == 0
     assert b"detached from term" in first.output
