@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .. import apps, locks, state
 from ..access.model import User
 from ..errors import NotFound, PaasError, UserError
+from ..proxy.steering import PORT_RANGE
 
 if TYPE_CHECKING:
     import sqlite3
@@ -198,8 +199,11 @@ def _move_rows(ctx: Context, old: str, new: str, actor: str | None) -> None:
         conn.execute(f"INSERT INTO apps ({listed}) SELECT {chosen} FROM apps WHERE name = ?", (new, old))  # noqa: S608
         for table, column in app_references(conn):
             conn.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" = ?', (new, old))  # noqa: S608
-        # a route port of its own, so both names can be routed for the moment of the switch
-        conn.execute("UPDATE app_proxy SET route_port = NULL WHERE app = ?", (new,))
+        # a route port of its own (the old name keeps steering its own until the switch), kept as route_port does
+        low, high = PORT_RANGE
+        used = {r[0] for r in conn.execute("SELECT route_port FROM app_proxy WHERE route_port IS NOT NULL")}
+        port = next((p for p in range(low, high + 1) if p not in used), None)
+        conn.execute("UPDATE app_proxy SET route_port = ? WHERE app = ?", (port, new))
         conn.execute("UPDATE releases SET image = ? || substr(image, ?) WHERE app = ? AND image LIKE ?",
                      (f"paas/{new}:", len(f"paas/{old}:") + 1, new, f"paas/{old}:%"))
         conn.execute("UPDATE deploys SET log_path = ? || substr(log_path, ?) WHERE app = ? AND "

@@ -103,7 +103,7 @@ def test_rename_moves_rows_files_and_history(shop):
     domain = ctx.conn.execute("SELECT app FROM app_domains WHERE name = 'www.example.com'").fetchone()
     assert domain["app"] == "store"
     proxy = ctx.conn.execute("SELECT * FROM app_proxy WHERE app = 'store'").fetchone()
-    assert proxy["hsts_max_age"] == 300 and proxy["route_port"] is None  # a new port when it is routed
+    assert proxy["hsts_max_age"] == 300 and proxy["route_port"] == 42001  # its own: both are routed a moment
     deploy = apps.last_deploy(ctx.conn, "store")
     assert deploy["log_path"] == str(ctx.paths.logs / "store" / "deploys" / "1.log")
     assert (ctx.paths.logs / "store" / "deploys" / "1.log").read_text() == "deployed\n"
