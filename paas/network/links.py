@@ -98,14 +98,25 @@ def _check_overlap(subnet: ipaddress.IPv4Network, bridge_index: int | None) -> N
                             "choose another network.subnet in the config")
 
 
+def bridge_mac(gw: ipaddress.IPv4Interface) -> str:
+    """The bridge's own MAC, fixed (02:42 + the gateway address, which no container holds). Left to the kernel,
+    a bridge takes the lowest MAC of its ports and changes it as containers come and go: containers keep the old
+    gateway MAC in their neighbour cache, and when the port that had it goes (an old release retired), their
+    packets to the host (nginx's answers) are dropped until the entry is probed again — seconds of stall."""
+    return container_mac(gw)
+
+
 def _bridge_ready(name: str, gw: ipaddress.IPv4Interface) -> bool:
-    """An existing bridge that is up and holds exactly the gateway address (sysfs + one address dump:
-    this runs for every container start)."""
+    """An existing bridge that is up, holds exactly the gateway address and its fixed MAC (sysfs + one address
+    dump: this runs for every container start)."""
     try:
         with open(f"/sys/class/net/{name}/flags") as fh:
             up = int(fh.read(), 16) & rtnl.IFF_UP
         if not up or not os.path.isdir(f"/sys/class/net/{name}/bridge"):
             return False
+        with open(f"/sys/class/net/{name}/address") as fh:
+            if fh.read().strip() != bridge_mac(gw):
+                return False
         index = socket.if_nametoindex(name)
     except (OSError, ValueError):
         return False
@@ -162,6 +173,11 @@ def _bridge_with_gateway(name: str, gw: ipaddress.IPv4Interface) -> int:
                 ipr.addr("del", index=index, address=address, prefixlen=prefixlen)
         if (str(gw.ip), gw.network.prefixlen) not in present:
             ipr.addr("add", index=index, address=str(gw.ip), prefixlen=gw.network.prefixlen)
+        if ipr.get_links(index)[0].get("IFLA_ADDRESS") != bridge_mac(gw):
+            # a bridge made before its MAC was fixed: announce the new one (gratuitous ARP), so running
+            # containers update their neighbour entry for the gateway at once
+            _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/arp_notify", "1")
+            ipr.link("set", index=index, address=bridge_mac(gw))
         ipr.link("set", index=index, state="up")
     return index
 
@@ -170,7 +186,7 @@ def _create_bridge(name: str, gw: ipaddress.IPv4Interface) -> int:
     """A new bridge holding the gateway address, up: raw requests (no pyroute2 import on a host's first run)."""
     with rtnl.open_socket() as sock:
         batch = rtnl.Batch(sock)
-        rtnl.add_bridge(batch, name)
+        rtnl.add_bridge(batch, name, bytes.fromhex(bridge_mac(gw).replace(":", "")))
         batch.send()
         index = socket.if_nametoindex(name)
         rtnl.add_address(batch, index, gw)

@@ -178,8 +178,9 @@ def ipv4_routes(sock: socket.socket, table: int = RT_TABLE_MAIN) -> list[tuple[s
     return found
 
 
-def add_bridge(batch: Batch, name: str) -> None:
-    body = ifinfo() + attr(IFLA_IFNAME, _name(name)) + attr(IFLA_LINKINFO, attr(IFLA_INFO_KIND, _name("bridge")))
+def add_bridge(batch: Batch, name: str, mac: bytes | None = None) -> None:
+    body = ifinfo() + attr(IFLA_IFNAME, _name(name)) + (attr(IFLA_ADDRESS, mac) if mac else b"") \
+        + attr(IFLA_LINKINFO, attr(IFLA_INFO_KIND, _name("bridge")))
     batch.add(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"create bridge {name}")
 
 

@@ -223,6 +223,25 @@ def test_two_containers_talk_over_the_bridge(net):
         stop(server)
 
 
+def test_the_bridge_keeps_its_mac_while_containers_come_and_go(net):
+    """A bridge left to itself takes its lowest port's MAC: containers would keep a gateway MAC that vanishes
+    with a retired container's port, and their answers to the host would stall until their neighbour entry
+    is probed again (seen as 10 s hangs during switches)."""
+    from pathlib import Path
+
+    address = Path(f"/sys/class/net/{net.bridge}/address")
+    fixed = links.bridge_mac(P.gateway(net.subnet))
+    first = net.container(group="app")
+    assert address.read_text().strip() == fixed
+    second = net.container(group="app")
+    network.teardown_container_network(net.conn, net.config, first.container_id)
+    net.containers.remove(first.container_id)
+    assert address.read_text().strip() == fixed
+    assert Path(f"/sys/class/net/{net.bridge}/addr_assign_type").read_text().strip() == "3"  # set, not derived
+    network.teardown_container_network(net.conn, net.config, second.container_id)
+    net.containers.remove(second.container_id)
+
+
 @BOTH
 def test_egress_nat_reaches_a_server_in_a_separate_namespace(net, outside):
     a = net.container()
