@@ -153,3 +153,30 @@ def test_cleanup_frees_leftovers_while_the_app_serves(platform):
     platform.commit_change(repo, "server.py", "hello from dockerfile", "after cleanup")
     assert platform.push(repo, app).returncode == 0
     assert platform.get(app) == (200, "after cleanup\n")
+
+
+def test_a_one_off_run_writes_storage_the_web_process_reads_across_restarts(platform):
+    app = unique("runfiles")
+    repo = platform.repo_from(APPS / "dockerfile", app)
+    assert platform.push(repo, app).returncode == 0
+    assert platform.paas("storage:ensure-directory", f"{app}-work").returncode == 0
+    assert platform.ssh("storage:mount", app, f"{app}-work:/work").returncode == 0
+    assert platform.ssh("ps:restart", app).returncode == 0  # applies the mount
+
+    def web_reads() -> str:
+        entered = platform.ssh("enter", app, "web.1", "cat", "/work/made-by-run")
+        assert entered.returncode == 0, entered.stderr
+        return entered.stdout
+
+    ran = platform.ssh("run", app, "sh", "-c", "'echo from a one-off > /work/made-by-run; id -u'")
+    assert (ran.returncode, ran.stdout) == (0, "1000\n"), ran.stderr
+    assert web_reads() == "from a one-off\n"
+    assert platform.ssh("ps:restart", app).returncode == 0
+    assert web_reads() == "from a one-off\n"
+    platform.commit_change(repo, "server.py", "hello from dockerfile", "hello once more")
+    assert platform.push(repo, app).returncode == 0
+    assert web_reads() == "from a one-off\n"
+    assert platform.ssh("releases:rollback", app).returncode == 0
+    assert platform.get(app) == (200, "hello from dockerfile\n")
+    assert web_reads() == "from a one-off\n"
+    assert not [c for c in json.loads(platform.paas("container:ps", "-a", "--json").stdout) if ".run." in c["name"]]

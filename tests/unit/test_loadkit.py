@@ -48,6 +48,7 @@ def test_sigterm_finishes_requests_in_flight_and_closes_websockets_cleanly(app):
     websocket = open_websocket("127.0.0.1", port, "local.test")
     assert websocket.is_open()
     long = LongRequest("127.0.0.1", port, "local.test", "/sleep?s=1").start()
+    assert proc.stdout.readline().startswith("sleeping 1s")  # in flight before the signal
     load = KeepAliveLoad("127.0.0.1", port, "local.test", workers=2, max_requests=100_000, max_seconds=30,
                          pause_s=0.01)
     load.start()

@@ -77,6 +77,7 @@ class Handler(BaseHTTPRequestHandler):
             self.reply("")
         elif url.path == "/sleep":
             seconds = float(parse_qs(url.query).get("s", ["1"])[0])
+            print(f"sleeping {seconds:g}s", flush=True)  # tests wait for this line: the request is in flight
             time.sleep(seconds)  # a shutdown meanwhile does not cut it short: the request is in flight
             self.reply(f"slept {seconds:g}\n")
         elif url.path == "/ws" and self.headers.get("Upgrade", "").lower() == "websocket":
