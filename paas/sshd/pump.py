@@ -62,22 +62,29 @@ def run_on_channel(argv: Sequence[str], *, env: Mapping[str, str], chan: paramik
     threading.Thread(target=_copy_in, args=(chan, child.stdin), daemon=True).start()
     for pump in pumps:
         pump.start()
-    while True:
-        try:
-            code = child.wait(POLL_S)
-            break
-        except subprocess.TimeoutExpired:
-            if is_gone():
-                log.info("client left; stopping %s (pid %d)", argv[0], child.pid)
-                terminate(child, term_grace_s)
-                drained.set()
-                return None
+    code = _wait_unless_gone(child, argv, is_gone, term_grace_s)
+    if code is None:
+        drained.set()
+        return None
     for pump in pumps:
         pump.join(DRAIN_S)
     drained.set()
     for pump in pumps:
         pump.join()
     return code if code >= 0 else 128 - code
+
+
+def _wait_unless_gone(child: subprocess.Popen, argv: Sequence[str], is_gone: Callable[[], bool],
+                      term_grace_s: float) -> int | None:
+    """The child's exit code, or None once the client left (the child is then stopped)."""
+    while True:
+        try:
+            return child.wait(POLL_S)
+        except subprocess.TimeoutExpired:
+            if is_gone():
+                log.info("client left; stopping %s (pid %d)", argv[0], child.pid)
+                terminate(child, term_grace_s)
+                return None
 
 
 def run_on_pty(argv: Sequence[str], *, env: Mapping[str, str], chan: paramiko.Channel, is_gone: Callable[[], bool],
@@ -107,15 +114,9 @@ def run_on_pty(argv: Sequence[str], *, env: Mapping[str, str], chan: paramiko.Ch
     # the master that it closes itself (never to a descriptor number we closed and the process reused)
     threading.Thread(target=_copy_terminal_in, args=(chan, os.dup(master)), daemon=True).start()
     try:
-        while True:
-            try:
-                code = child.wait(POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                if is_gone():
-                    log.info("client left; stopping %s (pid %d)", argv[0], child.pid)
-                    terminate(child, term_grace_s)
-                    return None
+        code = _wait_unless_gone(child, argv, is_gone, term_grace_s)
+        if code is None:
+            return None
         output.join(DRAIN_S)  # until EIO: the last process holding the terminal closed it
         return code if code >= 0 else 128 - code
     finally:
