@@ -26,8 +26,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write data to path so readers see either the old or the new content, never a mix."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, owner: tuple[int, int] | None = None) -> None:
+    """Write data to path so readers see either the old or the new content, never a mix. The temp file is 0600
+    until it has its mode (and owner: uid, gid) so a secret is never readable by others on the way."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -35,6 +36,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if owner is not None:
+            os.chown(tmp, *owner)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

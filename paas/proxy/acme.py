@@ -9,9 +9,7 @@ back (`Retry-After`, else the caller's backoff), so a renewal loop never hammers
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import PaasError
+from ..image.blobs import atomic_write
 
 HTTP01_HINT = "is the name's DNS pointing at this host and port 80 reachable?"
 DEFAULT_BACKOFF = timedelta(hours=1)
@@ -94,7 +93,7 @@ def load_or_register(account_dir: Path, directory_url: str, email: str | None = 
     else:
         account_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         pem = _new_ec_key_pem()
-        _write_atomic(key_path, pem, 0o600)
+        atomic_write(key_path, pem, 0o600)
         key = _load_key(pem)
 
     account = AcmeAccount(account_dir, directory_url, "", key, email, ca_bundle)
@@ -104,7 +103,7 @@ def load_or_register(account_dir: Path, directory_url: str, email: str | None = 
         if uri is None:
             uri = _register(session.client, email)
     account.uri = uri
-    _write_atomic(info_path, json.dumps({"uri": uri, "directory_url": directory_url, "email": email},
+    atomic_write(info_path, json.dumps({"uri": uri, "directory_url": directory_url, "email": email},
                                         indent=2).encode() + b"\n", 0o600)
     return account
 
@@ -209,7 +208,7 @@ def _write_token(challenge_dir: Path, token: str, validation: str) -> Path:
         challenge_dir.mkdir(parents=True)
         challenge_dir.chmod(0o755)  # nginx (another user) reads the tokens
     path = challenge_dir / token
-    _write_atomic(path, validation.encode(), 0o644)
+    atomic_write(path, validation.encode(), 0o644)
     return path
 
 
@@ -384,18 +383,3 @@ def _load_key(pem: bytes) -> jose.JWK:
 
 def _alg(key: jose.JWK) -> jose.JWASignature:
     return jose.ES256 if isinstance(key, jose.JWKEC) else jose.RS256
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Readers (nginx, a second paasd) see the old file or the whole new one, never a torn one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

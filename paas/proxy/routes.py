@@ -155,6 +155,7 @@ def _tls(ctx: Context, app: str, names: tuple[str, ...]) -> Tls | None:
 def publish_certificate(ctx: Context, app: str) -> Tls:
     """Copy the app's certificate where nginx's workers read it at each handshake (nginx.tls_dir: owned by the
     worker user, mode 600), each file replaced atomically: new handshakes get the new one, no reload needed."""
+    from ..image.blobs import atomic_write
     from .nginx import tls_dir, worker_ids
 
     uid, gid = worker_ids()
@@ -169,13 +170,7 @@ def publish_certificate(ctx: Context, app: str) -> Tls:
         data = Path(src).read_bytes()
         if Path(dst).exists() and Path(dst).read_bytes() == data:
             continue
-        temporary = Path(f"{dst}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        if os.geteuid() == 0:
-            os.chown(temporary, uid, gid)
-        os.replace(temporary, dst)
+        atomic_write(Path(dst), data, 0o600, owner=(uid, gid) if os.geteuid() == 0 else None)
     return served
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import apps, events, state
 from ..access.model import User
 from ..errors import UserError
+from ..image.blobs import atomic_write
 from ..proxy import routes
 from ..proxy.certs import CertInfo, parse_bundle, uncovered
 from .domains import app_lock
@@ -92,8 +93,8 @@ def install(ctx: Context, app: str, chain: bytes, key: bytes, info: CertInfo, *,
     previous = {path: Path(path).read_bytes() if Path(path).exists() else None for path in (files.cert, files.key)}
     previous_row = ctx.conn.execute("SELECT * FROM app_certificates WHERE app = ?", (app,)).fetchone()
     try:
-        _write_private(Path(files.key), key)
-        _write_private(Path(files.cert), chain)
+        atomic_write(Path(files.key), key, 0o600)
+        atomic_write(Path(files.cert), chain, 0o600)
         with state.transaction(ctx.conn):
             ctx.conn.execute("DELETE FROM app_certificates WHERE app = ?", (app,))
             ctx.conn.execute("INSERT INTO app_certificates (app, source, names, issuer, not_before, not_after, "
@@ -107,7 +108,7 @@ def install(ctx: Context, app: str, chain: bytes, key: bytes, info: CertInfo, *,
             if data is None:
                 Path(path).unlink(missing_ok=True)
             else:
-                _write_private(Path(path), data)
+                atomic_write(Path(path), data, 0o600)
         with state.transaction(ctx.conn):
             ctx.conn.execute("DELETE FROM app_certificates WHERE app = ?", (app,))
             if previous_row is not None:
@@ -119,16 +120,6 @@ def install(ctx: Context, app: str, chain: bytes, key: bytes, info: CertInfo, *,
 
 def _iso(info: CertInfo) -> str:
     return info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 def remove(ctx: Context, actor: User, app: str, *, via: str) -> None:
