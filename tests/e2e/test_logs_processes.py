@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_git_push import wait_for
 from tests.loadkit import ZERODOWNTIME_APP, KeepAliveLoad
 from tests.platformkit import Platform, running_platform
 
@@ -29,16 +30,6 @@ DOCKERFILE_APP = Path(__file__).resolve().parents[1] / "apps" / "dockerfile"
 def platform(tmp_path_factory):
     with running_platform(tmp_path_factory.mktemp("platform"), config="deploy:\n  drain_timeout: 5\n") as p:
         yield p
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ps(platform: Platform, app: str) -> list[dict]:
