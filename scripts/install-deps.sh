@@ -40,3 +40,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/pip" install -q -e '.[test]'
   touch "$stamp"
 fi
+
+# the container supervisor (C) is compiled now, not on the first container start (a no-op when up to date)
+"$VENV/bin/python" -m paas.runtime.supervisor

@@ -17,6 +17,7 @@ def init_cmd(as_json: bool) -> None:
     from ..config import init_root, paths_from_env
     from ..context import Context
     from ..runtime.host import describe_runtime
+    from ..runtime.supervisor import ensure_shim
 
     paths = paths_from_env()
     created = init_root(paths)
@@ -24,11 +25,14 @@ def init_cmd(as_json: bool) -> None:
     version = state.schema_version(conn)
     conn.close()
     runtime = describe_runtime(Context(paths))  # its notice (hybrid cgroups, ...) is told here, once
+    shim = ensure_shim(paths.root / "bin")  # compiled now (unless installed), not on the first container start
     if as_json:
         emit_json({"root": str(paths.root), "config": str(paths.config_file), "schema_version": version,
-                   "created": [str(p) for p in created], "runtime": runtime})
+                   "created": [str(p) for p in created], "runtime": runtime,
+                   "supervisor": str(shim)})
         return
     click.echo(f"data root: {paths.root}")
     click.echo(f"config:    {paths.config_file}")
     click.echo(f"state:     {paths.state_db} (schema {version})")
     click.echo(f"runtime:   {runtime}")
+    click.echo(f"supervisor: {shim}")

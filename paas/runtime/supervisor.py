@@ -1,8 +1,12 @@
 """The per-container supervisor (paas-shim, C, in this folder): build it, plan its argv, read its status.
 
-The shim is compiled on first use into the data root (`bin/paas-shim-<source hash>`), so a new
-source version never runs an old binary. It detaches from its caller and survives daemon restarts;
-its state is in `<container>/state/status.json`, written atomically by the shim.
+The shim is compiled at install time (`python -m paas.runtime.supervisor`, run by scripts/install-deps.sh and
+`paas init`) into the installation (`<venv>/libexec/paas/paas-shim-<source hash>`), so the first container start
+does not wait for a compiler; an installation that cannot be written compiles it on first use into the data root
+(`bin/`). The hash in the name means a new source version never runs an old binary.
+
+The shim detaches from its caller and survives daemon restarts; its state is in `<container>/state/status.json`,
+written atomically by the shim.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import os
 import select
 import shutil
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,10 +33,29 @@ def shim_source() -> bytes:
     return resources.files(__package__).joinpath(SHIM_SOURCE).read_bytes()
 
 
+def shim_name(source: bytes | None = None) -> str:
+    return f"paas-shim-{hashlib.sha256(shim_source() if source is None else source).hexdigest()[:12]}"
+
+
+def installed_shim_dir() -> Path:
+    """Where the installation keeps its compiled shim: beside the interpreter's prefix (the venv)."""
+    return Path(sys.prefix) / "libexec" / "paas"
+
+
 def ensure_shim(bin_dir: Path) -> Path:
-    """Path of the compiled shim for the current source, compiling it when needed."""
+    """Path of the compiled shim for the current source: the installation's, else one in `bin_dir` (the data
+    root's), compiling it there when needed."""
+    name = shim_name()
+    installed = installed_shim_dir() / name
+    if os.access(installed, os.X_OK):
+        return installed
+    return compile_shim(bin_dir)
+
+
+def compile_shim(bin_dir: Path) -> Path:
+    """Compile the shim into `bin_dir` (unless that version is there already); atomic, so parallel callers are fine."""
     source = shim_source()
-    target = bin_dir / f"paas-shim-{hashlib.sha256(source).hexdigest()[:12]}"
+    target = bin_dir / shim_name(source)
     if target.exists():
         return target
     compiler = shutil.which("cc") or shutil.which("gcc")
@@ -47,6 +71,16 @@ def ensure_shim(bin_dir: Path) -> Path:
     finally:
         src.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
+    return target
+
+
+def install_shim() -> Path:
+    """Compile the shim into the installation (install time); older versions there are removed."""
+    directory = installed_shim_dir()
+    target = compile_shim(directory)
+    for old in directory.glob("paas-shim-*"):
+        if old != target:
+            old.unlink(missing_ok=True)
     return target
 
 
@@ -145,3 +179,7 @@ def container_pid(state_dir: Path) -> int | None:
         return int((state_dir / "pid").read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
+
+
+if __name__ == "__main__":  # scripts/install-deps.sh: compile the supervisor once, at install time
+    print(f"-----> container supervisor: {install_shim()}")

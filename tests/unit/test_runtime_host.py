@@ -258,11 +258,30 @@ def need_compiler() -> None:
 @pytest.fixture(scope="session")
 def shim(tmp_path_factory) -> Path:
     need_compiler()
-    return supervisor.ensure_shim(tmp_path_factory.mktemp("shim-bin"))
+    return supervisor.compile_shim(tmp_path_factory.mktemp("shim-bin"))
+
+
+def test_installed_shim_is_used_before_the_data_roots(tmp_path, monkeypatch):
+    """install time compiles into the installation; a container start then finds it there and compiles nothing."""
+    need_compiler()
+    monkeypatch.setattr(supervisor.sys, "prefix", str(tmp_path / "venv"))
+    stale = supervisor.installed_shim_dir() / "paas-shim-000000000000"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an older version")
+    installed = supervisor.install_shim()
+    assert installed.parent == supervisor.installed_shim_dir() and not stale.exists()
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError(f"compiled at container start: {args}")
+
+    monkeypatch.setattr(supervisor.proc, "run", no_compiling)
+    data_bin = tmp_path / "root" / "bin"
+    assert supervisor.ensure_shim(data_bin) == installed and not data_bin.exists()
 
 
 def test_ensure_shim_builds_once(tmp_path, monkeypatch):
     need_compiler()
+    monkeypatch.setattr(supervisor.sys, "prefix", str(tmp_path / "no-installation"))
     bin_dir = tmp_path / "bin"
     path = supervisor.ensure_shim(bin_dir)
     digest = hashlib.sha256(supervisor.shim_source()).hexdigest()[:12]
@@ -287,6 +306,7 @@ def test_ensure_shim_builds_once(tmp_path, monkeypatch):
 
 
 def test_ensure_shim_without_a_compiler(tmp_path, monkeypatch):
+    monkeypatch.setattr(supervisor.sys, "prefix", str(tmp_path / "no-installation"))
     monkeypatch.setattr(supervisor.shutil, "which", lambda name: None)
     with pytest.raises(UserError, match="compiler"):
         supervisor.ensure_shim(tmp_path / "bin")
