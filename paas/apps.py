@@ -82,10 +82,11 @@ def set_deploy_branch(conn: sqlite3.Connection, name: str, branch: str | None) -
         conn.execute("UPDATE apps SET deploy_branch = ? WHERE name = ?", (branch, name))
 
 
-# -- per-app settings (apps:lock, checks:*, nginx:set) ---------------------------------------------------------
+# -- per-app settings (apps:lock, checks:*, nginx:set, formation) ---------------------------------------------
 
 LOCKED = "locked"                  # JSON {"by", "at"}: pushes and redeploys are refused
 CHECKS_DISABLED = "checks.disabled"  # JSON list of process types whose start checks are skipped; ["*"]: all
+FORMATION_APP_JSON = "formation.app_json"  # "1" while the active release's app.json formation sets the formation
 NGINX_PREFIX = "nginx."            # nginx:set values, e.g. nginx.client-max-body-size = "50m"
 ALL_TYPES = "*"
 
@@ -225,6 +226,24 @@ def set_formation(conn: sqlite3.Connection, name: str, counts: dict[str, int]) -
         conn.executemany("INSERT INTO app_formation (app, type, count) VALUES (?, ?, ?) "
                          "ON CONFLICT (app, type) DO UPDATE SET count = excluded.count",
                          [(name, k, v) for k, v in counts.items()])
+
+
+def formation_from_app_json(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the active release's app.json `formation` sets the app's formation (ps:scale is refused then)."""
+    return get_setting(conn, name, FORMATION_APP_JSON) is not None
+
+
+def keep_formation(conn: sqlite3.Connection, name: str, counts: dict[str, int] | None) -> None:
+    """What a release that went live leaves as the app's formation: counts (its app.json formation) replace the
+    stored one and mark it app.json's; None (no formation in its app.json) keeps the stored counts, which
+    ps:scale may change again (Dokku keeps the quantities an app.json set before, too)."""
+    with state.transaction(conn):
+        if counts is None:
+            set_setting(conn, name, FORMATION_APP_JSON, None)
+            return
+        conn.execute("DELETE FROM app_formation WHERE app = ?", (name,))
+        set_formation(conn, name, counts)
+        set_setting(conn, name, FORMATION_APP_JSON, "1")
 
 
 # -- releases and processes -----------------------------------------------------------------------------------

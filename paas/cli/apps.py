@@ -85,13 +85,17 @@ def info_cmd(as_json, app):
     echo(f"app:        {app}")
     echo("locked:     " + (f"yes, by {locked['by']} at {locked['at']} (pushes and redeploys refused)" if locked
                            else "no"))
-    echo(f"url:        {data['url'] if release else '(not deployed)'}")
+    echo(f"url:        {data['url'] if release else '(not deployed)'}"
+         + (f" (unrouted: {data['no_route']})" if release and data.get("no_route") else ""))
     echo(f"state:      {data['state']}")
     echo(f"domains:    {' '.join(data['domains'])}")
     echo(f"repository: {data['repository']} (deploys from {', '.join(data['deploy_branches'])})")
     if release:
         echo(f"release:    v{release['version']} commit {(release['commit'] or '')[:12]} "
              f"image {release['image']} (port {release['port']})")
+    if release:
+        counts = " ".join(f"{t}={n}" for t, n in data["formation"].items()) or "none"
+        echo(f"formation:  {counts} ({data['formation_from']})")
     deploy = data["last_deploy"]
     if deploy:
         echo(f"last deploy: {deploy['status']} at {deploy['started_at']}"

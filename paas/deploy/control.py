@@ -76,7 +76,10 @@ def start(ctx: Context, app: str, out: Output, process_type: str | None = None) 
     from ..runtime import containers
     from .processes import plan_processes
 
-    check_type(ctx, app, active_release(ctx, app), process_type)
+    types = check_type(ctx, app, active_release(ctx, app), process_type)
+    if process_type is not None and not types[process_type]:
+        raise UserError(f"{app}: {process_type} is scaled to 0, so there is nothing of it to start",
+                        f"run `paas ps:scale {app} {process_type}=1`")
     with pipeline.deploy_lock(ctx, app, out):
         release = active_release(ctx, app)
         check_type(ctx, app, release, process_type)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import time
@@ -164,39 +163,42 @@ def _workdir(run: Deploy) -> Path:
 
 
 def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
-    """Start the release's processes, check them, route to them, retire the previous ones."""
+    """Run the release phase, start the formation's processes, check them, route to the web ones, retire the
+    previous release's."""
+    from .formation import decide, no_web_note
+
     ctx, out, app = run.ctx, run.out, run.app
+    plan = decide(release["processes"], detection.app_json.formation, apps.get_formation(ctx.conn, app))
     run.phase("start")
     config, port = release["config"], release["port"]
+    # Dokku's order: app.json's predeploy, then the Procfile's release (Heroku's release phase): each once in
+    # the new image, its output here; a failure fails the deploy before anything of the old release changes
     one_offs = (("predeploy", detection.app_json.predeploy), ("release", release["processes"].get("release")))
     for kind, command in one_offs:
         if command:
             _run_one_off(run, release, kind, command)
-    plans = plan_processes(app, run.version, run.commit, release["processes"], config, port,
-                           apps.get_formation(ctx.conn, app))
-    if not plans:
+    out.step(f"Process formation: {plan.describe()}")
+    note = no_web_note(plan, release["processes"])
+    if note:
+        out.step(note)
+    if not plan.counts:
         out.warn("no processes to run (add a Procfile with `web: COMMAND`)")
+    plans = plan_processes(app, run.version, run.commit, release["processes"], config, port, plan.counts)
     infos = {}
-    for plan in plans:
-        infos[plan.type, plan.index] = _start_process(run, plan, release["image"])
+    for process in plans:
+        infos[process.type, process.index] = _start_process(run, process, release["image"])
 
     run.phase("health")
-    web = [infos[k] for k in sorted(infos) if k[0] == "web"]
     hostname = _hostname(ctx, app)
     skipped = _skipped_checks(run, {k[0] for k in infos})
-    for info in web:
-        if "web" in skipped:
-            if not _running(ctx, info["id"]):
-                raise DeployError(f"the {info['name']} process exited at start", "see `paas logs APP`")
-            continue
-        _check_health(run, info, port, hostname, detection.app_json.healthchecks.get("web", ()))
-    for (process_type, index), info in infos.items():
-        if process_type != "web" and process_type not in skipped and not _running(ctx, info["id"]):
-            raise DeployError(f"the {process_type}.{index} process exited at start", "see its output above")
+    for (process_type, index), info in sorted(infos.items(), key=lambda item: (item[0][0] != "web", item[0])):
+        checks = detection.app_json.healthchecks.get(process_type, ())
+        _check_process(run, info, f"{process_type}.{index}", port, hostname, checks, skipped=process_type in skipped)
 
     run.phase("switch")
+    web = [infos[k] for k in sorted(infos) if k[0] == "web"]
     _switch(run, web, port, hostname)
-    previous = _activate(run)
+    previous = _activate(run, plan.store)
     run.phase("retire")
     _retire(run, previous)
     _untag_old_images(run)
@@ -208,8 +210,27 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
             _run_one_off(run, release, "postdeploy", detection.app_json.postdeploy)
         except PaasError as exc:  # the release is live already: say so, do not pretend it was rolled back
             out.warn(f"postdeploy failed: {exc.one_line()}")
-    out.step(f"Deployed {app} v{run.version}: {_url(ctx, app)}")
+    if web:
+        out.step(f"Deployed {app} v{run.version}: {_url(ctx, app)}")
+    else:
+        out.step(f"Deployed {app} v{run.version} (no web process: no route)")
     return apps.active_release(ctx.conn, app)
+
+
+def _check_process(run: Deploy, info: dict[str, Any], label: str, port: int, hostname: str, checks, *,
+                   skipped: bool = False) -> None:
+    """A started process (label: web.1) is ready: web accepts connections on $PORT; each type passes its app.json
+    checks, and one without checks is still running. checks:disable (skipped): only that web is still running."""
+    process_type = label.split(".")[0]
+    if skipped:
+        if process_type == "web" and not _running(run.ctx, info["id"]):
+            raise DeployError(f"the {label} process exited at start", f"see `paas logs {run.app}`")
+        return
+    if process_type == "web" or checks:
+        _check_health(run, info, port, hostname, checks, process_type=process_type)
+    elif not _running(run.ctx, info["id"]):
+        _show_tail(run, info)
+        raise DeployError(f"the {label} process exited at start", "see its output above")
 
 
 def _skipped_checks(run: Deploy, types: set[str]) -> set[str]:
@@ -260,7 +281,9 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
     from .processes import formation
 
     apps.get_app(ctx.conn, app)
+    refuse_when_app_json_scales(ctx, app)
     with deploy_lock(ctx, app, out):
+        refuse_when_app_json_scales(ctx, app)
         release = apps.active_release(ctx.conn, app)
         if release is None:
             apps.set_formation(ctx.conn, app, counts)
@@ -299,6 +322,16 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
         result = formation(release["processes"], wanted_scale)
         out.step(f"{app} runs " + ", ".join(f"{k}={v}" for k, v in result.items()))
         return result
+
+
+def refuse_when_app_json_scales(ctx: Context, app: str) -> None:
+    """ps:scale is refused while the active release's app.json `formation` sets the formation (Dokku: "This
+    functionality is disabled if the formation is managed via the formation key of app.json")."""
+    from ..errors import UserError
+
+    if apps.formation_from_app_json(ctx.conn, app):
+        raise UserError(f"{app}'s formation is set by the `formation` key of its app.json, so ps:scale is off",
+                        "change the quantities in app.json and push, or remove the key (its counts stay) and scale")
 
 
 def launch_release(ctx: Context, app: str, release: dict[str, Any], out: Output, *, says: str, kind: str,
@@ -380,6 +413,7 @@ def _build(run: Deploy, src: Path):
     from ..build.cachemounts import app_scope
     from ..build.executor import BuildOptions, build
     from ..detect import configured_stacks, detect, generate
+    from .formation import decide
 
     ctx, out = run.ctx, run.out
     detection = detect(src, stacks=configured_stacks(ctx.config))
@@ -389,6 +423,7 @@ def _build(run: Deploy, src: Path):
         out.info(reason)
     for warning in detection.warnings:
         out.warn(warning)
+    decide(detection.processes, detection.app_json.formation, {})  # a wrong app.json formation fails before the build
     dockerfile = None
     if detection.buildpack != "dockerfile":
         text = generate(detection)
@@ -397,9 +432,7 @@ def _build(run: Deploy, src: Path):
     else:
         text = detection.dockerfile or ""
     # the stacks it builds FROM (the app's own Dockerfile may name them too): made here when missing
-    for stack in stacks.STACKS.values():
-        if re.search(rf"(?im)^\s*FROM\s+(--\S+\s+)*{re.escape(stack.image)}(\s|$)", text):
-            stacks.ensure_stack(ctx, stack.name, progress=out.info)
+    stacks.ensure_stacks_for(ctx, text, progress=out.info)
     tag = f"paas/{run.app}:v{run.version}"
     out.step(f"Building {tag}")
     result = build(ctx, BuildOptions(context_dir=src, dockerfile=dockerfile, tags=(tag,), network="bridge",
@@ -476,27 +509,56 @@ def _tail(ctx: Context, container_id: str, lines: int = 20) -> list[str]:
     return [line.text for line in containers.read_logs(ctx, container_id, tail=lines)]
 
 
-def _check_health(run: Deploy, info: dict[str, Any], port: int, hostname: str, checks) -> None:
+def _check_health(run: Deploy, info: dict[str, Any], port: int, hostname: str, checks, *,
+                  process_type: str = "web") -> None:
+    """web: accepts connections on $PORT (within deploy.health_timeout_s); then the type's app.json checks."""
     from ..runtime import containers
 
     address = address_of(info)
     if address is None:
-        raise DeployError(f"web process {info['name']} has no network address")
+        raise DeployError(f"{process_type} process {info['name']} has no network address")
     timeout = float(run.ctx.config.get("deploy.health_timeout_s", 60))
 
     def still_running() -> bool:
         return containers.get(run.ctx, info["id"])["status"] == "running"
 
+    def restarts() -> int:
+        return int(containers.get(run.ctx, info["id"]).get("restart_count") or 0)
+
+    target = health.Target(address, port, hostname, still_running, restarts,
+                           run_command=lambda argv, seconds: _exec(run.ctx, info["id"], argv, seconds),
+                           what=f"the {process_type} process")
     try:
-        seconds = health.wait_for_port(address, port, timeout=timeout, still_running=still_running)
-        run.out.info(f"{info['name']} accepts connections on port {port} ({seconds:.2f}s)")
-        health.run_checks(address, port, hostname, tuple(checks), still_running=still_running,
-                          report=run.out.info)
+        if process_type == "web":
+            seconds = health.wait_for_port(address, port, timeout=timeout, still_running=still_running)
+            run.out.info(f"{info['name']} accepts connections on port {port} ({seconds:.2f}s)")
+        health.run_checks(target, tuple(checks), report=run.out.info, warn=run.out.warn)
     except health.HealthError:
-        run.out.warn(f"last output of {info['name']}:")
-        for line in _tail(run.ctx, info["id"]):
-            run.out.info(line)
+        _show_tail(run, info)
         raise
+
+
+def _show_tail(run: Deploy, info: dict[str, Any]) -> None:
+    run.out.warn(f"last output of {info['name']}:")
+    for line in _tail(run.ctx, info["id"]):
+        run.out.info(line)
+
+
+def _exec(ctx: Context, container_id: str, argv: list[str], timeout: float) -> tuple[int, str]:
+    """An app.json command check: argv run in the container (its process settings), exit code and output."""
+    from .. import proc
+    from ..errors import CommandFailed
+    from ..runtime import containers
+
+    command = containers.exec_argv(ctx, containers.get(ctx, container_id), argv)
+    process_file = Path(command[command.index("--process") + 1])
+    try:
+        done = proc.run(command, desc="health check command", check=False, timeout=timeout, input=b"")
+    except CommandFailed as exc:  # timed out
+        return -1, exc.one_line()
+    finally:
+        process_file.unlink(missing_ok=True)
+    return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
 
 
 def _hostname(ctx: Context, app: str) -> str:
@@ -529,10 +591,12 @@ def _switch(run: Deploy, web: list[dict[str, Any]], port: int, hostname: str) ->
         unroute_app(run.ctx, run.app)
 
 
-def _activate(run: Deploy) -> list[dict[str, Any]]:
-    """New release active, the previous one superseded; returns the previous release's processes."""
+def _activate(run: Deploy, formation: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """New release active, the previous one superseded, the formation its app.json set kept (None: it set
+    none, ps:scale's stays); returns the previous release's processes."""
     conn = run.ctx.conn
     with state.transaction(conn):
+        apps.keep_formation(conn, run.app, formation)
         previous = [dict(r) for r in conn.execute(
             "SELECT * FROM app_processes WHERE app = ? AND version != ?", (run.app, run.version))]
         conn.execute("UPDATE releases SET status = 'superseded' WHERE app = ? AND status = 'active'", (run.app,))

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..runtime import spec
+from .formation import counts
 
 NAME_LIMIT = 64  # container names (paas.runtime.containers)
-ONE_OFF_TYPES = frozenset({"release"})  # Procfile types that run once per deploy instead of staying up
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,9 @@ class ProcessPlan:
 
 
 def formation(processes: Mapping[str, str | None], scale: Mapping[str, int] | None = None) -> dict[str, int]:
-    """How many containers of each type a release runs: what ps:scale set, else one of each long-running type
-    (web first)."""
-    types = [t for t in processes if t not in ONE_OFF_TYPES]
-    types.sort(key=lambda t: (t != "web", list(processes).index(t)))
-    return {t: int((scale or {}).get(t, 1)) for t in types}
+    """How many containers of each long-running type a release runs (0 included, web first): what ps:scale or
+    app.json's formation stored, else the type's default (paas.deploy.formation: web 1, others 0)."""
+    return counts(processes, scale)
 
 
 # one simple command: no list, pipe, background job, compound or substitution, not an assignment or a builtin

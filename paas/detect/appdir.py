@@ -142,6 +142,7 @@ def strip_line_comments(text: str) -> str:
 # -- Procfile and app.json ----------------------------------------------------------------------------------------
 
 PROCESS_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\s*:\s*(?P<command>.*)$")
+PROCESS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def parse_procfile(text: str, file: str = PROCFILE) -> dict[str, str]:
@@ -169,7 +170,9 @@ def parse_procfile(text: str, file: str = PROCFILE) -> dict[str, str]:
 
 
 def parse_app_json(data: Any, file: str = APP_JSON) -> AppJson:
-    """Health checks and Dokku deploy scripts from parsed app.json."""
+    """Health checks, formation and Dokku deploy scripts from parsed app.json (Dokku's format: its docs'
+    appendices/file-formats/app-json and docker-container-healthchecker's file-format). Keys we do not use are
+    ignored; a key we use with a wrong shape is a one-line error naming it."""
     if not isinstance(data, dict):
         raise UserError(f"{file}: must hold a JSON object", "see https://dokku.com/docs/appendices/file-formats/app-json/")
     checks = data.get("healthchecks")
@@ -182,6 +185,8 @@ def parse_app_json(data: Any, file: str = APP_JSON) -> AppJson:
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise UserError(f"{file}: healthchecks.{process} must be a list of objects",
                             'e.g. [{"type": "startup", "path": "/"}]')
+        for index, entry in enumerate(entries):
+            _check_healthcheck(entry, f"{file}: healthchecks.{process}[{index}]")
         healthchecks[str(process)] = tuple(entries)
     dokku = data.get("scripts", {}).get("dokku", {}) if isinstance(data.get("scripts"), dict) else {}
     scripts = {}
@@ -191,4 +196,78 @@ def parse_app_json(data: Any, file: str = APP_JSON) -> AppJson:
             raise UserError(f"{file}: scripts.dokku.{key} must be a command string", f'e.g. "{key}": "./{key}.sh"')
         scripts[key] = value or None
     return AppJson(healthchecks=healthchecks, predeploy=scripts["predeploy"], postdeploy=scripts["postdeploy"],
-                   found=True)
+                   formation=_formation(data.get("formation"), file), found=True)
+
+
+def _formation(value: Any, file: str) -> dict[str, int | None]:
+    """{"web": {"quantity": 1}, "worker": {"quantity": 2}} -> {"web": 1, "worker": 2}; a type named without a
+    quantity maps to None. Other keys of an entry (max_parallel, autoscaling, service) are not used."""
+    if value is None:
+        return {}
+    example = 'e.g. {"formation": {"worker": {"quantity": 2}}}'
+    if not isinstance(value, dict):
+        raise UserError(f"{file}: formation must map process types to objects", example)
+    formation: dict[str, int | None] = {}
+    for kind, entry in value.items():
+        if not PROCESS_NAME.fullmatch(str(kind)):
+            raise UserError(f"{file}: formation names {kind!r}, which is no process type name",
+                            "use the names of the Procfile, e.g. web or worker")
+        if not isinstance(entry, dict):
+            raise UserError(f"{file}: formation.{kind} must be an object", example)
+        quantity = entry.get("quantity")
+        if quantity is not None and (not _is_int(quantity) or quantity < 0):
+            raise UserError(f"{file}: formation.{kind}.quantity must be a whole number of 0 or more, not "
+                            f"{json.dumps(quantity)}", example)
+        formation[str(kind)] = quantity
+    return formation
+
+
+HEALTHCHECK_NUMBERS = ("attempts", "initialDelay", "timeout", "uptime", "wait", "port")
+HEALTHCHECK_STRINGS = ("content", "name", "path", "scheme", "type", "description")
+HEALTHCHECK_TYPES = ("startup", "liveness", "readiness")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_healthcheck(check: Mapping[str, Any], where: str) -> None:
+    """One check's fields have the types docker-container-healthchecker reads, and it uses one strategy (path,
+    command, listening or uptime), as its Validate() demands."""
+    hint = "see https://dokku.com/docs/deployment/zero-downtime-deploys/"
+    for key in HEALTHCHECK_NUMBERS:
+        if key in check and (not _is_int(check[key]) or check[key] < 0):
+            raise UserError(f"{where}.{key} must be a whole number of 0 or more", hint)
+    if "port" in check and not 0 < check["port"] < 65536:
+        raise UserError(f"{where}.port must be a port number (1-65535)", hint)
+    for key in HEALTHCHECK_STRINGS:
+        if key in check and not isinstance(check[key], str):
+            raise UserError(f"{where}.{key} must be a string", hint)
+    for key in ("listening", "warn"):
+        if key in check and not isinstance(check[key], bool):
+            raise UserError(f"{where}.{key} must be true or false", hint)
+    if check.get("path") and not str(check["path"]).startswith("/"):
+        raise UserError(f"{where}.path must start with /", 'e.g. "path": "/health"')
+    if check.get("type") and check["type"] not in HEALTHCHECK_TYPES:
+        raise UserError(f"{where}.type must be one of {', '.join(HEALTHCHECK_TYPES)}", hint)
+    if check.get("scheme") and check["scheme"].lower() not in ("http", "https"):
+        raise UserError(f"{where}.scheme must be http or https", hint)
+    command = check.get("command")
+    if command is not None and (not isinstance(command, list) or not command
+                                or not all(isinstance(a, str) for a in command)):
+        raise UserError(f"{where}.command must be a list of strings", 'e.g. "command": ["/app/check.sh"]')
+    headers = check.get("httpHeaders")
+    if headers is not None and (not isinstance(headers, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("name"), str) and isinstance(h.get("value"), str)
+            for h in headers)):
+        raise UserError(f"{where}.httpHeaders must be a list of {{\"name\", \"value\"}} objects",
+                        'e.g. "httpHeaders": [{"name": "X-Forwarded-Proto", "value": "https"}]')
+    if "onFailure" in check:
+        raise UserError(f"{where}.onFailure is not supported: it runs commands on the host",
+                        "remove it; a failed check already fails the deploy and prints the app's last output")
+    strategies = [name for name, used in (("command", bool(command)), ("path", bool(check.get("path"))),
+                                          ("listening", bool(check.get("listening"))),
+                                          ("uptime", bool(check.get("uptime")))) if used]
+    if len(strategies) > 1:
+        raise UserError(f"{where} has both {strategies[0]} and {strategies[1]}: a check uses one of path, command, "
+                        "listening or uptime", "split it into two checks")

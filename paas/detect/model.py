@@ -28,6 +28,7 @@ class VersionChoice:
     source: str | None      # where it was written: "runtime.txt", "package.json engines.node", …
     chosen: str | None      # what the stack provides ("3.11"); None: whatever the configured stack image has
     note: str | None = None  # set when the stack cannot provide the request (also in Detection.warnings)
+    suite: str | None = None  # the Debian release whose stack provides chosen ("trixie"); None: configured image
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class AppJson:
     predeploy: str | None = None   # scripts.dokku.predeploy: runs in the new image before it goes live
     postdeploy: str | None = None  # scripts.dokku.postdeploy: runs after it went live
     found: bool = False
+    # formation: process type -> quantity (None: named without one); any quantity makes app.json manage the
+    # whole formation, as in Dokku (paas.deploy.formation)
+    formation: Mapping[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class Detection:
         if self.version is not None:
             v = self.version
             version = {"language": v.language, "requested": v.requested, "source": v.source, "chosen": v.chosen,
-                       "note": v.note}
+                       "note": v.note, "suite": v.suite}
         return {
             "buildpack": self.buildpack, "reasons": list(self.reasons), "files": list(self.files),
             "language": self.language, "version": version, "package_manager": self.package_manager,
@@ -80,7 +84,8 @@ class Detection:
             "warnings": list(self.warnings),
             "app_json": {"found": self.app_json.found,
                          "healthchecks": {k: [dict(c) for c in v] for k, v in self.app_json.healthchecks.items()},
-                         "predeploy": self.app_json.predeploy, "postdeploy": self.app_json.postdeploy},
+                         "predeploy": self.app_json.predeploy, "postdeploy": self.app_json.postdeploy,
+                         "formation": dict(self.app_json.formation)},
         }
 
 
@@ -102,6 +107,9 @@ class Found:
     warnings: list[str] = field(default_factory=list)
     port: int = DEFAULT_PORT
     dockerfile: str | None = None
+    # processes besides web, used when there is no Procfile (a python script that serves no port: `worker`)
+    processes: dict[str, str] = field(default_factory=dict)
+    runtime: str | None = None  # the stack of the final stage when it is not the language's (go: base)
     # called with the final processes: may add build variables and reasons (python installs a missing server)
     finish: Callable[[Found, Mapping[str, str | None]], None] | None = None
 

@@ -108,11 +108,28 @@ def info(ctx: Context, app: str) -> dict[str, Any]:
             "version": release["version"], "commit": release["commit_sha"], "image": release["image"],
             "image_digest": release["image_digest"], "processes": release["processes"], "port": release["port"],
             "deployed_at": release["finished_at"]},
+        **formation_of(ctx, app, release),
         "processes": procs,
         "last_deploy": apps.last_deploy(ctx.conn, app),
         "created_at": record["created_at"],
         "locked": apps.lock_state(ctx.conn, app),  # {"by", "at"} while apps:lock refuses pushes, else None
     }
+
+
+def formation_of(ctx: Context, app: str, release: dict[str, Any] | None) -> dict[str, Any]:
+    """{formation: {type: count} of the active release (0 included), formation_from: app.json | ps:scale | default,
+    routed: whether it runs web (so its names have a route), no_route: why not, in words}."""
+    from ..deploy.formation import Formation, no_web_note
+    from ..deploy.processes import formation
+
+    if release is None:
+        return {"formation": {}, "formation_from": None, "routed": False, "no_route": None}
+    stored = apps.get_formation(ctx.conn, app)
+    counts = formation(release["processes"], stored)
+    source = ("app.json" if apps.formation_from_app_json(ctx.conn, app)
+              else "ps:scale" if any(t in stored for t in counts) else "default")
+    return {"formation": counts, "formation_from": source, "routed": bool(counts.get("web")),
+            "no_route": no_web_note(Formation(counts, source, None), release["processes"])}
 
 
 def processes(ctx: Context, app: str) -> list[dict[str, Any]]:

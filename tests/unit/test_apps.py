@@ -59,15 +59,16 @@ def test_app_records_config_and_branches(ctx):
             apps.set_config(conn, "shop", {key: "v"})
 
 
-def test_formation_runs_one_of_each_long_running_type_web_first():
+def test_formation_runs_one_web_process_and_lists_every_long_running_type_web_first():
     assert formation({"worker": "w", "web": "x", "release": "migrate", "clock": "c"}) == \
-        {"web": 1, "worker": 1, "clock": 1}
+        {"web": 1, "worker": 0, "clock": 0}
+    assert formation({"worker": "w", "clock": "c"}) == {"worker": 1, "clock": 0}  # no web: the first type
     assert formation({"release": "migrate"}) == {}
 
 
 def test_process_plans_carry_command_env_and_policy():
     (web, worker) = plan_processes("shop", 3, "abc123", {"web": "gunicorn app:app", "worker": None},
-                                   {"DEBUG": "1"}, 5000)
+                                   {"DEBUG": "1"}, 5000, {"worker": 1})
     assert (web.type, web.index, web.name) == ("web", 1, "shop.web.1.v3")
     assert web.options.cmd == ("/bin/sh", "-c", "exec gunicorn app:app")
     assert worker.options.cmd is None  # the image's own CMD
@@ -112,8 +113,8 @@ def test_scale_requests_and_formation(ctx):
     apps.set_formation(ctx.conn, "shop", {"worker": 0})
     assert apps.get_formation(ctx.conn, "shop") == {"web": 3, "worker": 0}
     processes = {"web": "a", "worker": "b", "release": "c", "clock": "d"}
-    assert formation(processes, apps.get_formation(ctx.conn, "shop")) == {"web": 3, "worker": 0, "clock": 1}
-    plans = plan_processes("shop", 1, None, processes, {}, 5000, {"web": 2, "worker": 0})
+    assert formation(processes, apps.get_formation(ctx.conn, "shop")) == {"web": 3, "worker": 0, "clock": 0}
+    plans = plan_processes("shop", 1, None, processes, {}, 5000, {"web": 2, "worker": 0, "clock": 1})
     assert [(p.type, p.index) for p in plans] == [("web", 1), ("web", 2), ("clock", 1)]
 
 
