@@ -174,10 +174,10 @@ def run_checks(target: Target, checks: tuple[Mapping[str, Any], ...], *, report:
             problem = _uptime(target, check, sleep) if way == "uptime" else PROBES[way](target, check)
             if problem is None:
                 break
-            if not target.still_running():
-                problem = f"{target.what} exited"
-                break
-            report(f"health check {name}: attempt {attempt}/{attempts} failed: {problem}")
+            if way != "uptime" and not target.still_running():
+                raise HealthError(f"health check {name}: {target.what} exited", "see its output above")
+            if attempts > 1:
+                report(f"health check {name}: attempt {attempt}/{attempts} failed: {problem}")
             if attempt < attempts:
                 sleep(_number(check, "wait", WAIT_S))
         if problem is None:
