@@ -1,11 +1,15 @@
 """COPY and ADD into a build stage's root filesystem, with BuildKit's rules (tonistiigi/fsutil copy).
 
 Destination (`destination`, then per source):
-* a relative dest is joined to WORKDIR; a dest ending in `/` or `/.`, or `.`, names a directory, and
-  so does any dest when there is more than one source (Docker's documented rule, which BuildKit
-  leaves unenforced);
-* missing directories on the way are created like BuildKit's MkdirAll: mode 0755 (or the --chmod
-  mode), owned by the --chown user if given, else by the builder (root);
+* a relative dest is joined to WORKDIR; a dest ending in `/` or `/.`, or `.`, names a directory;
+* more than one source (a wildcard's matches counted one by one) needs a dest that names a directory
+  or is one in the image already; any other dest is refused (`check_many_sources`, with the message of
+  Docker's classic builder). BuildKit does not check: it copies each source onto the same path, so the
+  last one silently wins (moby/buildkit#1853, open), which no Dockerfile means;
+* missing directories on the way are created like BuildKit's MkdirAll (fsutil copy.MkdirAll): mode
+  0755, or the --chmod mode when there is one (BuildKit since fsutil#228 for moby/buildkit#4945; its
+  testCopyChmod checks `COPY --chmod=770 foo /parent/sub/foo` makes /parent/sub 0770), owned by the
+  --chown user if given, else by the builder (root);
 * a directory source copies its *contents* into dest (created if missing; an existing directory
   keeps its mode and owner, but takes the source directory's times, as in BuildKit);
 * a file source lands inside dest when dest is an existing directory, else it becomes dest;
@@ -125,6 +129,43 @@ def destination(dest: str, workdir: str = "/") -> tuple[str, bool]:
     is_dir = dest in ("", ".") or dest.endswith("/") or dest.endswith("/.")
     joined = dest if dest.startswith("/") else f"{workdir or '/'}/{dest}"
     return go_clean("/" + joined), is_dir
+
+
+def names_directory(dest: str) -> bool:
+    """Whether a COPY/ADD dest is a directory by how it is written (BuildKit: a trailing `/` or `/.`,
+    and `.` or an empty dest, which pathRelativeToWorkingDir turns into `./`)."""
+    return destination(dest)[1]
+
+
+def many_sources_error(keyword: str) -> BuildError:
+    return BuildError(f"When using {keyword} with more than one source file, the destination must be a directory "
+                      "and end with a /", "end the destination with a /, e.g. COPY a b /app/")
+
+
+def check_many_sources(root: Path, spec: CopySpec, count: int, keyword: str) -> None:
+    """Refuse several sources into a dest that is neither written as a directory nor one in the image."""
+    if count < 2 or names_directory(spec.dest):
+        return
+    dest, _ = destination(spec.dest, spec.workdir)
+    try:
+        target = resolve_in_root(root, dest)
+    except (UserError, NotADirectoryError):
+        raise many_sources_error(keyword) from None
+    if not target.is_dir():
+        raise many_sources_error(keyword)
+
+
+_GIT_SCP = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:")
+
+
+def is_git_source(source: str) -> bool:
+    """A source BuildKit's ADD clones as a git repository (dfgitutil.ParseGitRef): git://, ssh://,
+    user@host:path, or an http(s) URL whose path ends in .git."""
+    if source.startswith(("git://", "ssh://")) or _GIT_SCP.match(source):
+        return True
+    if source.startswith(("http://", "https://")):
+        return urlsplit(source).path.endswith(".git")
+    return False
 
 
 def url_filename(url: str) -> str:
@@ -632,7 +673,7 @@ class _Extractor:
 def copy_sources(context: BuildContext, sources: Sequence[Source], root: Path, spec: CopySpec) -> CopyStats:
     """COPY sources (resolved by context) into the root filesystem at root; with spec.unpack, ADD."""
     dest, dest_is_dir = destination(spec.dest, spec.workdir)
-    with _Writer(root, spec) as writer:
+    with _Writer(root, spec) as writer:  # several sources: dest is a directory (check_many_sources)
         writer.ensure_dir(dest if dest_is_dir or len(sources) > 1 else posixpath.dirname(dest))
         for source in sources:
             path = context.host_path(source.rel)

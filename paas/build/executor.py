@@ -5,7 +5,7 @@ Metadata instructions (ENV, CMD, LABEL, …) change the image config only (histo
 filesystem steps (RUN, COPY, ADD, WORKDIR) mount an overlay of the stage's layers plus a fresh upper dir,
 change it, and turn that upper dir into the step's layer. Every filesystem step has a cache key:
 
-    key = sha256(parent key, instruction after expansion, build args in scope [RUN],
+    key = sha256(parent key, instruction after expansion, the build environment [RUN],
                  content hash of the selected files [COPY/ADD], user/workdir it runs with)
 
 so a `touch` keeps the key (mtimes are not hashed), an ARG change only reaches steps after the ARG is
@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 
 from .. import state
 from ..context import Context
-from ..errors import BuildError, NotFound, UserError
+from ..errors import BuildError, DockerfileError, NotFound, UserError
 from ..image.store import Image
 from ..runtime import rootfs
-from . import cachemounts, imageconfig
+from . import buildenv, cachemounts, imageconfig
 from . import instructions as I
 from .context import BuildContext
 from .ignore import IgnoreMatcher
@@ -115,7 +115,7 @@ class StageState:
     diff_ids: list[str] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     key: str = ""
-    args: dict[str, str] = field(default_factory=dict)  # ARGs in scope, with their values
+    env: dict[str, str] = field(default_factory=dict)  # the build environment (buildenv): RUN's, expansions'
     cmd_set: bool = False
     author: str | None = None
     # when the stage's content last changed: the base image's time, then each layer's cache entry time.
@@ -284,18 +284,21 @@ class Builder:
                               "this builder makes linux/amd64 images; drop --platform or use linux/amd64")
         ref = from_.image
         if ref.lower() == "scratch":
-            return StageState(label, imageconfig.with_default_path({}), key=digest_of("FROM", "scratch"))
+            config = imageconfig.with_default_path({})
+            return StageState(label, config, key=digest_of("FROM", "scratch"), env=buildenv.from_config(config))
         other = _stage_index(dockerfile, ref, before=stage.index)
         if other is not None:
             base = self.stages[other]
             return StageState(label, json.loads(json.dumps(base.config)), list(base.layers), list(base.diff_ids),
-                              list(base.history), key=digest_of("FROM stage", base.key), author=base.author,
+                              list(base.history), key=digest_of("FROM stage", base.key),
+                              env=buildenv.inherit(base.env, base.config), author=base.author,
                               created=base.created)
         image = self._image(ref, from_)
         config = imageconfig.with_default_path(json.loads(json.dumps(image.config.get("config") or {})))
         return StageState(label, config, list(image.layers), list(image.diff_ids),
                           list(image.config.get("history") or []), key=digest_of("FROM", image.config_digest),
-                          author=image.config.get("author"), created=image.config.get("created"))
+                          env=buildenv.from_config(config), author=image.config.get("author"),
+                          created=image.config.get("created"))
 
     def _image(self, ref: str, where: I.Instruction) -> Image:
         tenant = self.opts.tenant
@@ -330,13 +333,12 @@ class Builder:
     def _step(self, dockerfile: I.Dockerfile, st: StageState, instruction: I.Instruction, label: str,
               number: str) -> None:
         escape = dockerfile.escape
-        env_scope = {**st.args, **imageconfig.env_dict(st.config)}
         if isinstance(instruction, I.Arg):
-            self._arg(st, I.expand(instruction, env_scope, escape))
+            self._arg(st, I.expand(instruction, st.env, escape))
             self._report(label, number, instruction.original, True, 0.0, quiet=True)
             return
         if not isinstance(instruction, (I.Run, I.Cmd, I.Entrypoint, I.Shell, I.Healthcheck, I.Onbuild)):
-            instruction = I.expand(instruction, env_scope, escape)
+            instruction = I.expand(instruction, st.env, escape)
         text = _shown(instruction)
         t0 = time.monotonic()
         if isinstance(instruction, (I.Run, I.Copy, I.Add, I.Workdir)):
@@ -344,24 +346,15 @@ class Builder:
         else:
             imageconfig.apply(st, instruction, text)
             st.history[-1]["created"] = st.created or EPOCH
+            st.env = buildenv.after(st.env, instruction, self.opts.build_args, self.global_scope)
             cached = True
         changes_files = isinstance(instruction, (I.Run, I.Copy, I.Add, I.Workdir))
         self._report(label, number, text, cached, time.monotonic() - t0, quiet=not changes_files,
                      changes_files=changes_files)
 
     def _arg(self, st: StageState, arg: I.Arg) -> None:
-        globals_ = self.global_scope
-        for name, default in arg.args:
-            self._used_args.add(name)
-            if name in self.opts.build_args:
-                value = self.opts.build_args[name]
-            elif default is not None:
-                value = default
-            elif name in globals_:  # re-declared global ARG: takes the global value
-                value = globals_[name]
-            else:
-                continue  # declared without a value: in scope but unset
-            st.args[name] = value
+        self._used_args.update(name for name, _ in arg.args)
+        st.env = buildenv.after(st.env, arg, self.opts.build_args, self.global_scope)
         st.history.append({"created": st.created or EPOCH, "created_by": arg.original.strip(),
                            "empty_layer": True})
 
@@ -378,7 +371,7 @@ class Builder:
         from .runstep import MountPoints, remove_mountpoints
 
         self._announce(label, number, text)
-        with self._step_root(st) as (root, upper, bundle):
+        with self._step_root(st, empty=linked(instruction)) as (root, upper, bundle):
             if isinstance(instruction, I.Run):
                 created = self._run(st, instruction, root, bundle)
             elif isinstance(instruction, I.Workdir):
@@ -387,7 +380,8 @@ class Builder:
             else:
                 created = MountPoints()
                 self._copy(st, instruction, root)
-            rootfs.unmount(root)
+            if rootfs.is_mounted(root):
+                rootfs.unmount(root)
             remove_mountpoints(upper, created)
             entry = self._commit(upper, key, text)
         self._append(st, entry, text, key)
@@ -397,12 +391,12 @@ class Builder:
 
     def _step_inputs(self, st: StageState, instruction: I.Instruction) -> dict:
         """What besides the expanded text decides the step's result."""
-        if isinstance(instruction, (I.Copy, I.Add)) and (getattr(instruction, "parents", False)
-                                                         or instruction.excludes):
-            raise instruction.error("COPY/ADD --parents and --exclude are not supported by this builder",
-                                    "list the sources explicitly, or use .dockerignore")
+        if isinstance(instruction, (I.Copy, I.Add)):
+            refused = copy_refusal(instruction)
+            if refused is not None:
+                raise refused
         if isinstance(instruction, I.Run):
-            return {"env": imageconfig.env_list(st.config), "args": sorted(st.args.items()),
+            return {"env": sorted(st.env.items()),
                     "user": st.config.get("User"), "workdir": st.config.get("WorkingDir"),
                     "shell": st.config.get("Shell"), "network": self._network(instruction),
                     "heredocs": [(h.name, h.data) for h in instruction.heredocs]}
@@ -412,12 +406,10 @@ class Builder:
             # without --checksum the content is unknown until downloaded: such a step never hits the cache
             return {"url": True, "checksum": instruction.checksum or secrets.token_hex(8)}
         assert isinstance(instruction, (I.Copy, I.Add))
-        if instruction.heredocs:
-            return {"heredocs": [(h.name, h.data) for h in instruction.heredocs],
-                    "workdir": st.config.get("WorkingDir")}
         context, sources = self._sources(instruction)
-        return {"content": context.content_hash(sources, cache=self._hash_cache),
-                "names": [(s.name, s.is_dir) for s in sources], "workdir": st.config.get("WorkingDir")}
+        return {"content": context.content_hash(sources, cache=self._hash_cache) if sources else None,
+                "names": [(s.name, s.is_dir) for s in sources], "workdir": st.config.get("WorkingDir"),
+                "heredocs": [(h.name, h.data) for h in instruction.heredocs]}
 
     def _network(self, run: I.Run) -> str:
         if run.network == "none":
@@ -429,18 +421,30 @@ class Builder:
 
         shell = tuple(st.config.get("Shell") or DEFAULT_SHELL)
         argv = _run_argv(run, shell)
-        env = tuple(f"{k}={v}" for k, v in st.args.items())
+        env = buildenv.run_env(st.env)
         tmpfs = tuple(_abs_target(m.target, run) + ":exec" + (f",size={m.size}" if m.size else "")
                       for m in run.mounts if m.type == "tmpfs")
         caches = [cachemounts.plan(m, self.opts.cache_scope, _abs_target(m.target, run))
                   for m in run.mounts if m.type == "cache"]
         # the step's caches are held (shared, locked or private) for as long as it runs
         with cachemounts.acquire(self.ctx.paths.cache_mounts, caches, on_wait=self.progress) as cache_dirs:
-            volumes = tuple(self._mount_volumes(run, root, iter(cache_dirs)))
+            volumes = tuple(self._mount_volumes(run, root, iter(cache_dirs))) + self._heredoc_program(run)
             step = StepRun(argv, st.config, env=env, network=self._network(run), volumes=volumes, tmpfs=tmpfs,
                            ca_bundle=self._ca_bundle())
             return run_step(self.ctx, step, root=root, bundle=bundle,
                             on_line=lambda line: self.progress(f"  {line}"))
+
+    def _heredoc_program(self, run: I.Run) -> tuple:
+        """A `RUN <<EOF` program with a #! line, mounted read-only at /dev/pipes/EOF."""
+        from ..runtime.spec import Volume
+
+        program = heredoc_program(run)
+        if program is None:
+            return ()
+        pipes = Path(tempfile.mkdtemp(prefix="pipes-", dir=self.work))
+        (pipes / program.name).write_text(program.data)
+        os.chmod(pipes / program.name, 0o755)
+        return (Volume(str(pipes / program.name), f"{PIPES}/{program.name}", read_only=True),)
 
     def _ca_bundle(self) -> str | None:
         bundle = self.opts.ca_bundle
@@ -470,30 +474,33 @@ class Builder:
                                 "use type=cache or type=bind")
 
     def _copy(self, st: StageState, instruction: I.Copy | I.Add, root: Path) -> None:
+        """Path sources (context or --from), then URLs, then heredocs, in the order BuildKit adds them."""
         from . import copy as copyops
 
         workdir = st.config.get("WorkingDir") or "/"
         unpack = isinstance(instruction, I.Add) and instruction.unpack is not False
         keep_owner = isinstance(instruction, I.Copy) and bool(instruction.from_)
-        chown = None
-        if instruction.chown:
-            chown = copyops.resolve_chown(root, instruction.chown)
-        spec = copyops.CopySpec(dest=instruction.dest, workdir=workdir, chown=chown,
-                                chmod=copyops.parse_chmod(instruction.chmod) if instruction.chmod else None,
-                                keep_owner=keep_owner, unpack=unpack)
-        if instruction.heredocs:
-            self._copy_heredocs(instruction, root, spec)
-            return
-        urls = [s for s in instruction.sources if _is_url(s)]
+        try:
+            chown = copyops.resolve_chown(root, instruction.chown) if instruction.chown else None
+            spec = copyops.CopySpec(dest=instruction.dest, workdir=workdir, chown=chown,
+                                    chmod=copyops.parse_chmod(instruction.chmod) if instruction.chmod else None,
+                                    keep_owner=keep_owner, unpack=unpack)
+            context, sources = self._sources(instruction)
+            urls = [s for s in instruction.sources if _is_url(s)]
+            count = len(sources) + len(urls) + len(instruction.heredocs)
+            copyops.check_many_sources(root, spec, count, instruction.KEYWORD)
+        except BuildError as exc:
+            raise instruction.error(exc.message, exc.hint) from None
+        if sources:
+            copyops.copy_sources(context, sources, root, spec)
         if urls:
             from .urlfetch import netns_fetcher  # downloads from a namespace on the build's bridge, not the host
 
             with netns_fetcher(self.ctx, ca_file=self._ca_bundle()) as fetch:
                 for url in urls:
                     copyops.add_url(url, root, spec, checksum=getattr(instruction, "checksum", None), fetch=fetch)
-            return
-        context, sources = self._sources(instruction)
-        copyops.copy_sources(context, sources, root, spec)
+        if instruction.heredocs:
+            self._copy_heredocs(instruction, root, spec)
 
     def _copy_heredocs(self, instruction: I.Copy | I.Add, root: Path, spec: copyops.CopySpec) -> None:
         from . import copy as copyops
@@ -507,13 +514,17 @@ class Builder:
         copyops.copy_sources(context, sources, root, spec)
 
     def _sources(self, instruction: I.Copy | I.Add) -> tuple[BuildContext, list]:
+        """The path sources (URLs left out) as the context resolves them; none for URLs/heredocs only."""
         from_ = getattr(instruction, "from_", None)
         if from_:
             context = BuildContext(self._from_root(from_, instruction), scoped_symlinks=True)
         else:
             context = self.context
+        patterns = [s for s in instruction.sources if not _is_url(s)]
+        if not patterns:
+            return context, []
         try:
-            return context, context.resolve_sources(list(instruction.sources))
+            return context, context.resolve_sources(patterns)
         except BuildError as exc:
             raise instruction.error(exc.message, exc.hint) from None
 
@@ -549,13 +560,19 @@ class Builder:
         return paths
 
     @contextlib.contextmanager
-    def _step_root(self, st: StageState) -> Iterator[tuple[Path, Path, Path]]:
+    def _step_root(self, st: StageState, *, empty: bool = False) -> Iterator[tuple[Path, Path, Path]]:
+        """(root the step changes, upper dir that becomes its layer, bundle dir); with empty (COPY --link),
+        root is the upper dir itself: an empty tree, the stage's files out of reach."""
         step_dir = Path(tempfile.mkdtemp(prefix="step-", dir=self.work))
         root, upper, work, bundle = (step_dir / n for n in ("rootfs", "upper", "work", "bundle"))
-        lowers = self._snapshots(st.layers, st.diff_ids)
-        empty = step_dir / "empty"
-        empty.mkdir()
-        rootfs.mount_overlay(self.ctx.paths.snapshots, lowers, upper, work, root, empty)
+        if empty:
+            upper.mkdir()
+            os.chmod(upper, 0o755)
+            root = upper
+        else:
+            lowers = self._snapshots(st.layers, st.diff_ids)
+            (step_dir / "empty").mkdir()
+            rootfs.mount_overlay(self.ctx.paths.snapshots, lowers, upper, work, root, step_dir / "empty")
         try:
             yield root, upper, bundle
         finally:
@@ -682,22 +699,97 @@ def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
+def copy_refusal(instruction: I.Copy | I.Add) -> DockerfileError | None:
+    """Why this builder refuses an (expanded) COPY/ADD before running it, or None.
+
+    BuildKit's own checks come first, with its words (dispatchCopy); then what this builder does not do:
+    clone git sources (BuildKit's ADD does; --keep-git-dir only means something for them), --parents and
+    --exclude (stable in BuildKit since Dockerfile 1.14, not implemented here), and --link with a --chown
+    name (BuildKit copies a --link step into an empty tree, where no /etc/passwd can name the user; it
+    fails with "invalid user index: -1", and rejects it while parsing since moby/buildkit#7134).
+    """
+    from . import copy as copyops
+
+    keyword = instruction.KEYWORD
+    sources = instruction.sources
+    if isinstance(instruction, I.Copy):
+        if any(copyops.is_git_source(s) for s in sources):
+            return instruction.error("source can't be a git ref for COPY", "clone it in a RUN step instead")
+        if any(_is_url(s) for s in sources):
+            return instruction.error("source can't be a URL for COPY", "use ADD URL DEST, or curl in a RUN step")
+    if isinstance(instruction, I.Add) and instruction.checksum is not None:
+        if len(sources) != 1:
+            return instruction.error("checksum can't be specified for multiple sources",
+                                     "give each URL its own ADD --checksum")
+        if not _is_url(sources[0]):
+            return instruction.error("checksum requires HTTP(S) or Git sources", "drop --checksum for local files")
+    no_git = "clone the repository in a RUN step (git clone URL DIR), or add its files to the build context"
+    if isinstance(instruction, I.Add) and instruction.keep_git_dir is not None:
+        return instruction.error("ADD --keep-git-dir: this builder does not add git repositories", no_git)
+    if any(copyops.is_git_source(s) for s in sources):
+        return instruction.error(f"ADD {next(s for s in sources if copyops.is_git_source(s))}: this builder "
+                                 "does not add git repositories", no_git)
+    if isinstance(instruction, I.Copy) and instruction.parents:
+        return instruction.error("COPY --parents is not supported by this builder",
+                                 "copy each source to its own destination (COPY x/a.txt /app/x/), or copy the "
+                                 "directory that holds them")
+    if instruction.excludes:
+        return instruction.error(f"{keyword} --exclude is not supported by this builder",
+                                 "exclude the files in .dockerignore, or list the sources you want")
+    if instruction.link and instruction.chmod is None and instruction.chown and not _numeric_owner(instruction.chown):
+        return instruction.error(f"{keyword} --link --chown={instruction.chown}: --link copies into an empty tree, "
+                                 "which has no users or groups to look names up in",
+                                 "write a numeric --chown=UID:GID, or drop --link")
+    return None
+
+
+def _numeric_owner(chown: str) -> bool:
+    return all(part == "root" or part.isdigit() for part in chown.split(":"))
+
+
+def linked(instruction: I.Instruction) -> bool:
+    """COPY/ADD --link: copied into an empty tree whose layer goes over the stage (BuildKit's MergeOp),
+    not into the stage's filesystem. BuildKit ignores --link when --chmod is given."""
+    return isinstance(instruction, (I.Copy, I.Add)) and instruction.link and instruction.chmod is None
+
+
 def _abs_target(target: str, where: I.Instruction) -> str:
     if not target:
         raise where.error("RUN --mount needs target=PATH", "add target=/path")
     return target if target.startswith("/") else posixpath.join("/", target)
 
 
+PIPES = "/dev/pipes"  # where `RUN <<EOF` with a #! line finds its program (BuildKit's path)
+
+
+def heredoc_program(run: I.Run) -> I.InlineFile | None:
+    """The heredoc of a `RUN <<EOF` whose body starts with `#!`: BuildKit writes it to /dev/pipes/EOF
+    (mode 0755) and runs that file through the shell, so its interpreter line counts."""
+    doc = _only_heredoc(run)
+    return doc if doc is not None and doc.data.startswith("#!") else None
+
+
+def _only_heredoc(run: I.Run) -> I.InlineFile | None:
+    """The heredoc when the shell-form command is nothing but one heredoc word (`RUN <<EOF`)."""
+    if run.json_form or len(run.heredocs) != 1:
+        return None
+    first = (run.command[0] if run.command else "").strip()
+    if first.startswith("<<") and first.lstrip("<-").strip("'\"") == run.heredocs[0].name:
+        return run.heredocs[0]
+    return None
+
+
 def _run_argv(run: I.Run, shell: tuple[str, ...]) -> tuple[str, ...]:
+    """RUN's argv as BuildKit's dispatchRun makes it (the SHELL prepended to every shell form)."""
     if run.json_form:
         return tuple(run.command)
     script = run.command[0] if run.command else ""
-    if run.heredocs:
-        first = script.strip()
-        only_heredoc = first.lstrip("<-").strip("'\"") == run.heredocs[0].name
-        if first.startswith("<<") and len(run.heredocs) == 1 and only_heredoc:
-            return (*shell, run.heredocs[0].data)  # `RUN <<EOF`: the heredoc is the script
-        # the shell reads the heredocs itself: give it the whole text
+    only = _only_heredoc(run)
+    if heredoc_program(run) is not None:
+        return (*shell, f"{PIPES}/{only.name}")
+    if only is not None:
+        return (*shell, only.data)  # `RUN <<EOF`: the heredoc is the script
+    if run.heredocs:  # the shell reads the heredocs itself: give it the whole text
         script = script + "\n" + "".join(f"{doc.data}{doc.name}\n" for doc in run.heredocs)
     return (*shell, script)
 

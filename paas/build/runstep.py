@@ -36,7 +36,7 @@ class StepRun:
 
     argv: tuple[str, ...]
     image_config: dict                 # Env, User, WorkingDir of the stage so far
-    env: tuple[str, ...] = ()          # build args in scope, K=V
+    env: tuple[str, ...] = ()          # the stage's build environment (buildenv), K=V: wins over Env
     network: str = "bridge"            # bridge or none
     volumes: tuple[spec.Volume, ...] = ()
     tmpfs: tuple[str, ...] = ()        # "/path[:size=N]" (RUN --mount=type=tmpfs)

@@ -9,9 +9,12 @@ from paas.build import instructions as I
 from paas.build.executor import (
     StageState,
     _run_argv,
+    copy_refusal,
     expand_from,
     fingerprint,
     global_scope,
+    heredoc_program,
+    linked,
     needed_stages,
 )
 from paas.errors import UserError
@@ -108,3 +111,58 @@ def test_fingerprint_ignores_where_the_line_is():
     b = I.parse_dockerfile("FROM scratch\n\n\nRUN   make\n")[0].instructions[0]
     assert fingerprint(a) == fingerprint(b)
     assert fingerprint(a) != fingerprint(run_of("RUN make install\n"))
+
+
+def test_run_heredoc_with_a_shebang_runs_as_a_program_through_the_shell():
+    """BuildKit dispatchRun: a lone heredoc starting with #! is written to /dev/pipes/NAME (0755) and the
+    SHELL runs that path; any other lone heredoc is the shell's script; SHELL is prepended either way."""
+    bash = ("/bin/bash", "-eo", "pipefail", "-c")
+    program = run_of("RUN <<SCRIPT\n#!/bin/busybox sh\necho $0\nSCRIPT\n")
+    assert heredoc_program(program).data == "#!/bin/busybox sh\necho $0\n"
+    assert _run_argv(program, bash) == (*bash, "/dev/pipes/SCRIPT")
+    plain = run_of("RUN <<-EOT\n\techo a\nEOT\n")
+    assert heredoc_program(plain) is None and _run_argv(plain, bash) == (*bash, "echo a\n")
+    fed = run_of("RUN cat <<EOF\n#!not a program here\nEOF\n")
+    assert heredoc_program(fed) is None
+    assert _run_argv(fed, bash) == (*bash, "cat <<EOF\n#!not a program here\nEOF\n")
+    two = run_of("RUN <<A <<B\n#!/bin/sh\nA\nb\nB\n")
+    assert heredoc_program(two) is None
+
+
+def copy_of(text: str) -> I.Copy | I.Add:
+    return I.expand(run_of(text), {})
+
+
+@pytest.mark.parametrize("line, message", [
+    ("COPY https://example.com/a.txt /a", "source can't be a URL for COPY"),
+    ("COPY git@github.com:a/b.git /src", "source can't be a git ref for COPY"),
+    ("ADD --checksum=sha256:" + "0" * 64 + " a b /d/", "checksum can't be specified for multiple sources"),
+    ("ADD --checksum=sha256:" + "0" * 64 + " a.tgz /d/", "checksum requires HTTP(S) or Git sources"),
+    ("ADD --keep-git-dir=true https://example.com/repo.git /src", "ADD --keep-git-dir: this builder does not add"),
+    ("ADD --keep-git-dir=false a /src", "ADD --keep-git-dir: this builder does not add git repositories"),
+    ("ADD https://example.com/repo.git#main /src", "ADD https://example.com/repo.git#main: this builder does not"),
+    ("ADD ssh://git@example.com/repo /src", "this builder does not add git repositories"),
+    ("COPY --parents x/a.txt /app/", "COPY --parents is not supported by this builder"),
+    ("ADD --exclude=*.md . /app/", "ADD --exclude is not supported by this builder"),
+    ("COPY --link --chown=app a /a", "COPY --link --chown=app: --link copies into an empty tree"),
+    ("COPY --link --chown=1000:app a /a", "--link copies into an empty tree"),
+])
+def test_copy_refusals_name_the_problem_and_the_line(line, message):
+    refused = copy_refusal(copy_of(line + "\n"))
+    assert refused is not None and message in refused.message and refused.line_start == 2
+
+
+@pytest.mark.parametrize("line", [
+    "COPY a b /d/", "ADD https://example.com/a.tgz /d/", "ADD --checksum=sha256:" + "0" * 64 + " https://x/a /a",
+    "COPY --link --chown=1000:1000 a /a", "COPY --link --chown=root a /a", "COPY --link --chmod=0644 --chown=app a /a",
+    "ADD https://example.com/repo.tar.gz /src/", "COPY github.com/x/y /src",
+])
+def test_copy_and_add_this_builder_runs(line):
+    assert copy_refusal(copy_of(line + "\n")) is None
+
+
+def test_link_means_an_empty_tree_unless_chmod_is_given():
+    """BuildKit makes a MergeOp only when `cfg.link && cfg.chmod == ""`."""
+    assert linked(copy_of("COPY --link a /a\n")) and linked(copy_of("ADD --link a /a\n"))
+    assert not linked(copy_of("COPY --link --chmod=0644 a /a\n")) and not linked(copy_of("COPY a /a\n"))
+    assert not linked(run_of("RUN true\n"))
