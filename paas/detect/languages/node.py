@@ -1,5 +1,10 @@
 """Node: package.json with npm, yarn or pnpm; the start command from scripts.start, main, index.js or server.js
 (buildpacks/node/detect.yml).
+
+A package.json whose build script makes a site and that has no server (or only a development server as its
+start script) is a static site: the static buildpack's Dockerfile builds it in a node stage and serves the
+output with nginx; the output directory comes from a Staticfile's root, the framework, or the first of dist/,
+build/, out/ the build writes.
 """
 
 from __future__ import annotations
@@ -9,9 +14,11 @@ import shlex
 
 from ...errors import UserError
 from ..appdir import AppDir
-from ..model import Found, copies
+from ..model import PROCFILE, Found, copies
 from ..rules import spec
+from ..staticfile import SAFE_PATH, STATICFILE, read_staticfile
 from ..versions import VersionReader, _first_version, _line_of
+from .static import describe, site_build
 
 
 def _node_version_readers() -> dict[str, VersionReader]:
@@ -24,6 +31,7 @@ def _node_version_readers() -> dict[str, VersionReader]:
     return {"package.json": engines, ".nvmrc": _line_of(".nvmrc"), ".node-version": _line_of(".node-version")}
 
 
+OUT_DIR = re.compile(r"""\boutDir\s*:\s*['"]([^'"]+)['"]""")
 SEMVER_ISH = re.compile(r"\d+(\.\d+){0,2}(-[0-9A-Za-z.-]+)?")
 
 
@@ -99,6 +107,16 @@ def node(app: AppDir) -> Found | None:
             tool = f"yarn@{declared_version}"
 
     scripts = data.get("scripts") if isinstance(data.get("scripts"), dict) else {}
+    found.requested = _first_version(app, rules["versions"], _node_version_readers(), "node")
+    web, web_reason, missing_main = _start(app, data, scripts, rules, rel)
+    dev_server = web is not None and web_reason.startswith("scripts.start") and _is_dev_server(
+        str(scripts.get("start")), rules["dev_servers"])
+    if scripts.get("build") and (web is None or dev_server):
+        return _built_site(app, found, data, scripts, rules, manager, install, tool, manifests, dev_server)
+    if web is None and not scripts.get("build") and not app.is_file(PROCFILE) and _static_site(app):
+        return None  # nothing for node to build or run: the static detector serves the site
+    found.warnings += missing_main
+
     build_script = None
     if scripts.get("build"):
         build_script = f"{manager['run']} build"
@@ -109,24 +127,96 @@ def node(app: AppDir) -> Found | None:
 
     found.build.update(manifests=copies(manifests), install=install, cache=manager["cache"],
                        tool=tool, manager=manager["name"], build_script=build_script, prune=prune)
-    found.requested = _first_version(app, rules["versions"], _node_version_readers(), "node")
+    if web is not None:
+        found.web = web
+        found.reasons.append(f"web: `{web}` ({web_reason})")
+    return found
 
+
+def _start(app: AppDir, data: dict, scripts: dict, rules: dict, rel: str) -> tuple[str | None, str, list[str]]:
+    """(the web command, why, warnings about a `main` that names no file) by the first start rule that applies."""
+    warnings = []
     for rule in rules["start"]:
         if "script" in rule and scripts.get(rule["script"]):
-            found.web = rule["web"]
-            found.reasons.append(f"web: `{found.web}` (scripts.{rule['script']}: {scripts[rule['script']]})")
-            break
+            return rule["web"], f"scripts.{rule['script']}: {scripts[rule['script']]}", warnings
         if "field" in rule and isinstance(data.get(rule["field"]), str):
             main = data[rule["field"]]
             target = next((c for c in (main, f"{main}.js", f"{main.rstrip('/')}/index.js") if app.is_file(c)), None)
             if target is None:
-                found.warnings.append(f"{rule['field']} in {rel} names {main!r}, which does not exist")
+                warnings.append(f"{rule['field']} in {rel} names {main!r}, which does not exist")
                 continue
-            found.web = rule["web"].format(main=shlex.quote(main))
-            found.reasons.append(f"web: `{found.web}` ({rule['field']} in {rel}; no start script)")
-            break
+            return rule["web"].format(main=shlex.quote(main)), f"{rule['field']} in {rel}; no start script", warnings
         if "file" in rule and app.is_file(rule["file"]):
-            found.web = rule["web"]
-            found.reasons.append(f"web: `{found.web}` ({rule['file']} found; no start script or main)")
-            break
-    return found
+            return rule["web"], f"{rule['file']} found; no start script or main", warnings
+    return None, "", warnings
+
+
+def _is_dev_server(command: str, dev_servers: list[str]) -> bool:
+    words = command.split()
+    return any(words[:len(entry.split())] == entry.split() for entry in dev_servers)
+
+
+def _static_site(app: AppDir) -> bool:
+    return any(app.exists(f) for f in spec("static")["select"])
+
+
+def _dependencies(data: dict) -> set[str]:
+    names: set[str] = set()
+    for key in ("dependencies", "devDependencies"):
+        if isinstance(data.get(key), dict):
+            names.update(data[key])
+    return names
+
+
+def _config_text(app: AppDir, stem: str, extensions: list[str]) -> tuple[str, str] | None:
+    for ext in extensions:
+        text = app.text(f"{stem}.{ext}")
+        if text is not None:
+            return f"{stem}.{ext}", text
+    return None
+
+
+def build_outputs(app: AppDir, data: dict, scripts: dict, rules: dict) -> tuple[str | None, list[str], str]:
+    """(framework, output directories to look for in order, why) of a site built by `scripts.build`."""
+    deps = _dependencies(data)
+    for entry in rules["static_builds"]:
+        if entry["dependency"] not in deps or (entry.get("needs") and entry["needs"] not in deps):
+            continue
+        config = _config_text(app, entry["config"], rules["config_extensions"]) if entry.get("config") else None
+        if entry.get("needs_config") and not (config and re.search(entry["needs_config"], config[1])):
+            continue
+        out_dir = OUT_DIR.search(config[1]) if config else None
+        if out_dir and SAFE_PATH.fullmatch(out_dir.group(1)) and ".." not in out_dir.group(1).split("/"):
+            output = out_dir.group(1).removeprefix("./").rstrip("/")
+            return entry["framework"], [output], f"{entry['framework']}: outDir {output} in {config[0]}"
+        return entry["framework"], [entry["output"]], f"{entry['framework']} writes {entry['output']}/"
+    return None, list(rules["outputs"]), "no framework we know in the dependencies"
+
+
+def _built_site(app: AppDir, found: Found, data: dict, scripts: dict, rules: dict, manager: dict, install: str,
+                tool: str | None, manifests: list[str], dev_server: bool) -> Found:
+    """A static site: the build runs in a node stage (devDependencies installed), nginx serves its output."""
+    site = read_staticfile(app, built=True)
+    framework, outputs, why = build_outputs(app, data, scripts, rules)
+    if site.root_given:
+        outputs, why = [site.root], f"root: {site.root} in the {STATICFILE}"
+    build_script = f"{manager['run']} build"
+    static_rules = spec("static")
+    site_found = Found("static", found.files, found.reasons, language=rules["language"],
+                       runtime=static_rules["language"], requested=found.requested, manager=found.manager,
+                       framework=framework, warnings=found.warnings + list(site.warnings))
+    if dev_server:
+        site_found.reasons.append(f"scripts.start runs a development server (`{scripts['start']}`): served as a "
+                                  "built site instead (a Procfile `web:` line runs something else)")
+    else:
+        site_found.reasons.append("scripts.build and no server (no start script, main, index.js or server.js): "
+                                  "a static site")
+    served = f"{outputs[0]}/" if len(outputs) == 1 else (
+        f"the first of {', '.join(o + '/' for o in outputs)} it writes (`root: DIR` in a {STATICFILE} names it)")
+    site_found.reasons.append(f"`{build_script}` builds it; nginx serves {served} ({why})")
+    site_found.reasons.append(f"site: {describe(site)}")
+    site_found.web = static_rules["web"]
+    site_found.build.update(site_build(site), node_build=True, manifests=copies(manifests),
+                            install=install, cache=manager["cache"], tool=tool, manager=manager["name"],
+                            build_script=build_script, outputs=outputs)
+    return site_found

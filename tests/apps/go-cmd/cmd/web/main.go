@@ -1,0 +1,22 @@
+// Sample app: cmd/web is the web process (named web), listening on $PORT.
+package main
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "5000"
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "hello from go-cmd\n")
+	})
+	log.Printf("listening on %s", port)
+	log.Fatal(http.ListenAndServe(":"+port, nil))
+}
