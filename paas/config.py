@@ -92,6 +92,10 @@ DEFAULTS: dict[str, Any] = {
     # storage:mount APP HOST_PATH:/path takes host paths inside these directories only (none: named storage only,
     # storage:ensure-directory NAME, under <root>/storage)
     "storage": {"allowed_roots": []},
+    # stack images (paas.stacks): the Debian suite an app asking for no language version gets, and what a
+    # requested version no stack provides does (error, or nearest: build with the nearest and warn);
+    # stacks.<name>.image points a stack at a registry image instead
+    "stacks": {"default_suite": "bookworm", "version_mismatch": "error"},
 }
 
 
@@ -312,6 +316,11 @@ logs:                           # `paas logs APP`: history across deploys and re
   retention_days: 14            # logs of removed processes not written to for this long go
 storage:
   allowed_roots: []             # storage:mount APP /srv/paas-data/x:/data takes host paths inside these only
+stacks:
+  default_suite: bookworm       # Debian suite of apps that ask for no language version (bookworm or trixie)
+  version_mismatch: error       # a requested version no stack has fails the push (nearest: build with the nearest)
+#  python:
+#    image: registry.example.com/python:3.12   # a registry image instead of our stack (its version is not checked)
 registries: {}
 #  registry.example.com:
 #    username: me

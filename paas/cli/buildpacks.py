@@ -102,7 +102,7 @@ def detect_cmd(as_json, source):
     echo(f"files:      {', '.join(detection.files)}")
     if detection.version is not None:
         v = detection.version
-        chosen = v.chosen if v.chosen is not None else "as the configured stack image provides"
+        chosen = f"{v.chosen} on {v.suite}" if v.chosen is not None else "as the configured stack image provides"
         requested = f"{v.requested} requested in {v.source}" if v.requested else "none requested"
         echo(f"version:    {v.language} {chosen} ({requested})")
     if detection.package_manager:

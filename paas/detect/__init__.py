@@ -9,8 +9,9 @@ static. The first detector that matches wins. Each language's rules are data in 
 
 Then, for every buildpack: a `Procfile` wins over the detected start command (process by process, as Heroku
 merges them), `app.json` gives health checks and the predeploy/postdeploy scripts, and the stack image comes
-from the operator's `stacks` mapping (language -> image) or our default `paas/stack-<language>:bookworm`.
-A requested language version the stack cannot provide is a warning naming the version we build with.
+from the operator's `stacks` mapping (language -> image) or our own `paas/stack-<language>:<suite>`, the suite
+(Debian release) being the one whose stack provides the requested language version (`versions`); a request no
+stack provides is an error naming what the stacks have (a warning under `stacks.version_mismatch: nearest`).
 
 Modules, bottom to top: `model` (the results), `rules` (the buildpacks/ folder), `appdir` (the trust boundary:
 reading the app tree; Procfile and app.json), `versions` (requested versions against the stacks), one module per
@@ -48,13 +49,23 @@ from .model import (
     copies,
 )
 from .rules import buildpacks_dir, spec
-from .versions import BASE_STACK, SUITE, VersionReader, _stack_images, _version, default_stack_image
+from .versions import (
+    BASE_STACK,
+    SUITE,
+    StackSettings,
+    VersionReader,
+    _stack_images,
+    _version,
+    default_stack_image,
+    runs_on_own_stack,
+)
 
 __all__ = [
     "STACK_LANGUAGES",
     "configured_stacks",
     "APP_JSON", "APP_UID", "BASE_STACK", "DEFAULT_PORT", "DETECTORS", "DOCKERFILE", "MAX_READ", "PROCESS_LINE",
-    "PROCFILE", "SKIP_DIRS", "SUITE", "AppDir", "AppJson", "Detection", "Found", "VersionChoice", "VersionReader",
+    "PROCFILE", "SKIP_DIRS", "SUITE", "AppDir", "AppJson", "Detection", "Found", "StackSettings", "VersionChoice",
+    "VersionReader",
     "buildpacks_dir", "copies", "default_stack_image", "detect", "dockerfile", "generate", "go", "looked_for", "node",
     "parse_app_json", "parse_procfile", "php", "python", "ruby", "spec", "static",
 ]
@@ -99,23 +110,24 @@ def _exec_form(command: str) -> list[str]:
 STACK_LANGUAGES = ("python", "node", "go", "ruby", "php", "static", "base")
 
 
-def configured_stacks(config) -> dict[str, str]:
+def configured_stacks(config) -> StackSettings:
     """Language -> image for the stacks the operator pointed elsewhere (`stacks.<lang>.image` in the config,
     a paas.config.Config); the `stacks` argument of detect(). The rest use our own stack images."""
-    return {lang: str(image) for lang in STACK_LANGUAGES if (image := config.get(f"stacks.{lang}.image"))}
+    return StackSettings.from_config(config, STACK_LANGUAGES)
 
 
-def detect(app_dir: Path, *, stacks: Mapping[str, str] | None = None) -> Detection:
+def detect(app_dir: Path, *, stacks: StackSettings | Mapping[str, str] | None = None) -> Detection:
     """Decide how to build the app in `app_dir`: the first of DETECTORS that matches.
 
-    `stacks` maps a language (python, node, go, ruby, php, static, base) to the image a generated Dockerfile
-    starts FROM; languages not in it get `paas/stack-<language>:bookworm`.
+    `stacks`: the operator's StackSettings (configured_stacks), or just a mapping of a language (python, node,
+    go, ruby, php, static, base) to the image a generated Dockerfile starts FROM; languages not in it get
+    `paas/stack-<language>:<suite>`, the suite chosen by the requested version (paas.detect.versions).
     """
     root = Path(app_dir)
     if not root.is_dir():
         raise UserError(f"{root} is not a directory", "name the app's source directory")
     app = AppDir(root)
-    stacks = {k: v for k, v in (stacks or {}).items() if v}
+    settings = StackSettings.of(stacks)
 
     procfile_text = app.text(PROCFILE)
     procfile = parse_procfile(procfile_text) if procfile_text is not None else None
@@ -146,10 +158,10 @@ def detect(app_dir: Path, *, stacks: Mapping[str, str] | None = None) -> Detecti
         warnings.append("no web process: nothing tells how to start the app; add a Procfile with "
                         "`web: COMMAND` (listening on $PORT)")
 
-    version, version_reasons, version_warnings = _version(found, stacks)
+    version, version_reasons, version_warnings = _version(found, settings)
     reasons += version_reasons
     warnings += version_warnings
-    base_image, runtime_image = _stack_images(found, stacks)
+    base_image, runtime_image = _stack_images(found, settings, version.suite if version else None)
     if app_json.found:
         parts = []
         if app_json.healthchecks:
@@ -162,6 +174,7 @@ def detect(app_dir: Path, *, stacks: Mapping[str, str] | None = None) -> Detecti
     if found.buildpack != "dockerfile":
         cmd_process = processes.get("web") or next((c for n, c in processes.items() if c and n != "release"), None)
         build.update(base_image=base_image, runtime_image=runtime_image, port=found.port, uid=APP_UID,
+                     own_stack=runs_on_own_stack(found, settings),
                      cmd=_exec_form(cmd_process) if cmd_process else None)
     return Detection(buildpack=found.buildpack, reasons=tuple(reasons), files=tuple(found.files),
                      language=found.language, version=version, package_manager=found.manager,

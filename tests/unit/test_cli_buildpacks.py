@@ -35,7 +35,7 @@ def test_detect_explains_the_decision():
     out = result.stdout
     assert "buildpack:  python (django)" in out
     assert "files:      requirements.txt" in out
-    assert "version:    python 3.11 (none requested)" in out
+    assert "version:    python 3.11 on bookworm (none requested)" in out
     assert "packages:   pip" in out
     assert "stack:      paas/stack-python:bookworm" in out
     assert "port:       5000" in out
@@ -48,7 +48,8 @@ def test_detect_json():
     info = json.loads(run_paas("buildpacks:detect", "--json", str(APPS / "procfile-worker")).stdout)
     assert info["buildpack"] == "python" and info["procfile"] is True
     assert info["processes"] == {"web": "python3 web.py", "worker": "python3 worker.py"}
-    assert info["version"] == {"language": "python", "requested": None, "source": None, "chosen": "3.11", "note": None}
+    assert info["version"] == {"language": "python", "requested": None, "source": None, "chosen": "3.11", "note": None,
+                               "suite": "bookworm"}
     assert info["base_image"] == "paas/stack-python:bookworm" and info["warnings"] == []
     go = json.loads(run_paas("buildpacks:detect", "--json", str(APPS / "go")).stdout)
     assert (go["base_image"], go["runtime_image"]) == ("paas/stack-go:bookworm", "paas/stack-base:bookworm")
@@ -58,9 +59,29 @@ def test_detect_warnings_go_to_stderr(tmp_path):
     (tmp_path / "requirements.txt").write_text("")
     (tmp_path / "runtime.txt").write_text("python-3.13.0\n")
     result = run_paas("buildpacks:detect", str(tmp_path))
-    assert "warning: python 3.13.0 requested; this stack provides 3.11 (runtime.txt)" in result.stderr
     assert "warning: no web process" in result.stderr
     assert "processes:  none" in result.stdout
+
+
+def test_detect_shows_the_suite_the_requested_version_picks_and_why(tmp_path, isolated_env):
+    (tmp_path / "requirements.txt").write_text("")
+    (tmp_path / "runtime.txt").write_text("python-3.13.0\n")
+    out = run_paas("buildpacks:detect", str(tmp_path)).stdout
+    assert "version:    python 3.13 on trixie (3.13.0 requested in runtime.txt)" in out
+    assert "stack:      paas/stack-python:trixie" in out
+    assert "  - python 3.13 on trixie (3.13.0 requested in runtime.txt; bookworm has 3.11)" in out
+    (tmp_path / "runtime.txt").write_text("python-3.9.18\n")
+    line = one_error_line(run_paas("buildpacks:detect", str(tmp_path), check=False))
+    assert line == ("error: python 3.9.18 requested in runtime.txt; stacks provide 3.11 (bookworm) and 3.13 "
+                    "(trixie) (ask for one of those in runtime.txt, or add a Dockerfile FROM an image with python "
+                    "3.9.18 (an operator can set stacks.python.image to one, or stacks.version_mismatch: nearest to "
+                    "build with the nearest))")
+    isolated_env.mkdir()
+    (isolated_env / "paas.yml").write_text("stacks:\n  version_mismatch: nearest\n")
+    result = run_paas("buildpacks:detect", str(tmp_path))
+    assert "version:    python 3.11 on bookworm (3.9.18 requested in runtime.txt)" in result.stdout
+    assert ("warning: python 3.9.18 requested in runtime.txt; stacks provide 3.11 (bookworm) and 3.13 (trixie); "
+            "building with python 3.11 on bookworm, the nearest (stacks.version_mismatch: nearest)") in result.stderr
 
 
 def test_detect_uses_configured_stack_images(tmp_path, isolated_env):
@@ -103,7 +124,7 @@ def test_eject_refuses_to_overwrite_without_force(tmp_path):
     assert out.read_text() == "mine\n"
     info = json.loads(run_paas("buildpacks:eject", str(APPS / "static"), "-o", str(out), "--force", "--json").stdout)
     assert info == {"path": str(out), "buildpack": "static", "warnings": []}
-    assert "httpd -f -v -p $PORT -h /app" in out.read_text()
+    assert "exec start-nginx" in out.read_text()
     assert not (APPS / "static" / "Dockerfile").exists()
 
 

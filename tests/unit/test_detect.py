@@ -398,20 +398,98 @@ def test_python_version_sources(tmp_path, files, requested, source):
         files["requirements.txt"] = ""
     detection = found(tmp_path, {**files, "Procfile": "web: python3 -m http.server $PORT\n"})
     v = detection.version
-    assert (v.language, v.requested, v.source, v.chosen, v.note) == ("python", requested, source, "3.11", None)
-    assert f"python 3.11 ({requested} requested in {source})" in detection.reasons
+    assert (v.language, v.requested, v.source, v.chosen, v.note, v.suite) == ("python", requested, source, "3.11",
+                                                                              None, "bookworm")
+    assert f"python 3.11 on bookworm ({requested} requested in {source})" in detection.reasons
     assert detection.warnings == ()
+    assert detection.base_image == "paas/stack-python:bookworm"
 
 
-def test_a_version_we_cannot_provide_is_a_warning_naming_the_nearest(tmp_path):
-    detection = found(tmp_path, {"requirements.txt": "", "runtime.txt": "python-3.12.1\n", "Procfile": "web: x\n"})
+@pytest.mark.parametrize(("files", "language", "chosen"), [
+    ({"requirements.txt": "", ".python-version": "3.13\n"}, "python", "3.13"),
+    ({"requirements.txt": "", "runtime.txt": "python-3.13.1\n"}, "python", "3.13"),
+    ({"pyproject.toml": "[project]\nname='x'\nrequires-python = '>=3.12'\n"}, "python", "3.13"),
+    ({"package.json": '{"engines": {"node": ">=20"}}', "index.js": ""}, "node", "20"),
+    ({"package.json": "{}", ".nvmrc": "v20.11.1\n", "index.js": ""}, "node", "20"),
+    ({"go.mod": "module x\n\ngo 1.21\n", "main.go": "package main\nfunc main() {}\n"}, "go", "1.24"),
+    ({"Gemfile": "ruby '3.3.4'\ngem 'rack'\n", "config.ru": ""}, "ruby", "3.3"),
+    ({"Gemfile": "gem 'rack'\n", ".ruby-version": "3.3\n", "config.ru": ""}, "ruby", "3.3"),
+    ({"composer.json": '{"require": {"php": "^8.4"}}', "index.php": ""}, "php", "8.4"),
+])
+def test_a_version_only_trixie_has_picks_the_trixie_stack(tmp_path, files, language, chosen):
+    detection = found(tmp_path, {**files, "Procfile": "web: x\n"})
     v = detection.version
-    assert (v.requested, v.chosen) == ("3.12.1", "3.11")
+    assert (v.language, v.chosen, v.suite, v.note) == (language, chosen, "trixie", None)
+    assert detection.base_image == f"paas/stack-{language}:trixie"
+    assert any(r.startswith(f"{language} {chosen} on trixie ({v.requested} requested in {v.source}; bookworm has ")
+               for r in detection.reasons), detection.reasons
+    text = d.generate(detection)
+    assert f"FROM paas/stack-{language}:trixie" in text
+    if language == "go":  # the runtime stage comes from the same suite as the build stage
+        assert detection.runtime_image == "paas/stack-base:trixie"
+        assert text.rstrip().count("FROM paas/stack-base:trixie") == 1
+
+
+def test_no_request_gets_the_default_suite(tmp_path):
+    detection = found(tmp_path, {"requirements.txt": "", "Procfile": "web: x\n"})
+    assert (detection.version.chosen, detection.version.suite) == ("3.11", "bookworm")
+    assert "python 3.11 on bookworm (no version requested; the default suite)" in detection.reasons
+    settings = d.StackSettings(default_suite="trixie")
+    detection = found(tmp_path, {"requirements.txt": "", "Procfile": "web: x\n"}, stacks=settings)
+    assert (detection.version.chosen, detection.base_image) == ("3.13", "paas/stack-python:trixie")
+    # a request both suites satisfy stays on the default suite
+    detection = found(tmp_path, {".python-version": "3\n"}, stacks=settings)
+    assert detection.version.suite == "trixie"
+    detection = found(tmp_path, {".python-version": "3\n"})
+    assert detection.version.suite == "bookworm"
+
+
+def test_a_version_no_stack_has_is_an_error_naming_what_we_have(tmp_path):
+    with pytest.raises(UserError) as caught:
+        found(tmp_path, {"requirements.txt": "", ".python-version": "3.9\n", "Procfile": "web: x\n"})
+    assert str(caught.value) == ("python 3.9 requested in .python-version; stacks provide 3.11 (bookworm) and 3.13 "
+                                 "(trixie)")
+    assert caught.value.hint == ("ask for one of those in .python-version, or add a Dockerfile FROM an image with "
+                                 "python 3.9 (an operator can set stacks.python.image to one, or "
+                                 "stacks.version_mismatch: nearest to build with the nearest)")
+    with pytest.raises(UserError, match=r"^node 22 requested in \.nvmrc; stacks provide 18 \(bookworm\) and 20 "):
+        found(tmp_path / "node", {"package.json": "{}", ".nvmrc": "22\n", "index.js": ""})
+    with pytest.raises(UserError, match=r"^go 1.25 requested in go.mod go directive; stacks provide 1.19 \(bookworm"):
+        found(tmp_path / "go", {"go.mod": "module x\n\ngo 1.25\n", "main.go": "package main\n"})
+
+
+def test_nearest_instead_of_the_error_when_the_operator_says_so(tmp_path):
+    settings = d.StackSettings(mismatch="nearest")
+    detection = found(tmp_path, {"requirements.txt": "", "runtime.txt": "python-3.12.1\n", "Procfile": "web: x\n"},
+                      stacks=settings)
+    v = detection.version
+    assert (v.requested, v.chosen, v.suite) == ("3.12.1", "3.11", "bookworm")  # 3.11 and 3.13 tie: the older
     assert detection.warnings == (
-        "python 3.12.1 requested; this stack provides 3.11 (runtime.txt); building with python 3.11, the nearest "
-        "available (for another version set stacks.python.image to an image that has it, or add a Dockerfile)",)
+        "python 3.12.1 requested in runtime.txt; stacks provide 3.11 (bookworm) and 3.13 (trixie); building with "
+        "python 3.11 on bookworm, the nearest (stacks.version_mismatch: nearest)",)
     assert v.note == detection.warnings[0]
     assert "warning: python 3.12.1 requested" in d.generate(detection)
+    detection = found(tmp_path, {".python-version": "3.14\n"}, stacks=settings)
+    assert (detection.version.chosen, detection.base_image) == ("3.13", "paas/stack-python:trixie")
+
+
+def test_a_request_that_cannot_be_read_warns_and_gets_the_default_suite(tmp_path):
+    detection = found(tmp_path, {"package.json": "{}", ".nvmrc": "lts/*\n", "index.js": ""})
+    assert (detection.version.chosen, detection.version.suite) == ("18", "bookworm")
+    assert "node version 'lts/*' (.nvmrc) not understood; building with node 18 on bookworm, the default" in \
+        detection.warnings
+
+
+def test_stack_settings_from_the_config(tmp_path):
+    from paas.config import Config
+    from paas.errors import ConfigError
+
+    config = Config({"stacks": {"default_suite": "trixie", "version_mismatch": "nearest",
+                                "python": {"image": "reg/python:3.12"}, "node": {"image": ""}}})
+    assert d.configured_stacks(config) == d.StackSettings({"python": "reg/python:3.12"}, "trixie", "nearest")
+    assert d.configured_stacks(Config({})) == d.StackSettings()
+    with pytest.raises(ConfigError, match="stacks.version_mismatch is 'warn'"):
+        d.configured_stacks(Config({"stacks": {"version_mismatch": "warn"}}))
 
 
 def test_runtime_txt_without_prefix_warns(tmp_path):
@@ -433,6 +511,7 @@ def test_configured_stack_image_is_used_and_its_version_not_checked(tmp_path):
 def test_default_stack_images():
     assert d.default_stack_image("python") == "paas/stack-python:bookworm"
     assert d.default_stack_image("base") == "paas/stack-base:bookworm"
+    assert d.default_stack_image("base", "trixie") == "paas/stack-base:trixie"
 
 
 # -- node ---------------------------------------------------------------------------------------------------------
@@ -500,8 +579,8 @@ def test_node_without_a_start_command(tmp_path):
 def test_node_versions(tmp_path):
     detection = found(tmp_path, {"package.json": pkg(engines={"node": "^20.1"}), ".nvmrc": "18\n", "index.js": ""})
     assert (detection.version.requested, detection.version.source) == ("^20.1", "package.json engines.node")
-    assert detection.warnings[0].startswith("node ^20.1 requested; this stack provides 18 (package.json engines.node); "
-                                            "building with node 18, the nearest available")
+    assert (detection.version.chosen, detection.version.suite) == ("20", "trixie")
+    assert detection.base_image == "paas/stack-node:trixie"
     (tmp_path / "package.json").write_text(pkg())
     assert d.detect(tmp_path).version.source == ".nvmrc"
 
@@ -576,7 +655,8 @@ def test_go_warnings(tmp_path):
                                  "cmd/b/main.go": GO_MAIN})
     assert detection.web is None
     text = " | ".join(detection.warnings)
-    assert "go 1.22 requested; this stack provides 1.19" in text
+    assert "go 1.22" not in text  # go 1.24 on trixie has it
+    assert (detection.base_image, detection.runtime_image) == ("paas/stack-go:trixie", "paas/stack-base:trixie")
     assert "no go.sum" in text and "several commands under cmd/" in text
 
 
@@ -602,8 +682,7 @@ def test_ruby_rails(tmp_path):
                                  ".ruby-version": "ruby-3.3.0\n"})
     assert (detection.framework, detection.web) == ("rails", "bundle exec rails server -b 0.0.0.0 -p $PORT")
     assert "no Gemfile.lock: bundler resolves the gems at build time; commit Gemfile.lock" in detection.warnings
-    assert any(w.startswith("ruby 3.3.0 requested; this stack provides 3.1 (.ruby-version)")
-               for w in detection.warnings)
+    assert "ruby 3.3 on trixie (3.3.0 requested in .ruby-version; bookworm has 3.1)" in detection.reasons
     assert "BUNDLE_FROZEN" not in check_dockerfile(detection)
 
 
@@ -612,7 +691,7 @@ def test_php_composer_and_document_root(tmp_path):
                                  "public/index.php": "<?php echo 'hi';"})
     assert detection.web == "php -S 0.0.0.0:$PORT -t public"
     assert "document root: public/ (it holds index.php); web: `php -S 0.0.0.0:$PORT -t public`" in detection.reasons
-    assert any(w.startswith("php >=8.3 requested; this stack provides 8.2") for w in detection.warnings)
+    assert "php 8.4 on trixie (>=8.3 requested in composer.json require.php; bookworm has 8.2)" in detection.reasons
     text = check_dockerfile(detection)
     assert "COPY composer.json composer.lock ./" in text and "composer install --no-dev" in text
     assert "composer dump-autoload --no-dev" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -16,69 +17,126 @@ MIRRORS = [
 ]
 
 
-def test_table_has_every_language_with_debian_12_versions():
-    assert list(stacks.STACKS) == ["base", "python", "node", "go", "ruby", "php", "static"]
-    versions = {name: stacks.provided_version(name) for name in stacks.STACKS}
-    assert versions == {"base": "12", "python": "3.11", "node": "18", "go": "1.19", "ruby": "3.1",
-                        "php": "8.2", "static": "1.35"}
+def test_table_has_every_language_in_both_suites_with_the_versions_debian_ships():
+    assert list(stacks.SUITES) == ["bookworm", "trixie"] and stacks.DEFAULT_SUITE == "bookworm"
+    versions = {name: stacks.provided_versions(name) for name in ("base", "python", "node", "go", "ruby", "php")}
+    assert versions == {
+        "base": [("bookworm", "12"), ("trixie", "13")],
+        "python": [("bookworm", "3.11"), ("trixie", "3.13")],
+        "node": [("bookworm", "18"), ("trixie", "20")],
+        "go": [("bookworm", "1.19"), ("trixie", "1.24")],
+        "ruby": [("bookworm", "3.1"), ("trixie", "3.3")],
+        "php": [("bookworm", "8.2"), ("trixie", "8.4")],
+    }
+    assert stacks.provided_versions("static") == [("bookworm", "1.35")]  # busybox alone: one suite is enough
     for stack in stacks.STACKS.values():
-        assert stack.image == f"paas/stack-{stack.name}:bookworm"
-        env = dict(item.split("=", 1) for item in stack.image_env())
-        assert env["LANG"] == "C.UTF-8" and env["PATH"].endswith("/usr/bin:/sbin:/bin")
+        for suite in stack.suites:
+            assert stack.ref(suite) == f"paas/stack-{stack.name}:{suite}"
+            env = dict(item.split("=", 1) for item in stack.image_env(suite))
+            assert env["LANG"] == "C.UTF-8" and env["PATH"].endswith("/usr/bin:/sbin:/bin")
         assert stack.version_cmd
     assert "ca-certificates" in stacks.STACKS["python"].packages
-    assert dict(stacks.STACKS["python"].env)["PYTHONUNBUFFERED"] == "1"
-    assert dict(stacks.STACKS["python"].env)["PIP_DISABLE_PIP_VERSION_CHECK"] == "1"
-    assert "/usr/lib/go-1.19/bin" in stacks.STACKS["go"].path
+    python_env = dict(item.split("=", 1) for item in stacks.STACKS["python"].image_env("trixie"))
+    assert python_env["VIRTUAL_ENV"] == "/opt/venv" and python_env["PATH"].startswith("/opt/venv/bin:")
+    assert python_env["PYTHONUNBUFFERED"] == "1" and python_env["PIP_DISABLE_PIP_VERSION_CHECK"] == "1"
+    go_path = {suite: dict(e.split("=", 1) for e in stacks.STACKS["go"].image_env(suite))["PATH"]
+               for suite in stacks.SUITES}
+    assert go_path["bookworm"].startswith("/go/bin:/usr/lib/go-1.19/bin:")
+    assert go_path["trixie"].startswith("/go/bin:/usr/lib/go-1.24/bin:")
+
+
+def test_a_suite_a_stack_is_not_built_for_is_refused():
+    with pytest.raises(NotFound) as caught:
+        stacks.STACKS["static"].ref("trixie")
+    assert caught.value.one_line() == "the static stack has no trixie suite (its suites are: bookworm)"
+    assert stacks.parse_stack_name("python:trixie") == (stacks.STACKS["python"], "trixie")
+    assert stacks.parse_stack_name("node") == (stacks.STACKS["node"], None)
+    with pytest.raises(NotFound, match="no sid suite"):
+        stacks.parse_stack_name("go:sid")
 
 
 def test_unknown_stack_names_the_known_ones():
     with pytest.raises(NotFound) as caught:
         stacks.get_stack("cobol")
-    assert caught.value.one_line() == "no stack named 'cobol' (stacks are: base, python, node, go, ruby, php, static)"
+    assert caught.value.one_line() == f"no stack named 'cobol' (stacks are: {', '.join(stacks.STACKS)})"
 
 
-@pytest.mark.parametrize(("name", "requested", "note"), [
-    ("python", None, None),
-    ("python", "", None),
-    ("python", "3.11", None),
-    ("python", "3.11.4", None),
-    ("python", "3", None),
-    ("python", "3.x", None),
-    ("python", ">=3.8", None),
-    ("python", ">=3.9,<3.13", None),
-    ("python", "~=3.10", None),
-    ("python", "==3.11.*", None),
-    ("python", "3.12", "python 3.12 requested; this stack provides 3.11"),
-    ("python", ">=3.12", "python >=3.12 requested; this stack provides 3.11"),
-    ("python", "<3.11", "python <3.11 requested; this stack provides 3.11"),
-    ("python", "~=3.12.1", "python ~=3.12.1 requested; this stack provides 3.11"),
-    ("python", "!=3.11", "python !=3.11 requested; this stack provides 3.11"),
-    ("node", "18", None),
-    ("node", "18.x", None),
-    ("node", "^18.12.0", None),
-    ("node", "~18.2", None),
-    ("node", ">=16 <20", None),
-    ("node", "16 || 18", None),
-    ("node", "*", None),
-    ("node", "v18.19.0", None),
-    ("node", "20", "node 20 requested; this stack provides 18"),
-    ("node", "^20.1", "node ^20.1 requested; this stack provides 18"),
-    ("node", ">=20.0.0", "node >=20.0.0 requested; this stack provides 18"),
-    ("go", "1.19", None),
-    ("go", "1.18", None),  # go.mod's `go 1.18` is a minimum
-    ("go", "1.19.3", None),
-    ("go", "1.21", "go 1.21 requested; this stack provides 1.19"),
-    ("ruby", "~> 3.1", None),
-    ("ruby", "~> 3.0", None),
-    ("ruby", "~> 3.0.2", "ruby ~> 3.0.2 requested; this stack provides 3.1"),
-    ("ruby", "3.3.0", "ruby 3.3.0 requested; this stack provides 3.1"),
-    ("php", "^8.1", None),
-    ("php", ">=8.3", "php >=8.3 requested; this stack provides 8.2"),
-    ("python", "latest", "python version 'latest' not understood; this stack provides 3.11"),
+@pytest.mark.parametrize(("name", "requested", "suites"), [
+    ("python", "3.11", ["bookworm"]),
+    ("python", "3.11.4", ["bookworm"]),
+    ("python", "3", ["bookworm", "trixie"]),
+    ("python", "3.x", ["bookworm", "trixie"]),
+    ("python", ">=3.8", ["bookworm", "trixie"]),
+    ("python", ">=3.9,<3.13", ["bookworm"]),
+    ("python", "~=3.10", ["bookworm", "trixie"]),
+    ("python", "==3.11.*", ["bookworm"]),
+    ("python", "3.13", ["trixie"]),
+    ("python", ">=3.12", ["trixie"]),
+    ("python", "~=3.12.1", []),
+    ("python", "3.12", []),
+    ("python", "<3.11", []),
+    ("python", "!=3.11", ["trixie"]),
+    ("node", "18", ["bookworm"]),
+    ("node", "^18.12.0", ["bookworm"]),
+    ("node", "~18.2", ["bookworm"]),
+    ("node", ">=16 <20", ["bookworm"]),
+    ("node", "16 || 18", ["bookworm"]),
+    ("node", "18 || 20", ["bookworm", "trixie"]),
+    ("node", "*", ["bookworm", "trixie"]),
+    ("node", "v20.11.0", ["trixie"]),
+    ("node", "^20.1", ["trixie"]),
+    ("node", ">=20.0.0", ["trixie"]),
+    ("node", "22", []),
+    ("go", "1.19", ["bookworm", "trixie"]),  # go.mod's `go` line is a minimum
+    ("go", "1.18", ["bookworm", "trixie"]),
+    ("go", "1.21", ["trixie"]),
+    ("go", "1.24.1", ["trixie"]),
+    ("go", "1.25", []),
+    ("ruby", "~> 3.1", ["bookworm", "trixie"]),
+    ("ruby", "~> 3.0.2", []),
+    ("ruby", "3.3.0", ["trixie"]),
+    ("php", "^8.1", ["bookworm", "trixie"]),
+    ("php", ">=8.3", ["trixie"]),
+    ("php", "~8.2.0", ["bookworm"]),
+    ("python", "latest", None),
+    ("node", "lts/*", None),
 ])
-def test_nearest_version(name, requested, note):
-    assert stacks.nearest_version(name, requested) == (stacks.provided_version(name), note)
+def test_satisfying_suites(name, requested, suites):
+    assert stacks.satisfying_suites(name, requested) == suites
+
+
+@pytest.mark.parametrize(("name", "requested", "suite"), [
+    ("python", "3.9", "bookworm"), ("python", "<3.11", "bookworm"), ("python", "3.12", "bookworm"),
+    ("python", "3.14", "trixie"), ("python", ">=3.14", "trixie"), ("node", "16", "bookworm"), ("node", "22", "trixie"),
+    ("node", "19", "bookworm"),  # a tie: the older suite
+    ("go", "1.25", "trixie"), ("ruby", "2.7", "bookworm"), ("php", "8.5", "trixie"), ("python", "latest", None),
+])
+def test_nearest_suite(name, requested, suite):
+    assert stacks.nearest_suite(name, requested) == suite
+
+
+def test_default_suite_and_mismatch_policy_come_from_the_config(ctx):
+    from paas.errors import ConfigError
+
+    assert (stacks.default_suite(ctx.config), stacks.mismatch_policy(ctx.config)) == ("bookworm", "error")
+    ctx.paths.config_file.write_text("stacks:\n  default_suite: trixie\n  version_mismatch: nearest\n")
+    ctx.__dict__.pop("config", None)
+    assert (stacks.default_suite(ctx.config), stacks.mismatch_policy(ctx.config)) == ("trixie", "nearest")
+    assert stacks.stack_image(ctx, "node") == "paas/stack-node:trixie"
+    ctx.paths.config_file.write_text("stacks:\n  default_suite: sid\n  version_mismatch: closest\n")
+    ctx.__dict__.pop("config", None)
+    with pytest.raises(ConfigError) as caught:
+        stacks.default_suite(ctx.config)
+    assert caught.value.one_line() == "stacks.default_suite is 'sid' (use one of: bookworm, trixie)"
+    with pytest.raises(ConfigError, match="stacks.version_mismatch is 'closest'"):
+        stacks.mismatch_policy(ctx.config)
+
+
+def test_stacks_named_in_a_dockerfile():
+    text = ("FROM paas/stack-go:trixie AS build\nRUN x\nfrom --platform=linux/amd64 paas/stack-base:trixie\n"
+            "FROM paas/stack-python:bookworm\nFROM paas/stack-static:trixie\nFROM paas/stack-cobol:bookworm\n"
+            "# FROM paas/stack-node:bookworm\nFROM paas/stack-go:trixie\n")
+    assert stacks.stacks_named_in(text) == [("go", "trixie"), ("base", "trixie"), ("python", "bookworm")]
 
 
 def test_one_line_and_deb822_sources_become_mirror_lines():
@@ -121,7 +179,19 @@ Components: main
         "bookworm-updates main",
         "deb http://deb.example/debian-security bookworm-security main",
     ]
-    assert stacks.mirror_lines(sources, "trixie") == []
+    # no trixie entries: the host's bookworm ones with the suite swapped in, backports and other archives left out
+    assert stacks.mirror_lines(sources, "trixie") == [
+        "deb http://mirror.example/debian trixie main",
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.example/debian trixie main",
+        "deb [signed-by=/etc/apt/keyrings/x.gpg] http://mirror.example/debian trixie-updates main",
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.example/debian trixie-updates main",
+        "deb http://deb.example/debian-security trixie-security main",
+    ]
+    # a host that names trixie itself: those entries only
+    own = stacks.parse_one_line_sources("deb http://t.example/debian trixie main\n")
+    assert stacks.mirror_lines(sources + own, "trixie") == ["deb http://t.example/debian trixie main"]
+    assert stacks.mirror_lines(stacks.parse_one_line_sources("deb http://x.example/ubuntu noble main\n"),
+                               "trixie") == []
 
 
 def test_host_mirrors_reads_list_and_sources_files(tmp_path):
@@ -144,7 +214,23 @@ def test_mmdebstrap_argv():
     assert "--dpkgopt=path-include=/usr/share/doc/*/copyright" in argv
     assert '--aptopt=Acquire::Languages "none"' in argv
     assert argv[-4:] == ["bookworm", "/root/tmp/rootfs", *MIRRORS]
+    # what every app repeated is done once in the root: the app user, /app it owns, python's venv
+    assert [a for a in argv if a.startswith("--customize-hook=")] == [
+        '--customize-hook=chroot "$1" useradd --create-home --uid 1000 --user-group app',
+        '--customize-hook=chroot "$1" install -d -o app -g app /app',
+        '--customize-hook=chroot "$1" python3 -m venv /opt/venv',
+    ]
     assert stacks.mmdebstrap_argv(stacks.STACKS["base"], "/t", [])[-2:] == ["bookworm", "/t"]
+    trixie = stacks.mmdebstrap_argv(stacks.STACKS["go"], "/t", ["deb http://m/debian trixie main"], suite="trixie")
+    assert trixie[-3:] == ["trixie", "/t", "deb http://m/debian trixie main"]
+    assert sum(a.startswith("--customize-hook=") for a in trixie) == 2  # the app user, no venv
+    static = stacks.mmdebstrap_argv(stacks.STACKS["static"], "/t", [])
+    assert not any(a.startswith("--customize-hook=") for a in static)  # busybox alone: left as it was
+    with pytest.raises(NotFound):
+        stacks.mmdebstrap_argv(stacks.STACKS["static"], "/t", [], suite="trixie")
+    from paas.detect.model import APP_UID
+
+    assert f"--uid {APP_UID} " in stacks.APP_USER_COMMANDS[0]
     assert "--mode=root" in stacks.mmdebstrap_argv(stacks.STACKS["base"], "/t", [], mode="root")
 
 
@@ -158,6 +244,8 @@ def test_keys_are_stable_and_follow_their_inputs():
     assert stacks.rootfs_key(dataclasses.replace(python, packages=(*python.packages, "git")), MIRRORS) != key
     assert stacks.rootfs_key(python, MIRRORS[:1]) != key
     assert stacks.rootfs_key(python, MIRRORS, "trixie") != key
+    assert stacks.inputs_hash(python, MIRRORS, "trixie") != inputs
+    assert stacks.rootfs_key(dataclasses.replace(python, customize=()), MIRRORS) != key
     assert stacks.rootfs_key(stacks.STACKS["node"], MIRRORS) != key
     # Env changes the image, not the rootfs
     env_changed = dataclasses.replace(python, env=(("PYTHONUNBUFFERED", "0"),))
@@ -178,6 +266,12 @@ def test_image_config_labels():
                                 "io.paas.stack.suite": "bookworm", "io.paas.stack.inputs": "sha256:" + "a" * 64}
     assert config["Cmd"] == ["/bin/sh"]
     assert "NPM_CONFIG_UPDATE_NOTIFIER=false" in config["Env"]
+    archive = {"trixie": "2026-11-21T09:15:44+00:00", "trixie-security": "2026-12-05T03:33:30+00:00"}
+    config = stacks.image_config(stacks.STACKS["node"], "", "trixie", archive)
+    assert config["Labels"]["io.paas.stack.version"] == "20" and config["Labels"]["io.paas.stack.suite"] == "trixie"
+    assert json.loads(config["Labels"]["io.paas.stack.archive"]) == archive
+    # the archive dates are not inputs: a stack does not go out of date because the archive moved on
+    assert "io.paas.stack.archive" not in stacks.image_config(stacks.STACKS["node"], "", "trixie")["Labels"]
 
 
 def test_configured_image_overrides_the_default(ctx):
@@ -185,11 +279,18 @@ def test_configured_image_overrides_the_default(ctx):
     ctx.paths.config_file.write_text("stacks:\n  python:\n    image: registry.example.com/python:3.12-slim\n")
     ctx.__dict__.pop("config", None)
     assert stacks.stack_image(ctx, "python") == "registry.example.com/python:3.12-slim"
+    assert stacks.stack_image(ctx, "python", "trixie") == "registry.example.com/python:3.12-slim"
     assert stacks.stack_image(ctx, "node") == "paas/stack-node:bookworm"
+    assert stacks.stack_image(ctx, "node", "trixie") == "paas/stack-node:trixie"
     assert stacks.ensure_stack(ctx, "python") == "registry.example.com/python:3.12-slim"  # nothing to build
-    rows = {r["name"]: r for r in stacks.list_stacks(ctx)}
-    assert rows["python"]["configured"] and rows["python"]["image"] == "registry.example.com/python:3.12-slim"
-    assert not rows["node"]["present"] and rows["node"]["size"] is None
+    assert stacks.ensure_stack(ctx, "python", "trixie") == "registry.example.com/python:3.12-slim"
+    rows = stacks.list_stacks(ctx)
+    (python,) = [r for r in rows if r["name"] == "python"]  # one row: the configured image, whatever the suite
+    assert python["configured"] and python["image"] == "registry.example.com/python:3.12-slim"
+    assert python["suite"] is None
+    node = {r["suite"]: r for r in rows if r["name"] == "node"}
+    assert node["trixie"]["image"] == "paas/stack-node:trixie" and node["trixie"]["version"] == "20"
+    assert not node["bookworm"]["present"] and node["bookworm"]["size"] is None
     with pytest.raises(NotFound):
         stacks.stack_image(ctx, "cobol")
 
@@ -245,6 +346,11 @@ def test_cli_rejects_unknown_and_missing_names(ctx):
     assert result.returncode == 2 and "--all" in result.stderr
     result = run_paas("stacks:build", "cobol", check=False)
     assert result.returncode == 1 and "no stack named 'cobol'" in result.stderr
+    result = run_paas("stacks:build", "python:trixie", "static:trixie", check=False)
+    assert result.returncode == 1 and "the static stack has no trixie suite" in result.stderr
+    assert "stack python" not in result.stderr  # checked before anything is built
+    result = run_paas("stacks:build", "--all", "--suite", "sid", check=False)
+    assert result.returncode == 2 and "--suite must be one of: bookworm, trixie" in result.stderr
 
 
 def test_cli_lists_stacks_as_json(ctx):
@@ -253,6 +359,79 @@ def test_cli_lists_stacks_as_json(ctx):
     from tests.conftest import run_paas
 
     rows = json.loads(run_paas("stacks", "--json").stdout)
-    assert [r["name"] for r in rows] == list(stacks.STACKS)
-    assert rows[1]["image"] == "paas/stack-python:bookworm" and rows[1]["present"] is False
-    assert "python" in run_paas("stacks").stdout
+    assert [(r["name"], r["suite"]) for r in rows] == [(s.name, x) for s in stacks.STACKS.values() for x in s.suites]
+    assert rows[2]["image"] == "paas/stack-python:bookworm" and rows[2]["present"] is False
+    assert rows[3]["image"] == "paas/stack-python:trixie" and rows[3]["version"] == "3.13"
+    out = run_paas("stacks").stdout
+    assert "paas/stack-python:trixie" in out and "SUITE" in out.splitlines()[0]
+
+
+# -- stacks:update: the archive's Release dates against what each stack was built from ------------------------------
+
+OLD = {"trixie": "2026-11-21T09:15:44+00:00", "trixie-updates": "2026-11-30T02:00:00+00:00",
+       "trixie-security": "2026-11-30T03:00:00+00:00"}
+NEW = {**OLD, "trixie-security": "2026-12-05T03:33:30+00:00"}
+
+
+def fake_stack(ctx, name: str, suite: str, archive: dict | None):
+    """A stack image in the store with the labels a real build writes (no mmdebstrap: the content is a file)."""
+    from paas.image.create import image_from_dirs
+
+    root = ctx.paths.tmp / f"fake-{name}-{suite}"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "stack").write_text(f"{name} {suite}\n")
+    stack = stacks.STACKS[name]
+    inputs = stacks.inputs_hash(stack, stacks.host_mirrors(suite=suite), suite)
+    return image_from_dirs(ctx.store, [root], tag=stack.ref(suite), **stacks.image_config(stack, inputs, suite,
+                                                                                          archive))
+
+
+def test_archive_dates_decide_which_stacks_are_behind(ctx):
+    fake_stack(ctx, "node", "trixie", OLD)
+    fake_stack(ctx, "python", "trixie", NEW)
+    current = fake_stack(ctx, "python", "bookworm", None)  # built before stacks recorded dates
+    asked = []
+
+    def fetch(suite, mirrors):
+        asked.append(suite)
+        assert all(f" {suite}" in line for line in mirrors)  # the host's URIs, for this suite
+        return NEW if suite == "trixie" else {"bookworm": "2026-07-11T10:16:37+00:00"}
+
+    rows = {(r["name"], r["suite"]): r for r in stacks.update_stacks(ctx, check=True, fetch=fetch)}
+    assert sorted(asked) == ["bookworm", "trixie"]  # once per suite that has stacks built
+    assert set(rows) == {("node", "trixie"), ("python", "trixie"), ("python", "bookworm")}
+    assert rows[("node", "trixie")]["status"] == "behind" and rows[("node", "trixie")]["behind"] == ["trixie-security"]
+    assert rows[("python", "trixie")]["status"] == "current" and rows[("python", "trixie")]["behind"] == []
+    assert rows[("python", "bookworm")]["status"] == "behind" and rows[("python", "bookworm")]["built_from"] is None
+    assert stacks.get_stack("python") and ctx.store.get("paas/stack-python:bookworm").digest == current.digest
+
+
+def test_update_with_nothing_built_reads_no_archive(ctx):
+    def fetch(suite, mirrors):
+        raise AssertionError("nothing to compare")
+
+    assert stacks.update_stacks(ctx, check=True, fetch=fetch) == []
+
+
+def test_cli_update_check_reports_and_changes_nothing(ctx, monkeypatch):
+    from tests.conftest import run_paas
+
+    before = fake_stack(ctx, "node", "trixie", {"trixie": "2001-01-01T00:00:00+00:00"})
+    result = run_paas("stacks:update", "--check", "--json")  # the real mirror's Release files
+    (row,) = json.loads(result.stdout)
+    assert (row["image"], row["status"]) == ("paas/stack-node:trixie", "behind")
+    assert set(row["behind"]) == {"trixie", "trixie-updates", "trixie-security"}
+    assert ctx.store.get("paas/stack-node:trixie").digest == before.digest
+    out = run_paas("stacks:update", "--check").stdout
+    assert out.startswith("paas/stack-node:trixie: newer packages in trixie, trixie-security, trixie-updates;")
+
+
+def test_mirror_unreachable_is_one_line(ctx):
+    from paas import archive
+    from paas.errors import UserError
+
+    with pytest.raises(UserError) as caught:
+        archive.fetch_dates(archive.dists(["deb http://127.0.0.1:9/debian trixie main"]))
+    assert caught.value.one_line() == (
+        "cannot reach the Debian mirror for http://127.0.0.1:9/debian/dists/trixie/InRelease: [Errno 111] "
+        "Connection refused (check this host's network and its apt sources (/etc/apt), then run it again)")
