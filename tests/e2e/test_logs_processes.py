@@ -162,6 +162,8 @@ def test_one_process_type_stops_starts_and_restarts_in_place(platform):
     app = f"types-{secrets.token_hex(3)}"
     repo = platform.repo_from(Path(__file__).resolve().parents[1] / "apps" / "procfile-worker", app)
     assert platform.push(repo, app).returncode == 0
+    assert [(p["process"], p["status"]) for p in ps(platform, app)] == [("web.1", "running")]  # web only at first
+    platform.paas("ps:scale", app, "worker=1")
     assert [(p["process"], p["status"]) for p in ps(platform, app)] == [("web.1", "running"), ("worker.1", "running")]
 
     platform.paas("ps:stop", app, "worker")

@@ -64,6 +64,7 @@ def test_limits_reach_the_cgroups_and_an_oom_kill_shows_and_restarts(platform, t
     source = tmp_path / "src"
     shutil.copytree(APPS / "procfile-worker", source)
     (source / "Procfile").write_text("web: python3 web.py\nhog: python3 hog.py\n")
+    (source / "app.json").write_text('{"formation": {"web": {"quantity": 1}, "hog": {"quantity": 1}}}')
     (source / "hog.py").write_text(HOG)
     repo = platform.repo_from(source, app)
     pushed = platform.push(repo, app)
