@@ -112,7 +112,12 @@ def node(app: AppDir) -> Found | None:
     dev_server = web is not None and web_reason.startswith("scripts.start") and _is_dev_server(
         str(scripts.get("start")), rules["dev_servers"])
     if scripts.get("build") and (web is None or dev_server):
-        return _built_site(app, found, data, scripts, rules, manager, install, tool, manifests, dev_server)
+        framework, outputs, why = build_outputs(app, data, rules)
+        if outputs:
+            return _built_site(app, found, scripts, rules, manager, install, tool, manifests, dev_server,
+                               (framework, outputs, why))
+        found.framework = framework
+        found.reasons.append(f"{why}: a node app (its start script, e.g. `{framework} start`, runs it)")
     if web is None and not scripts.get("build") and not app.is_file(PROCFILE) and _static_site(app):
         return None  # nothing for node to build or run: the static detector serves the site
     found.warnings += missing_main
@@ -176,15 +181,18 @@ def _config_text(app: AppDir, stem: str, extensions: list[str]) -> tuple[str, st
     return None
 
 
-def build_outputs(app: AppDir, data: dict, scripts: dict, rules: dict) -> tuple[str | None, list[str], str]:
-    """(framework, output directories to look for in order, why) of a site built by `scripts.build`."""
+def build_outputs(app: AppDir, data: dict, rules: dict) -> tuple[str | None, list[str], str]:
+    """(framework, output directories to look for in order, why) of a site built by `scripts.build`; no
+    directories when the framework builds a server instead (next without `output: 'export'`)."""
     deps = _dependencies(data)
     for entry in rules["static_builds"]:
-        if entry["dependency"] not in deps or (entry.get("needs") and entry["needs"] not in deps):
+        if entry["dependency"] not in deps:
             continue
         config = _config_text(app, entry["config"], rules["config_extensions"]) if entry.get("config") else None
-        if entry.get("needs_config") and not (config and re.search(entry["needs_config"], config[1])):
-            continue
+        if (entry.get("needs") and entry["needs"] not in deps) or (
+                entry.get("needs_config") and not (config and re.search(entry["needs_config"], config[1]))):
+            needed = entry.get("needs") or f"a static export in {entry['config']}.*"
+            return entry["framework"], [], f"{entry['framework']} builds a server here (without {needed})"
         out_dir = OUT_DIR.search(config[1]) if config else None
         if out_dir and SAFE_PATH.fullmatch(out_dir.group(1)) and ".." not in out_dir.group(1).split("/"):
             output = out_dir.group(1).removeprefix("./").rstrip("/")
@@ -193,11 +201,12 @@ def build_outputs(app: AppDir, data: dict, scripts: dict, rules: dict) -> tuple[
     return None, list(rules["outputs"]), "no framework we know in the dependencies"
 
 
-def _built_site(app: AppDir, found: Found, data: dict, scripts: dict, rules: dict, manager: dict, install: str,
-                tool: str | None, manifests: list[str], dev_server: bool) -> Found:
+def _built_site(app: AppDir, found: Found, scripts: dict, rules: dict, manager: dict, install: str,
+                tool: str | None, manifests: list[str], dev_server: bool,
+                outputs_found: tuple[str | None, list[str], str]) -> Found:
     """A static site: the build runs in a node stage (devDependencies installed), nginx serves its output."""
     site = read_staticfile(app, built=True)
-    framework, outputs, why = build_outputs(app, data, scripts, rules)
+    framework, outputs, why = outputs_found
     if site.root_given:
         outputs, why = [site.root], f"root: {site.root} in the {STATICFILE}"
     build_script = f"{manager['run']} build"
