@@ -35,6 +35,9 @@ from .languages.node import node
 from .languages.php import php
 from .languages.python import python
 from .languages.ruby import ruby
+from .languages.sources import LOOKS_FOR as SOURCES_LOOK_FOR
+from .languages.sources import hint as sources_hint
+from .languages.sources import sources
 from .languages.static import static
 from .model import (
     APP_JSON,
@@ -48,6 +51,7 @@ from .model import (
     VersionChoice,
     copies,
 )
+from .multi import choose, stage_image
 from .rules import buildpacks_dir, spec
 from .versions import (
     BASE_STACK,
@@ -78,7 +82,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-DETECTORS: tuple[Callable[[AppDir], Found | None], ...] = (dockerfile, python, node, go, ruby, php, static)
+# `sources`: python/node/ruby/php files without a manifest (a Procfile's command or main.py names the language)
+DETECTORS: tuple[Callable[[AppDir], Found | None], ...] = (dockerfile, python, node, go, ruby, php, sources, static)
 
 
 # -- putting it together ----------------------------------------------------------------------------------------
@@ -88,7 +93,8 @@ def looked_for() -> dict[str, list[str]]:
     out = {}
     for detector in DETECTORS:
         name = detector.__name__
-        out[name] = [DOCKERFILE] if name == "dockerfile" else list(spec(name)["select"])
+        out[name] = ([DOCKERFILE] if name == "dockerfile" else list(SOURCES_LOOK_FOR) if name == "sources"
+                     else list(spec(name)["select"]))
     return out
 
 
@@ -97,7 +103,7 @@ def _no_match(app: AppDir) -> UserError:
     hint = ("add a Dockerfile, which is used as-is, or one of those files; when the start command cannot be "
             "detected, a Procfile line `web: COMMAND` (listening on $PORT) gives it")
     if app.is_file(PROCFILE):
-        hint = "a Procfile alone does not say how to build: " + hint
+        hint = sources_hint(app) or hint
     return UserError(f"cannot tell how to build {app.root}: looked for {listing}", hint)
 
 
@@ -134,13 +140,15 @@ def detect(app_dir: Path, *, stacks: StackSettings | Mapping[str, str] | None = 
     app_json_data = app.json(APP_JSON, comments=True)
     app_json = parse_app_json(app_json_data) if app_json_data is not None else AppJson()
 
-    found = next((f for f in (d(app) for d in DETECTORS) if f is not None), None)
+    found = choose(app, DETECTORS, app_json_data)  # .buildpacks / app.json order, node asset stage
     if found is None:
         raise _no_match(app)
 
     processes: dict[str, str | None] = {}
     if found.web is not None or found.buildpack == "dockerfile":
         processes["web"] = found.web
+    if procfile is None:  # a Procfile names every process: the detected worker is a default only
+        processes.update(found.processes)
     procfile_reason = None
     if procfile is not None:
         overridden = processes.get("web") if "web" in procfile else None
@@ -176,6 +184,8 @@ def detect(app_dir: Path, *, stacks: StackSettings | Mapping[str, str] | None = 
         build.update(base_image=base_image, runtime_image=runtime_image, port=found.port, uid=APP_UID,
                      own_stack=runs_on_own_stack(found, settings),
                      cmd=_exec_form(cmd_process) if cmd_process else None)
+        if build.get("assets"):
+            build["assets"] = {**build["assets"], "image": stage_image("node", base_image, settings)}
     return Detection(buildpack=found.buildpack, reasons=tuple(reasons), files=tuple(found.files),
                      language=found.language, version=version, package_manager=found.manager,
                      framework=found.framework, processes=processes, procfile=procfile is not None,

@@ -40,7 +40,8 @@ def check_dockerfile(detection: d.Detection, *, dependencies: bool = True) -> st
     text = d.generate(detection)
     parsed = parse_dockerfile(text)
     stage = parsed.stages[-1]
-    assert parsed.stages[0].image == detection.base_image
+    own = [s for s in parsed.stages if s.name != "assets"]  # a node stage building assets comes first
+    assert own[0].image == detection.base_image
     if detection.runtime_image:
         assert stage.image == detection.runtime_image
     body = stage.instructions
@@ -56,9 +57,9 @@ def check_dockerfile(detection: d.Detection, *, dependencies: bool = True) -> st
     else:
         assert cmds == [] and "no start command was detected" in text
     # dependencies: manifests copied and installed (with a cache mount) before the code
-    build_stage = parsed.stages[0]
-    copies = [i for i in build_stage.instructions if isinstance(i, Copy) and not i.from_]
-    code = [n for n, i in enumerate(copies) if i.sources == (".",) and i.dest == "."]
+    build_stage = own[0]
+    copies = [i for i in build_stage.instructions if isinstance(i, Copy) and i.from_ in (None, "assets")]
+    code = [n for n, i in enumerate(copies) if (i.sources, i.dest) in (((".",), "."), (("/app/",), "./"))]
     assert len(code) == 1, "the code is copied once, with COPY . ."
     runs = [i for i in build_stage.instructions if isinstance(i, Run)]
     if dependencies:
@@ -89,6 +90,14 @@ SAMPLES = {
     "procfile-worker": ("python", "pip", None, "python3 web.py"),
     "zerodowntime": ("python", "pip", None, "python3 server.py"),
     "dockerfile": ("dockerfile", None, None, None),
+    # tests/unit/test_detect_layouts_python.py looks closer at these
+    "python-worker": ("python", None, None, None),
+    "python-script-web": ("python", None, None, "python app.py"),
+    "procfile-only": ("python", None, None, "python3 -u web.py"),
+    "python-node-assets": ("python", "pip", "flask", "gunicorn app:app --bind 0.0.0.0:$PORT"),
+    "python-pdm": ("python", "pdm", "flask", "gunicorn app:app --bind 0.0.0.0:$PORT"),
+    "python-pipenv": ("python", "pipenv", "flask", "gunicorn app:app --bind 0.0.0.0:$PORT"),
+    "buildpacks-order": ("python", None, None, "python3 -u server.py"),
 }
 
 
@@ -110,7 +119,7 @@ def test_sample_apps(name):
         assert detection.port == 8080
         return
     assert detection.port == 5000
-    check_dockerfile(detection, dependencies=buildpack not in ("static", "go"))
+    check_dockerfile(detection, dependencies=buildpack not in ("static", "go") and manager is not None)
 
 
 def test_sample_apps_answer_with_their_name():
@@ -147,7 +156,8 @@ def test_node_sample_has_no_dependencies_to_download():
 # -- order and the no-match error --------------------------------------------------------------------------------
 
 def test_detectors_are_one_explicit_tuple():
-    assert [f.__name__ for f in d.DETECTORS] == ["dockerfile", "python", "node", "go", "ruby", "php", "static"]
+    assert [f.__name__ for f in d.DETECTORS] == ["dockerfile", "python", "node", "go", "ruby", "php", "sources",
+                                                 "static"]
     assert list(d.looked_for()) == [f.__name__ for f in d.DETECTORS]
     assert d.looked_for()["python"] == ["requirements.txt", "pyproject.toml", "Pipfile", "setup.py"]
 
@@ -169,12 +179,14 @@ def test_nothing_matches_lists_what_was_looked_for(tmp_path):
     assert line.startswith(f"cannot tell how to build {tmp_path.resolve()}: looked for dockerfile: Dockerfile; "
                            "python: requirements.txt, pyproject.toml, Pipfile, setup.py; node: package.json; "
                            "go: go.mod; ruby: Gemfile; php: composer.json, index.php, public/index.php; "
+                           "sources: a Procfile running python, node, ruby or php, main.py, app.py, PKG/__main__.py; "
                            "static: index.html, public/")
     assert "add a Dockerfile" in line and "Procfile line `web: COMMAND`" in line and "\n" not in line
     (tmp_path / "Procfile").write_text("web: ./run\n")
     with pytest.raises(UserError) as caught:
         d.detect(tmp_path)
-    assert caught.value.hint.startswith("a Procfile alone does not say how to build: add a Dockerfile")
+    assert caught.value.hint.startswith("the Procfile runs `./run`, which is not python, node, ruby or php, and the "
+                                        "app has no source files we know: add the language's manifest")
 
 
 def test_missing_directory(tmp_path):
@@ -817,6 +829,8 @@ def test_app_json_ignores_what_we_do_not_use(tmp_path):
 
 def test_every_buildpack_has_rules_and_a_template():
     for detector in d.DETECTORS[1:]:
+        if detector.__name__ == "sources":  # source files without a manifest: built by their language's buildpack
+            continue
         folder = d.BUILDPACKS_DIR / detector.__name__
         assert (folder / "Dockerfile.j2").is_file() and d.spec(detector.__name__)["select"]
 

@@ -1,5 +1,6 @@
 """PHP: composer.json or index.php; the document root is the first of public/, web/, htdocs/ holding index.php,
-else the app root (buildpacks/php/detect.yml).
+else the app root (buildpacks/php/detect.yml). `php_sources`: php files and a Procfile without either (nothing to
+install, the Procfile starts it).
 """
 
 from __future__ import annotations
@@ -33,4 +34,11 @@ def php(app: AppDir) -> Found | None:
     where = "the app root" if docroot == "." else f"{docroot}/ (it holds index.php)"
     found.reasons.append(f"document root: {where}; web: `{found.web}`")
     found.build.update(composer=composer, manifests=copies(manifests), docroot=docroot)
+    return found
+
+
+def php_sources(app: AppDir, files: list[str], why: str) -> Found:
+    """PHP without composer.json or index.php: the Procfile runs the code."""
+    found = Found("php", files, [why, "no composer.json: nothing to install"], language=spec("php")["language"])
+    found.build.update(composer=False, manifests=[], docroot=".")
     return found

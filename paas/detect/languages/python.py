@@ -1,14 +1,19 @@
 """Python: requirements.txt, pyproject.toml (poetry, uv, pdm, PEP 621), Pipfile or setup.py; Django, Flask and
-FastAPI start commands (buildpacks/python/detect.yml).
+FastAPI start commands; without a framework, the script to run ([project.scripts], main.py, app.py, a package's
+__main__.py), as a `web` process when it serves a port, else as a `worker` (buildpacks/python/detect.yml).
+
+`python_sources` builds an app that has python files and no manifest (nothing to install); the `sources`
+detector decides when that applies.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ..appdir import AppDir
+from ..appdir import SKIP_DIRS, AppDir
 from ..model import Found, copies
 from ..rules import spec
 from ..versions import VersionReader, _first_line, _first_version, _line_of
@@ -21,7 +26,24 @@ PYPROJECT_MANAGERS = (  # (manager, lockfile, [tool.X] table), checked in this o
 )
 MANAGER_NAMES = {"pip": "pip (requirements.txt)", "pip-pep621": "pip ([project] dependencies of pyproject.toml)",
                  "setuptools": "pip (setup.py)"}
-PYTHON_TOOLS = {"poetry": "poetry", "uv": "uv", "pdm": "pdm", "pipenv": "pipenv"}
+PYTHON_TOOLS = ("poetry", "uv", "pdm", "pipenv")
+PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,-]+\])?==[A-Za-z0-9.+!-]+$")
+
+
+def tool_pins(names: Iterable[str]) -> dict[str, list[str]] | None:
+    """{"pins": [...], "constraints": [...]} for pip to install these tools at the versions in detect.yml
+    `tools:`; None for none. A pin that is not `name==version` is refused (it lands in a shell command)."""
+    table = spec("python")["tools"]
+    pins: list[str] = []
+    constraints: list[str] = []
+    for name in names:
+        entry = table[name]
+        for pin in [entry["pin"], *entry.get("with", [])]:
+            if not PIN.match(str(pin)):
+                raise ValueError(f"buildpacks/python/detect.yml: tools.{name}: {pin!r} is not name==version")
+        pins.append(entry["pin"])
+        constraints += [c for c in entry.get("with", []) if c not in constraints]
+    return {"pins": pins, "constraints": constraints} if pins else None
 
 
 def normalize_name(name: str) -> str:
@@ -229,10 +251,14 @@ def python(app: AppDir) -> Found | None:
         install_before_code = False
         found.reasons.append("setup.py: the project and its dependencies install after the code is copied")
     source = "requirements.txt" if manager == "pip" else rel
+    tool = manager if manager in PYTHON_TOOLS else None
     found.build.update(manager=manager, manifests=copies(manifests),
-                       install_before_code=install_before_code, locked=locked, tool=PYTHON_TOOLS.get(manager),
-                       collectstatic=False, servers=[])
-    found.reasons.append(f"package manager: {MANAGER_NAMES.get(manager, manager)}")
+                       install_before_code=install_before_code, locked=locked, tool=tool,
+                       tool_pins=tool_pins([tool] if tool else []), collectstatic=False, servers=[],
+                       server_pins=None)
+
+    pinned = f" {found.build['tool_pins']['pins'][0].split('==')[1]} (pinned)" if tool else ""
+    found.reasons.append(f"package manager: {MANAGER_NAMES.get(manager, manager)}{pinned}")
 
     readers = _python_version_readers()
     found.requested = _first_version(app, rules["versions"], readers, "python")
@@ -278,18 +304,185 @@ def python(app: AppDir) -> Found | None:
         found.framework = name
         break
 
-    servers = [f["server"] for f in rules["frameworks"]]
+    if found.web is None and found.framework is None:
+        _script_process(app, found)
+    found.finish = _server_installer(deps, source)
+    return found
+
+
+def _server_installer(deps: set[str], source: str | None):
+    """`finish` for a python Found: install the server (gunicorn, uvicorn) a process runs when the
+    dependencies lack it, at the version pinned in detect.yml `tools:`."""
+    servers = [f["server"] for f in spec("python")["frameworks"]]
 
     def finish(found: Found, processes: Mapping[str, str | None]) -> None:
-        """Install the server (gunicorn, uvicorn) a process runs when the dependencies lack it."""
         needed = []
         for command in processes.values():
             first = command.split(None, 1)[0] if command and command.strip() else ""
             if first in servers and first not in deps and first not in needed:
                 needed.append(first)
+        where = f"in {source}" if source else "installed (no dependency manifest)"
         for name in needed:
-            found.reasons.append(f"{name} is not in {source}: the image installs it to serve the app")
+            found.reasons.append(f"{name} is not {where}: the image installs it to serve the app")
         found.build["servers"] = needed
+        found.build["server_pins"] = tool_pins(needed)
 
-    found.finish = finish
+    return finish
+
+
+def python_sources(app: AppDir, files: list[str], why: str) -> Found:
+    """A python app without a dependency manifest (python files, maybe a Procfile): nothing to install, the
+    start command from the Procfile or the script to run (`sources` decides that this applies)."""
+    rules = spec("python")
+    found = Found("python", files, [why, "no requirements.txt, pyproject.toml, Pipfile or setup.py: nothing to "
+                                        "install (the standard library only)"], language=rules["language"])
+    found.build.update(manager=None, manifests=[], install_before_code=True, locked=False, tool=None,
+                       tool_pins=None, collectstatic=False, servers=[], server_pins=None)
+    found.requested = _first_version(app, rules["versions"], _python_version_readers(), "python")
+    _script_process(app, found)
+    found.finish = _server_installer(set(), None)
     return found
+
+
+# -- a script without a web framework ----------------------------------------------------------------------------
+
+IDENTIFIER = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+IMPORT_LINE = re.compile(r"^\s*(?:from\s+([A-Za-z_]\w*)[\w.]*\s+import|import\s+([A-Za-z_][\w., ]*))", re.MULTILINE)
+
+
+def _project_table(app: AppDir) -> tuple[str | None, dict]:
+    """(normalized project name, scripts) from pyproject.toml: [project] or [tool.poetry]."""
+    data = app.toml("pyproject.toml") or {}
+    project = data.get("project") if isinstance(data.get("project"), dict) else {}
+    poetry = data.get("tool", {}).get("poetry", {}) if isinstance(data.get("tool"), dict) else {}
+    name = project.get("name") or poetry.get("name")
+    scripts = project.get("scripts") if isinstance(project.get("scripts"), dict) else {}
+    if not scripts and isinstance(poetry.get("scripts"), dict):
+        scripts = {k: v for k, v in poetry["scripts"].items() if isinstance(v, str)}
+    return (normalize_name(name) if isinstance(name, str) else None), scripts
+
+
+def _module_home(app: AppDir, top: str) -> str | None:
+    """Where a top-level module lives: "" (the app root), "src", or None when the app has no such module."""
+    for home in ("", "src"):
+        prefix = f"{home}/" if home else ""
+        if app.is_file(f"{prefix}{top}.py") or app.is_file(f"{prefix}{top}/__init__.py") \
+                or app.is_file(f"{prefix}{top}/__main__.py"):
+            return home
+    return None
+
+
+def _module_files(app: AppDir, module: str, home: str) -> list[str]:
+    """The files of a module: `a/b.py`, or every .py of the package `a/b/`."""
+    path = (f"{home}/" if home else "") + module.replace(".", "/")
+    if app.is_file(f"{path}.py"):
+        return [f"{path}.py"]
+    return [f"{path}/{n}" for n in app.listdir(path) if n.endswith(".py") and app.is_file(f"{path}/{n}")]
+
+
+def _named_like(project: str | None, names: list[str]) -> str | None:
+    """The one of names that is the project's name (PEP 503 normalized: my_app = my-app = My.App)."""
+    return next((n for n in names if project and normalize_name(n) == project), None)
+
+
+def _from_project_scripts(app: AppDir, warnings: list[str]) -> tuple[str, list[str], str] | None:
+    project, scripts = _project_table(app)
+    entries = {k: v for k, v in scripts.items() if isinstance(v, str)}
+    if not entries:
+        return None
+    name = next(iter(entries)) if len(entries) == 1 else _named_like(project, list(entries))
+    if name is None:
+        warnings.append(f"pyproject.toml names several scripts ({', '.join(entries)}) and none is named like the "
+                        "project: not used; name the one to run in a Procfile (`worker: python -m MODULE`)")
+        return None
+    module, _, attr = entries[name].partition(":")
+    module, attr = module.strip(), attr.split("[", 1)[0].strip()
+    if not IDENTIFIER.match(module) or not IDENTIFIER.match(attr):
+        warnings.append(f"[project.scripts] {name} = {entries[name]!r} is not `module:function`: not used")
+        return None
+    home = _module_home(app, module.split(".")[0])
+    if home is None:
+        warnings.append(f"[project.scripts] {name} runs {module}, which is not in the app: not used")
+        return None
+    head = attr.split(".", 1)[0]
+    code = f"import sys; from {module} import {head}; sys.exit({attr}())"
+    command = ("PYTHONPATH=src " if home else "") + f"python -c {shlex.quote(code)}"
+    which = "the only script" if len(entries) == 1 else "the script named like the project"
+    return command, _module_files(app, module, home), f"[project.scripts] {name} = {entries[name]} ({which})"
+
+
+def _from_package_main(app: AppDir, warnings: list[str]) -> tuple[str, list[str], str] | None:
+    packages: dict[str, str] = {}  # package -> home
+    for home in ("", "src"):
+        for name in app.listdir(home):
+            rel = f"{home}/{name}" if home else name
+            if not name.startswith(".") and name not in SKIP_DIRS and IDENTIFIER.match(name) \
+                    and app.is_file(f"{rel}/__main__.py"):
+                packages.setdefault(name, home)
+    if not packages:
+        return None
+    project, _ = _project_table(app)
+    name = next(iter(packages)) if len(packages) == 1 else _named_like(project, list(packages))
+    if name is None:
+        warnings.append(f"several packages have a __main__.py ({', '.join(packages)}) and none is named like "
+                        "the project: name the one to run in a Procfile (`worker: python -m PACKAGE`)")
+        return None
+    home = packages[name]
+    where = f"{home}/{name}" if home else name
+    command = ("PYTHONPATH=src " if home else "") + f"python -m {name}"
+    return command, _module_files(app, name, home), f"{where}/__main__.py found"
+
+
+def script_entry(app: AppDir, warnings: list[str]) -> tuple[str, list[str], str] | None:
+    """(command, its source files, why) by the order in detect.yml: [project.scripts], main.py/app.py, a
+    package's __main__.py."""
+    entry = _from_project_scripts(app, warnings)
+    if entry:
+        return entry
+    for rel in spec("python")["scripts"]:
+        if app.is_file(rel):
+            return f"python {rel}", [rel], f"{rel} found"
+    return _from_package_main(app, warnings)
+
+
+def _with_imports(app: AppDir, files: list[str]) -> list[str]:
+    """files and the app's own top-level modules they import (one level: `import jobs` -> jobs.py)."""
+    out = list(files)
+    for rel in files:
+        for match in IMPORT_LINE.finditer(app.text(rel) or ""):
+            names = [match.group(1)] if match.group(1) else [n.strip().split(" ")[0].split(".")[0]
+                                                             for n in match.group(2).split(",")]
+            for name in names:
+                home = _module_home(app, name) if name and IDENTIFIER.match(name) else None
+                if home is not None:
+                    out += [f for f in _module_files(app, name, home) if f not in out]
+    return out
+
+
+def serving_file(app: AppDir, files: list[str]) -> str | None:
+    """The first of files (and the app modules they import) that reads $PORT or starts a server, by the
+    `serves` patterns of detect.yml; None: the script serves nothing (a worker)."""
+    patterns = [re.compile(p, re.MULTILINE) for p in spec("python")["serves"]]
+    for rel in _with_imports(app, files):
+        text = app.text(rel) or ""
+        if any(p.search(text) for p in patterns):
+            return rel
+    return None
+
+
+def _script_process(app: AppDir, found: Found) -> None:
+    """The start command of an app without a web framework: `web` when it serves a port, else `worker`."""
+    entry = script_entry(app, found.warnings)
+    if entry is None:
+        return
+    command, files, why = entry
+    serving = serving_file(app, files)
+    if serving:
+        found.web = command
+        found.reasons.append(f"no web framework; {why}: web: `{command}` ({serving} reads $PORT or starts a "
+                             "server)")
+    else:
+        found.processes["worker"] = command
+        scanned = ", ".join(_with_imports(app, files)) or "its sources"
+        found.reasons.append(f"no web framework; {why}: runs as a worker: `{command}` (no route, no port check: "
+                             f"nothing in {scanned} reads $PORT or starts a server)")

@@ -1,4 +1,5 @@
-"""Ruby: Gemfile with bundler; Rails and Rack start commands (buildpacks/ruby/detect.yml)."""
+"""Ruby: Gemfile with bundler; Rails and Rack start commands (buildpacks/ruby/detect.yml). `ruby_sources`: ruby
+files and a Procfile without a Gemfile (nothing to install)."""
 
 from __future__ import annotations
 
@@ -40,5 +41,18 @@ def ruby(app: AppDir) -> Found | None:
         why = " and ".join([*files, *([f"{gem} in the {rel}"] if gem and gem in gems else [])])
         found.reasons.append(f"{framework['name'].title()}: {why}; web: `{found.web}`")
         break
-    found.build.update(manifests=copies([rel] + ([lock] if locked else [])), locked=locked)
+    found.build.update(manifests=copies([rel] + ([lock] if locked else [])), locked=locked, bundle=True)
+    return found
+
+
+def _ruby_version(app: AppDir) -> tuple[str, str] | None:
+    return _first_version(app, [".ruby-version"], {".ruby-version": _line_of(".ruby-version", "ruby-")}, "ruby")
+
+
+def ruby_sources(app: AppDir, files: list[str], why: str) -> Found:
+    """Ruby without a Gemfile: the Procfile runs the code with ruby's standard library."""
+    found = Found("ruby", files, [why, "no Gemfile: nothing to install (ruby's standard library only)"],
+                  language=spec("ruby")["language"])
+    found.requested = _ruby_version(app)
+    found.build.update(manifests=[], locked=False, bundle=False)
     return found

@@ -1,0 +1,3 @@
+"""What the Procfile-only sample answers."""
+
+GREETING = "hello from procfile-only\n"
