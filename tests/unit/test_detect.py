@@ -613,7 +613,7 @@ def test_node_unusual_package_managers(tmp_path):
         in detection.warnings
     assert "yarn.lock ignored: npm is used" in detection.warnings
     detection = found(tmp_path, {"package.json": pkg(packageManager="pnpm@9 && curl evil", scripts={"start": "x"})})
-    assert detection.build["tool"] == "pnpm@8"
+    assert detection.build["tool"] == "pnpm@8.15.9"
     assert "packageManager version '9 && curl evil' ignored: not a version" in detection.warnings
 
 

@@ -35,13 +35,14 @@ OUT_DIR = re.compile(r"""\boutDir\s*:\s*['"]([^'"]+)['"]""")
 SEMVER_ISH = re.compile(r"\d+(\.\d+){0,2}(-[0-9A-Za-z.-]+)?")
 
 
-def _pnpm_tool(app: AppDir, declared: str | None) -> str:
-    """pnpm@MAJOR matching packageManager, else the lockfile format (v9 -> 9, v6 -> 8, v5 -> 7)."""
+def _pnpm_tool(app: AppDir, declared: str | None, releases: dict[int, str]) -> str:
+    """pnpm@VERSION from packageManager, else the pinned release (detect.yml) of the major the lockfile format
+    needs (v9 -> 9, v6 -> 8, v5 -> 7)."""
     if declared:
         return f"pnpm@{declared}"
     match = re.search(r"""^lockfileVersion:\s*['"]?(\d+)""", app.text("pnpm-lock.yaml") or "", re.MULTILINE)
     major = int(match.group(1)) if match else 6
-    return "pnpm@9" if major >= 9 else "pnpm@8" if major >= 6 else "pnpm@7"
+    return releases[9 if major >= 9 else 8 if major >= 6 else 7]
 
 
 def node(app: AppDir) -> Found | None:
@@ -91,7 +92,7 @@ def node(app: AppDir) -> Found | None:
     install = manager["install"] if locked else manager["install_unlocked"]
     prune = manager["prune"]
     if manager["name"] == "pnpm":
-        tool = _pnpm_tool(app, declared_version)
+        tool = _pnpm_tool(app, declared_version, manager["releases"])
     elif manager["name"] == "yarn":
         berry = "__metadata:" in (app.text("yarn.lock") or "") or (declared_version or "1")[0] != "1"
         if berry:  # yarn 1 (from npm) hands over to the release that .yarnrc.yml's yarnPath names
