@@ -114,6 +114,7 @@ def shop(ctx):
     release(ctx, "shop", 1, "superseded", {"web": "python app.py"})
     release(ctx, "shop", 2, "superseded", {"web": "python app.py"})
     release(ctx, "shop", 3, "active", {"web": "python app.py", "worker": "python worker.py"})
+    apps.set_formation(ctx.conn, "shop", {"worker": 1})  # ps:scale worker=1 (web runs one by default)
     v1 = process(ctx, "shop", "1" * 64, "web", 1)
     write(ctx, v1["container_id"], stamp(1, 0), "v1 starting", name="container.log.1")
     write(ctx, v1["container_id"], stamp(1, 1), "v1 GET /a")
