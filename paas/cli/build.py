@@ -1,4 +1,5 @@
-"""Build commands: build (Dockerfile -> image), build:cache (list), build:prune (drop cache entries)."""
+"""Build commands: build (Dockerfile -> image; a directory without one is built with the buildpack its files
+select), build:cache (list), build:prune (drop cache entries)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import click
 
 from . import cli, context, emit_json, json_option, table
 from .permissions import needs
+
+PREFIX = {"step": "-----> ", "info": "       ", "warn": "warning: "}  # how the detection is printed, as in a push
 
 
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -42,7 +45,14 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 @json_option
 @click.argument("context_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def build_cmd(tags, dockerfile, build_args, target, no_cache, zstd, network, no_host_ca, as_json, context_dir):
-    """Build an image from a Dockerfile and a context directory."""
+    """Build an image from a Dockerfile and a context directory.
+
+    Without -f and without CONTEXT/Dockerfile, the buildpack CONTEXT's files select builds it (as a push
+    would): the detection and its reasons are printed first, the stacks it needs are made when missing.
+    `paas buildpacks:eject CONTEXT -o -` prints that Dockerfile instead.
+    """
+    import tempfile
+
     from ..build.executor import HOST_CA_BUNDLE, BuildOptions, build
     from ..image.reference import local_name, parse
 
@@ -50,13 +60,24 @@ def build_cmd(tags, dockerfile, build_args, target, no_cache, zstd, network, no_
     names = tuple(local_name(parse(t)) for t in tags)  # a bad name fails now, not after the build
     compression = "zstd" if zstd else str(ctx.config.get("images.compression", "gzip"))
     ca = None if no_host_ca or not ctx.config.get("build.host_ca", True) else HOST_CA_BUNDLE
-    opts = BuildOptions(context_dir=context_dir, dockerfile=dockerfile, tags=names,
-                        build_args=_build_args(build_args), target=target, no_cache=no_cache,
-                        compression=compression, network=network, ca_bundle=ca,
-                        progress=lambda line: click.echo(line, err=as_json))
-    result = build(ctx, opts)
+
+    def progress(line: str) -> None:
+        click.echo(line, err=as_json)
+
+    detection = None
+    with tempfile.TemporaryDirectory(prefix="paas-build-", dir=ctx.paths.tmp) as workdir:
+        if dockerfile is None and not (context_dir / "Dockerfile").is_file():
+            from ..autobuild import prepare
+
+            prepared = prepare(ctx, context_dir, Path(workdir), lambda kind, line: progress(PREFIX[kind] + line))
+            detection, dockerfile = prepared.detection, prepared.dockerfile
+        opts = BuildOptions(context_dir=context_dir, dockerfile=dockerfile, tags=names,
+                            build_args=_build_args(build_args), target=target, no_cache=no_cache,
+                            compression=compression, network=network, ca_bundle=ca, progress=progress)
+        result = build(ctx, opts)
     if as_json:
         emit_json({"digest": result.image.digest, "tags": list(names), "seconds": round(result.seconds, 3),
+                   "buildpack": detection.to_dict() if detection is not None else None,
                    "steps": [{"stage": s.stage, "step": s.number, "instruction": s.text, "cached": s.cached,
                               "seconds": round(s.seconds, 3)} for s in result.steps]})
         return

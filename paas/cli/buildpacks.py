@@ -89,7 +89,7 @@ def detect_cmd(as_json, source):
     """Explain how DIR would be built: buildpack, the files that decided it, versions, package manager,
     processes, warnings.
 
-    Order: Dockerfile, python, node, go, ruby, php, static; the first match wins. A Procfile names the
+    Order: Dockerfile, python, ruby, node, go, php, source files, static; the first match wins. A Procfile names the
     processes (`web: COMMAND`, listening on $PORT). APP: the source of a deployed app's active release.
     """
     with _source_dir(source) as (app_dir, _):

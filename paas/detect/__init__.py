@@ -3,8 +3,8 @@
 Pure: reads files under the app directory (never following a link out of it) and the buildpack folders, writes
 nothing, runs nothing. `detect()` returns what was found and why; `generate()` renders it.
 
-The order is the one in DETECTORS and nowhere else: the app's own Dockerfile, then python, node, go, ruby, php,
-static. The first detector that matches wins. Each language's rules are data in `buildpacks/<name>/detect.yml`
+The order is the one in DETECTORS and nowhere else: the app's own Dockerfile, then python, ruby, node, go, php,
+source files without a manifest, static (ruby before node as on Heroku: a Rails app has a package.json too). The first detector that matches wins. Each language's rules are data in `buildpacks/<name>/detect.yml`
 (the files that select it, in order; where a version is read; framework hints) next to its `Dockerfile.j2`.
 
 Then, for every buildpack: a `Procfile` wins over the detected start command (process by process, as Heroku
@@ -83,7 +83,7 @@ def __getattr__(name: str) -> Any:
 
 
 # `sources`: python/node/ruby/php files without a manifest (a Procfile's command or main.py names the language)
-DETECTORS: tuple[Callable[[AppDir], Found | None], ...] = (dockerfile, python, node, go, ruby, php, sources, static)
+DETECTORS: tuple[Callable[[AppDir], Found | None], ...] = (dockerfile, python, ruby, node, go, php, sources, static)
 
 
 # -- putting it together ----------------------------------------------------------------------------------------

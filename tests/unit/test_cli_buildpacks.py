@@ -25,7 +25,7 @@ def test_list_shows_the_detection_order():
     result = run_paas("buildpacks")
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["ORDER", "BUILDPACK", "SELECTED", "BY"]
-    assert [line.split()[1] for line in lines[1:]] == ["dockerfile", "python", "node", "go", "ruby", "php", "sources",
+    assert [line.split()[1] for line in lines[1:]] == ["dockerfile", "python", "ruby", "node", "go", "php", "sources",
                                                        "static"]
     rows = json.loads(run_paas("buildpacks", "--json").stdout)
     assert rows[1] == {"name": "python", "files": ["requirements.txt", "pyproject.toml", "Pipfile", "setup.py"]}

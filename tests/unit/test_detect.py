@@ -156,7 +156,7 @@ def test_node_sample_has_no_dependencies_to_download():
 # -- order and the no-match error --------------------------------------------------------------------------------
 
 def test_detectors_are_one_explicit_tuple():
-    assert [f.__name__ for f in d.DETECTORS] == ["dockerfile", "python", "node", "go", "ruby", "php", "sources",
+    assert [f.__name__ for f in d.DETECTORS] == ["dockerfile", "python", "ruby", "node", "go", "php", "sources",
                                                  "static"]
     assert list(d.looked_for()) == [f.__name__ for f in d.DETECTORS]
     assert d.looked_for()["python"] == ["requirements.txt", "pyproject.toml", "Pipfile", "setup.py"]
@@ -177,8 +177,8 @@ def test_nothing_matches_lists_what_was_looked_for(tmp_path):
         d.detect(tmp_path)
     line = caught.value.one_line()
     assert line.startswith(f"cannot tell how to build {tmp_path.resolve()}: looked for dockerfile: Dockerfile; "
-                           "python: requirements.txt, pyproject.toml, Pipfile, setup.py; node: package.json; "
-                           "go: go.mod; ruby: Gemfile; php: composer.json, index.php, public/index.php; "
+                           "python: requirements.txt, pyproject.toml, Pipfile, setup.py; ruby: Gemfile; node: package.json; "
+                           "go: go.mod; php: composer.json, index.php, public/index.php; "
                            "sources: a Procfile running python, node, ruby or php, main.py, app.py, PKG/__main__.py; "
                            "static: index.html, public/")
     assert "add a Dockerfile" in line and "Procfile line `web: COMMAND`" in line and "\n" not in line
