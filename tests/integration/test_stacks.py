@@ -1,7 +1,10 @@
-"""Stacks built for real with mmdebstrap, run in containers, reused from the store and the machine cache.
+"""Stacks built for real with mmdebstrap, run in containers, reused from the store and the machine cache; trixie
+stacks beside bookworm ones; stacks:update against the real Debian archive, and the builder rebuilding an app on
+an updated stack.
 
 The machine cache (PAAS_STACK_CACHE, default here /var/cache/paas-test/stacks) makes reruns fast;
-from an empty cache the first run builds base (~45 s) and python (~55 s); static takes seconds.
+from an empty cache the first run builds base (~45 s), python for bookworm and trixie (~70 s each); static
+takes seconds.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def test_static_stack_from_an_empty_cache_then_from_the_cache(ctx, other_root, t
     monkeypatch.setenv(stacks.CACHE_ENV, str(tmp_path / "empty-cache"))
     lines: list[str] = []
     built = stacks.make_stack(ctx, "static", progress=lines.append)
-    assert built.source == "built" and built.ref == "paas/stack-static:bookworm"
+    assert built.source == "built" and built.ref == "paas/stack-static:bookworm" and built.suite == "bookworm"
     assert any(line.startswith("success in") for line in lines), lines
     assert built.image.total_size < 5_000_000  # busybox-static alone
     assert labels(built.image)["io.paas.stack"] == "static"
@@ -86,13 +89,14 @@ def test_base_stack_runs_reuses_and_loads_from_the_machine_cache(ctx, other_root
     first = stacks.make_stack(ctx, "base")
     assert first.source in ("built", "cache")
     code, out = run_in(ctx, first.ref, "sh", "-c",
-                       "useradd --create-home --uid 10001 app && id app && stat -c %U:%G /etc/shadow "
+                       "id app && stat -c %U:%G /etc/shadow "
                        "&& test -s /etc/ssl/certs/ca-certificates.crt && test -e /usr/share/zoneinfo/UTC "
                        "&& echo $LANG && find /usr/share/doc -type f ! -name copyright | wc -l "
                        "&& find /usr/share/man /usr/share/locale /var/lib/apt/lists -type f | wc -l")
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0].startswith("uid=10001(app)") and lines[1] == "root:shadow" and lines[2] == "C.UTF-8"
+    assert lines[0] == "uid=1000(app) gid=1000(app) groups=1000(app)"  # the user apps run as comes with the stack
+    assert lines[1] == "root:shadow" and lines[2] == "C.UTF-8"
     assert lines[3:] == ["0", "1"]  # docs: copyright files only; no man pages, apt lists; locale.alias
     assert stacks.make_stack(ctx, "base").source == "store"
     assert run_in(ctx, first.ref, *stacks.STACKS["base"].version_cmd)[1].startswith("12.")
@@ -105,18 +109,101 @@ def test_base_stack_runs_reuses_and_loads_from_the_machine_cache(ctx, other_root
           f"{first.image.total_size / 1e6:.1f} MB")
 
 
-def test_python_stack_makes_a_venv(ctx):
-    build = stacks.make_stack(ctx, "python")
-    code, out = run_in(ctx, stacks.ensure_stack(ctx, "python"), "sh", "-c",
-                       "python3 -c 'import venv, ssl, sys; print(sys.version_info[:2]); print(ssl.OPENSSL_VERSION)' "
-                       "&& python3 -m venv /tmp/venv && /tmp/venv/bin/pip --version && echo $PYTHONUNBUFFERED")
+APP_SETUP = ("id app; stat -c '%U:%G %a' /app; stat -c %U /home/app; echo $VIRTUAL_ENV; command -v python3 pip; "
+             "python3 -c 'import sys, ssl; print(sys.prefix, sys.version_info[:2]); print(ssl.OPENSSL_VERSION)'; "
+             "pip --version")
+
+
+@pytest.mark.parametrize(("suite", "version"), [("bookworm", "3.11"), ("trixie", "3.13")])
+def test_python_stack_has_the_app_user_and_a_ready_venv(ctx, suite, version):
+    build = stacks.make_stack(ctx, "python", suite)
+    assert build.ref == f"paas/stack-python:{suite}" == stacks.ensure_stack(ctx, "python", suite)
+    assert labels(build.image)["io.paas.stack.version"] == version
+    assert labels(build.image)["io.paas.stack.suite"] == suite
+    code, out = run_in(ctx, build.ref, "sh", "-c", APP_SETUP)
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0] == "(3, 11)" and lines[1].startswith("OpenSSL 3.")
-    assert lines[2].startswith("pip ") and "python 3.11" in lines[2] and lines[3] == "1"
+    assert lines[0] == "uid=1000(app) gid=1000(app) groups=1000(app)"
+    assert lines[1:4] == ["app:app 755", "app", "/opt/venv"]
+    assert lines[4:6] == ["/opt/venv/bin/python3", "/opt/venv/bin/pip"]
+    assert lines[6] == f"/opt/venv {tuple(int(n) for n in version.split('.'))}" and lines[7].startswith("OpenSSL 3.")
+    assert lines[8].startswith("pip ") and f"python {version}" in lines[8]
     code, out = run_in(ctx, build.ref, *stacks.STACKS["python"].version_cmd)
-    assert code == 0 and out.startswith("Python 3.11."), out
-    print(f"\npython: {build.source} in {build.seconds:.2f}s, {build.image.total_size / 1e6:.1f} MB")
+    assert code == 0 and out.startswith(f"Python {version}."), out
+    print(f"\npython:{suite}: {build.source} in {build.seconds:.2f}s, {build.image.total_size / 1e6:.1f} MB")
+
+
+def test_a_trixie_stack_is_its_own_image_and_cache_entry(ctx, other_root):
+    """Both suites of one stack side by side: separate images, separate machine cache entries (saving one keeps
+    the other), the archive dates each was built from, Debian 13 inside."""
+    trixie = stacks.make_stack(ctx, "base", "trixie")
+    bookworm = stacks.make_stack(ctx, "base", "bookworm")
+    assert trixie.ref == "paas/stack-base:trixie" and trixie.image.digest != bookworm.image.digest
+    assert run_in(ctx, trixie.ref, *stacks.STACKS["base"].version_cmd)[1].startswith("13.")
+    assert run_in(ctx, bookworm.ref, *stacks.STACKS["base"].version_cmd)[1].startswith("12.")
+    assert run_in(ctx, trixie.ref, "id", "app")[1] == "uid=1000(app) gid=1000(app) groups=1000(app)"
+    cache = stacks.MachineCache.from_env()
+    for build in (trixie, bookworm):
+        key = stacks.rootfs_key(stacks.STACKS["base"], stacks.host_mirrors(suite=build.suite), build.suite)
+        assert cache.layer_path("base", build.suite, key, "gzip").is_file()
+    recorded = stacks.built_from(trixie.image)
+    assert sorted(recorded) == ["trixie", "trixie-security", "trixie-updates"]
+    assert all(date.startswith("20") for date in recorded.values())
+    loaded = stacks.make_stack(other_root, "base", "trixie")
+    assert loaded.source == "cache" and loaded.image.digest == trixie.image.digest
+    assert stacks.built_from(loaded.image) == recorded  # the sidecar keeps the dates
+    print(f"\nbase:trixie built in {trixie.seconds:.1f}s, {trixie.image.total_size / 1e6:.1f} MB; "
+          f"bookworm {bookworm.seconds:.1f}s, {bookworm.image.total_size / 1e6:.1f} MB")
+
+
+def test_update_rebuilds_a_stack_behind_the_archive_and_the_app_on_it_rebuilds(ctx, tmp_path, monkeypatch):
+    """A stack whose recorded Release dates are older than the real archive's is rebuilt by stacks:update; an app
+    built FROM it then misses the build cache (the builder keys FROM on the image's config digest), so its next
+    deploy starts from the new stack."""
+    from paas.build.executor import BuildOptions, build
+
+    monkeypatch.setenv(stacks.CACHE_ENV, str(tmp_path / "cache"))  # the fake dates never reach the machine cache
+    old = stacks.make_stack(ctx, "static", archive={"bookworm": "2001-01-01T00:00:00+00:00"}).image
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Dockerfile").write_text("FROM paas/stack-static:bookworm\nRUN echo built > /built\n")
+
+    def build_app():
+        return build(ctx, BuildOptions(context_dir=app, tags=("stacky:test",), network="none", progress=lambda _: None))
+
+    first = build_app()
+    assert build_app().steps[-1].cached  # nothing changed: the RUN step comes from the cache
+
+    checked = run_paas("stacks:update", "--check", "--json")
+    (row,) = json.loads(checked.stdout)
+    assert (row["image"], row["status"]) == ("paas/stack-static:bookworm", "behind")
+    assert ctx.store.get("paas/stack-static:bookworm").digest == old.digest  # --check changes nothing
+
+    result = run_paas("stacks:update")
+    line = result.stdout.strip()
+    assert line.startswith("paas/stack-static:bookworm: rebuilt (newer packages in bookworm, bookworm-security, "
+                           "bookworm-updates) in "), result
+    fresh = ctx.store.get("paas/stack-static:bookworm")
+    assert fresh.digest != old.digest
+    assert sorted(stacks.built_from(fresh)) == ["bookworm", "bookworm-security", "bookworm-updates"]
+    (row,) = json.loads(run_paas("stacks:update", "--json").stdout)
+    assert row["status"] == "current" and row["digest"] == fresh.digest  # nothing newer now: nothing rebuilt
+
+    again = build_app()
+    assert not again.steps[-1].cached and again.image.digest != first.image.digest
+
+
+def test_unreachable_mirror_is_one_line(ctx, tmp_path):
+    fake = tmp_path / "apt"
+    (fake / "sources.list.d").mkdir(parents=True)
+    (fake / "sources.list").write_text("deb http://127.0.0.1:9/debian bookworm main\n")
+    mirrors = stacks.host_mirrors(fake, "trixie")
+    assert mirrors == ["deb http://127.0.0.1:9/debian trixie main"]
+    lines: list[str] = []
+    assert stacks.archive_now(mirrors, "trixie", lines.append) is None  # a build goes on without the record
+    assert lines == ["W: cannot reach the Debian mirror for http://127.0.0.1:9/debian/dists/trixie/InRelease: "
+                     "[Errno 111] Connection refused (check this host's network and its apt sources (/etc/apt), "
+                     "then run it again); the stack will not know which archive state it was built from"]
 
 
 def test_cli_builds_and_lists(ctx):
@@ -126,6 +213,10 @@ def test_cli_builds_and_lists(ctx):
     result = run_paas("stacks:build", "static", "--json")
     (row,) = json.loads(result.stdout)
     assert row["source"] == "store" and row["digest"].startswith("sha256:")
-    rows = {r["name"]: r for r in json.loads(run_paas("stacks", "--json").stdout)}
-    assert rows["static"]["present"] and rows["static"]["current"] and rows["static"]["size"] > 0
-    assert not rows["node"]["present"]
+    rows = {(r["name"], r["suite"]): r for r in json.loads(run_paas("stacks", "--json").stdout)}
+    assert rows[("static", "bookworm")]["present"] and rows[("static", "bookworm")]["current"]
+    assert rows[("static", "bookworm")]["size"] > 0
+    assert not rows[("node", "bookworm")]["present"] and not rows[("node", "trixie")]["present"]
+    result = run_paas("stacks:build", "python:sid", check=False)
+    assert result.returncode == 1 and "the python stack has no sid suite (its suites are: bookworm, trixie)" in \
+        result.stderr
