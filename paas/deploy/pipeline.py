@@ -8,6 +8,7 @@ process is gone and undoes them (paas.deploy.recovery).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -22,7 +23,7 @@ from ..context import Context
 from ..errors import PaasError
 from . import health
 from .output import DeployAborted, Output
-from .processes import ProcessPlan, address_of, one_off, plan_processes
+from .processes import ProcessPlan, address_of, container_name, one_off, plan_processes
 
 
 class DeployError(PaasError):
@@ -461,16 +462,40 @@ def _record_release(run: Deploy, image_digest: str, image: str, processes: dict[
 
 
 def _run_one_off(run: Deploy, release: dict[str, Any], kind: str, command: str) -> None:
+    """One command in the new image, its output in the push; a non-zero exit fails the deploy. predeploy's changes
+    to the image's files are committed into the release's image (Dokku: "changes committed to the image at this
+    phase: yes"); release's and postdeploy's are not (Heroku's release phase runs in a one-off dyno)."""
     from ..limits import process_options
     from ..runtime import containers
 
+    keep = kind == "predeploy"
     run.out.step(f"Running {kind}: {command}")
     opts = process_options(run.ctx, run.app, kind, one_off(run.app, run.version, run.commit, command,
                                                              release["config"], release["port"], kind))
-    info = containers.run(run.ctx, release["image"], opts, remove_after=True,
-                          on_line=lambda line: run.out.info(line.text))
-    if info.get("exit_code") != 0:
-        raise DeployError(f"{kind} `{command}` exited with code {info.get('exit_code')}", "see its output above")
+    # kept after it exits (to commit it): a name to find it by when the pusher leaves while it runs
+    name = container_name(run.app, kind, 1, run.version) if keep else None
+    try:
+        info = containers.run(run.ctx, release["image"], opts, name=name, remove_after=not keep,
+                              on_line=lambda line: run.out.info(line.text))
+    except BaseException:
+        if name is not None:
+            with contextlib.suppress(PaasError):
+                containers.remove(run.ctx, name, force=True)
+        raise
+    try:
+        if info.get("exit_code") != 0:
+            raise DeployError(f"{kind} `{command}` exited with code {info.get('exit_code')}", "see its output above")
+        if keep:
+            committed = containers.commit(run.ctx, info["id"], release["image"], keep_config=True,
+                                          message=f"{kind}: {command}")
+            with state.transaction(run.ctx.conn):
+                run.ctx.conn.execute("UPDATE releases SET image_digest = ? WHERE app = ? AND version = ?",
+                                     (committed["digest"], run.app, run.version))
+            release["image_digest"] = committed["digest"]
+            run.out.info(f"{kind}'s changes committed to {release['image']}")
+    finally:
+        if keep:
+            containers.remove(run.ctx, info["id"], force=True)
 
 
 def _start_process(run: Deploy, plan: ProcessPlan, image: str) -> dict[str, Any]:

@@ -669,8 +669,10 @@ def _mountpoint_filter(config: dict):
     return skip
 
 
-def commit(ctx: Context, ref: str, image_name: str | None = None, *, message: str = "") -> dict:
-    """The container's changes (its overlay upper dir) as a new layer on top of its image."""
+def commit(ctx: Context, ref: str, image_name: str | None = None, *, message: str = "",
+           keep_config: bool = False) -> dict:
+    """The container's changes (its overlay upper dir) as a new layer on top of its image. keep_config: the
+    image's own CMD and environment stay (a deploy's predeploy), instead of becoming the container's."""
     from ..image.create import commit_layer, now_rfc3339
     from ..image.reference import local_name, parse
 
@@ -691,9 +693,9 @@ def commit(ctx: Context, ref: str, image_name: str | None = None, *, message: st
              **({"comment": message} if message else {})})
         opts = options_from_json(info["options"])
         container_config = image_config.setdefault("config", {})
-        if opts.cmd is not None:
+        if opts.cmd is not None and not keep_config:
             container_config["Cmd"] = list(opts.cmd)
-        if opts.env:
+        if opts.env and not keep_config:
             merged = spec.env_list_to_dict(container_config.get("Env")) | spec.env_list_to_dict(opts.env)
             container_config["Env"] = [f"{k}={v}" for k, v in merged.items()]
         image = ctx.store.add_image(base.layers + [layer], image_config)

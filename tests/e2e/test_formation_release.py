@@ -1,9 +1,10 @@
 """Process formation, the release phase and app.json checks on a real platform (git push over SSH, paasd, crun,
 nginx), as Dokku and Heroku do them:
 
-- tests/apps/procfile-dev (Dokku's development Procfile: web, worker, cron, `custom: echo hi`, release): the
-  first push starts web only and succeeds; the release phase runs once before the switch, its output in the push;
-  ps:scale worker=1 starts a worker; a failing release phase rejects the push and the old release keeps serving.
+- tests/apps/procfile-dev (Dokku's development Procfile: web, worker, cron, `custom: echo hi`, release; app.json
+  predeploy and postdeploy): the first push starts web only and succeeds; predeploy (its files kept in the image),
+  the release phase (once, its output in the push), the switch and postdeploy run in Dokku's order; ps:scale
+  worker=1 starts a worker; a failing release phase rejects the push and the old release keeps serving.
 - tests/apps/formation-json (app.json with // comments): formation worker quantity 2 runs two workers, ps:scale
   is refused while it sets the formation; a content healthcheck that fails rejects the push with its line and
   the old release keeps serving.
@@ -50,7 +51,11 @@ def test_a_development_procfile_starts_web_only_and_its_release_phase_runs_once_
     assert pushed.returncode == 0, pushed.output
     out = pushed.output
     assert out.count("release phase of v1") == 1  # the release phase's own output, streamed into the push
-    assert out.index("Running release: python3 -u release.py") < out.index("Starting web.1") < out.index("Routing")
+    # Dokku's order: predeploy, release, start and check, switch, postdeploy
+    assert out.index("predeploy of v1") < out.index("Running release: python3 -u release.py") \
+        < out.index("Starting web.1") < out.index("Routing") \
+        < out.index("postdeploy of v1, see http://example.invalid/hooks//done")
+    assert platform.get(app, "/predeploy") == (200, "written by the predeploy of v1\n")  # committed to the image
     assert "Process formation: web=1 cron=0 worker=0 custom=0 (by default;" in out
     assert "Starting worker" not in out and "Starting custom" not in out and "Starting cron" not in out
     assert ps(platform, app) == [("web.1", "v1", "running")]
