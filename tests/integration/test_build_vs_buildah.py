@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import stat
 import subprocess
@@ -32,12 +33,16 @@ from pathlib import Path
 import pytest
 
 from paas.build.executor import BuildOptions, build
+from paas.errors import DockerfileError
 from paas.image import archive
 from paas.image.create import new_config
 from tests.conftest import need_root, need_tool
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels")
+CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "Volumes")
+# our message for several sources into a non-directory, and buildah 1.28's for COPY flags it lacks
+MANY = "When using {} with more than one source file, the destination must be a directory and end with a /"
+BUILDAH_COPY_FLAGS = "COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the --from=<image|stage> flags"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,23 +115,26 @@ class Buildah:
         image_id = self("pull", "--quiet", self.policy, f"oci:{layout}:{name}").stdout.split()[-1]
         self("tag", image_id, f"localhost/{name}")
 
-    def bud_args(self, context: Path, tag: str) -> list[str]:
+    def bud_args(self, context: Path, tag: str, build_args: dict[str, str] | None = None) -> list[str]:
+        args = [f"--build-arg={name}={value}" for name, value in (build_args or {}).items()]
         return ["bud", self.policy, "--layers", "--pull=never", "--runtime", "runc", "--isolation", "oci",
                 "--network", "none", "--timestamp", "0", "--identity-label=false", "--format", "oci",
-                "--ulimit", "nofile=20000:20000", "-t", f"localhost/{tag}", str(context)]
+                "--ulimit", "nofile=20000:20000", *args, "-t", f"localhost/{tag}", str(context)]
 
-    def build(self, context: Path, tag: str) -> None:
-        self(*self.bud_args(context, tag), timeout=300)
+    def build(self, context: Path, tag: str, build_args: dict[str, str] | None = None,
+              check: bool = True) -> subprocess.CompletedProcess:
+        return self(*self.bud_args(context, tag, build_args), timeout=300, check=check)
 
     @contextlib.contextmanager
-    def building(self, context: Path, tag: str, timeout: float = 300) -> Iterator[None]:
+    def building(self, context: Path, tag: str, timeout: float = 300,
+                 build_args: dict[str, str] | None = None) -> Iterator[None]:
         """Run `buildah bud` in the background while the body runs (our build); wait for it at the end.
 
         It is always waited for (killed on timeout); its failure is raised only when the body succeeded.
         """
         log = self.base / "tmp" / f"bud-{secrets.token_hex(4)}.log"
         with open(log, "w+") as out:
-            proc = subprocess.Popen([*self.argv, *self.bud_args(context, tag)], stdout=out,
+            proc = subprocess.Popen([*self.argv, *self.bud_args(context, tag, build_args)], stdout=out,
                                     stderr=subprocess.STDOUT, env=self.env)
             try:
                 yield
@@ -301,11 +309,18 @@ def env_as_mapping(env: list[str] | None) -> dict[str, str] | list[str] | None:
     return mapping if len(mapping) == len(pairs) else env
 
 
-def config_differences(ours: dict, theirs: dict) -> list[str]:
+def config_differences(ours: dict, theirs: dict, pinned: dict | None = None) -> list[str]:
+    """Differences in CONFIG_KEYS; a pinned key must hold exactly its (ours, buildah) values instead."""
     mine, other = ours.get("config") or {}, theirs.get("config") or {}
     lines = []
     for key in CONFIG_KEYS:
         a, b = mine.get(key) or None, other.get(key) or None   # absent, null and empty are all "unset"
+        if key in (pinned or {}):
+            expected = tuple(env_as_mapping(v) if key == "Env" else v for v in pinned[key])
+            got = (env_as_mapping(a), env_as_mapping(b)) if key == "Env" else (a, b)
+            if got != expected:
+                lines.append(f"  pinned {key}: expected ours, buildah = {expected}, got {got}")
+            continue
         if key == "Env":
             same = env_as_mapping(a) == env_as_mapping(b)
         else:
@@ -326,11 +341,18 @@ class Case:
     modes: dict[str, int] = field(default_factory=dict)
     dirs: tuple[str, ...] = ()
     symlinks: dict[str, str] = field(default_factory=dict)
+    build_args: dict[str, str] = field(default_factory=dict)
+    # image config keys where buildah 1.28 differs from Docker: key -> (ours, buildah)
+    config_differs: dict[str, tuple[object, object]] = field(default_factory=dict)
+    # buildah 1.28 cannot build this Dockerfile (its error says this): ours is checked alone, on `expected`
+    buildah_refuses: str = ""
+    expected: dict[str, Entry | None] = field(default_factory=dict)   # exact entries of our tree
     # where buildah 1.28 differs from Docker (and we follow Docker): path -> (ours, buildah); None: absent
     buildah_differs: dict[str, tuple[Entry | None, Entry | None]] = field(default_factory=dict)
     # sanity: the case did what it means to (in both trees), so an equal comparison is not vacuous
     present: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
+    contents: dict[str, str] = field(default_factory=dict)  # what files hold in our tree (Docker's result)
 
 
 def tar_bytes(entries: list[tuple], compress: bool = False) -> bytes:
@@ -350,6 +372,14 @@ def tar_bytes(entries: list[tuple], compress: bool = False) -> bytes:
             tar.addfile(info)
     return buf.getvalue()
 
+
+SHA_A = hashlib.sha256(b"a\n").hexdigest()
+
+
+def text_file(text: str, mode: str = "0644", uid: int = 0, gid: int = 0) -> Entry:
+    """The entry of a regular file holding text (one link)."""
+    data = text.encode()
+    return Entry("file", mode, uid, gid, len(data), hashlib.sha256(data).hexdigest(), 1)
 
 BUNDLE = [
     ("dir", "pkg", 0o755, 0, 0),
@@ -503,6 +533,197 @@ CASES = {
                  "/opt/raw/notatar.tar.gz", "/opt/plain.txt", "/opt/owned.txt"),
         absent=("/opt/bundle.tgz", "/opt/plain/bundle.tar"),
     ),
+    # ARG then ENV of the same name: the ENV wins in every later instruction, over --build-arg too
+    "arg-then-env": Case(
+        dockerfile="""
+            FROM bbenv:1
+            ARG X=a
+            ARG P=1
+            ENV X=b
+            ENV P=2
+            RUN echo "$X" > /run-expanded.txt && env | grep ^X= > /run-env.txt
+            COPY $X.txt /copied-$X/
+            ADD $X.txt /added-$X.txt
+            WORKDIR /work-$X
+            LABEL seen=$X
+            EXPOSE 800$P
+            VOLUME /volume-$X
+            ENV Y=$X
+            USER $X
+        """,
+        files={"a.txt": "a\n", "b.txt": "b\n", "c.txt": "c\n"},
+        build_args={"X": "c", "P": "3"},
+        present=("/run-expanded.txt", "/run-env.txt", "/copied-b/b.txt", "/added-b.txt"),
+        absent=("/copied-c", "/copied-a", "/work-c"),
+        contents={"/run-expanded.txt": "b\n", "/run-env.txt": "X=b\n"},
+        buildah_differs={"/work-b": (Entry("dir", "0755", 0, 0), None)},   # buildah: a WORKDIR nothing uses
+    ),
+    # ENV then ARG of the same name: BuildKit's dispatchArg sets the ARG's value in the build environment
+    # after ENV did (llb.State.AddEnv, the later wins), so RUN and expansions see the build arg; the image
+    # config keeps the ENV value. buildah 1.28 keeps the ENV value everywhere (as Docker's classic builder).
+    "env-then-arg": Case(
+        dockerfile="""
+            FROM bbenv:1
+            ENV X=b
+            ARG X
+            RUN echo "$X" > /run-expanded.txt && env | grep ^X= > /run-env.txt
+            COPY $X.txt /copied/
+            LABEL seen=$X
+            ENV Y=$X
+        """,
+        files={"b.txt": "b\n", "c.txt": "c\n"},
+        build_args={"X": "c"},
+        contents={"/run-expanded.txt": "c\n", "/run-env.txt": "X=c\n"},
+        buildah_differs={
+            "/run-expanded.txt": (text_file("c\n"), text_file("b\n")),
+            "/run-env.txt": (text_file("X=c\n"), text_file("X=b\n")),
+            "/copied/c.txt": (text_file("c\n"), None),
+            "/copied/b.txt": (None, text_file("b\n")),
+        },
+        config_differs={"Labels": ({"seen": "c"}, {"seen": "b"}),
+                        "Env": ([DEFAULT_PATH, "X=b", "Y=c"], [DEFAULT_PATH, "X=b", "Y=b"])},
+    ),
+    # a stage FROM an earlier stage inherits its ARGs (BuildKit dispatchState.init takes the parent's state;
+    # the Dockerfile reference: "An ARG variable declared within a build stage is automatically inherited by
+    # other stages based on that stage")
+    "stage-inherits-args": Case(
+        dockerfile="""
+            FROM bbenv:1 AS base
+            ARG V=from-base
+            ARG W
+            ENV E=env
+            FROM base
+            RUN echo "V=$V W=$W E=$E" > /inherited.txt
+        """,
+        build_args={"W": "given"},
+        contents={"/inherited.txt": "V=from-base W=given E=env\n"},
+        # buildah 1.28: ARGs end with their stage
+        buildah_differs={"/inherited.txt": (text_file("V=from-base W=given E=env\n"), text_file("V= W= E=env\n"))},
+    ),
+    # implicit parents: mode 0755, or the --chmod mode (BuildKit since fsutil#228), owner the --chown user
+    "implicit-parents": Case(
+        dockerfile="""
+            FROM bbenv:1
+            COPY --chmod=0640 a.txt /p1/sub/a.txt
+            COPY --chown=1000:1000 a.txt /p2/sub/
+            COPY --chmod=0750 --chown=app:app src /p3/deep/tree
+            COPY --chmod=0600 a.txt b.txt /p4/
+            COPY a.txt /p5/sub/
+            ADD --chown=2000:2000 a.txt /p6/sub/a.txt
+            COPY a.txt b.txt /srv
+        """,
+        files={"a.txt": "a\n", "b.txt": "bb\n", "src/one.txt": "1\n"},
+        present=("/p1/sub/a.txt", "/p2/sub/a.txt", "/p3/deep/tree/one.txt", "/p4/b.txt", "/p5/sub/a.txt",
+                 "/p6/sub/a.txt", "/srv/a.txt", "/srv/b.txt"),
+        # buildah 1.28 makes implicit parents 0755 whatever --chmod says (as BuildKit did before fsutil#228);
+        # owners agree: the --chown user (/p2, /p3, /p6), root otherwise (/p5)
+        buildah_differs={
+            "/p1": (Entry("dir", "0640", 0, 0), Entry("dir", "0755", 0, 0)),
+            "/p1/sub": (Entry("dir", "0640", 0, 0), Entry("dir", "0755", 0, 0)),
+            "/p3": (Entry("dir", "0750", 1000, 1000), Entry("dir", "0755", 1000, 1000)),
+            "/p3/deep": (Entry("dir", "0750", 1000, 1000), Entry("dir", "0755", 1000, 1000)),
+            "/p3/deep/tree": (Entry("dir", "0750", 1000, 1000), Entry("dir", "0755", 1000, 1000)),
+            "/p4": (Entry("dir", "0600", 0, 0), Entry("dir", "0755", 0, 0)),
+        },
+    ),
+    # WORKDIR creates what is missing 0755, owned by the USER of the moment (numeric ids need no passwd
+    # entry) and leaves an existing directory as it is
+    "workdir-modes": Case(
+        dockerfile="""
+            FROM bbenv:1
+            RUN mkdir -m 0700 /srv/private && umask 077
+            WORKDIR /srv/private
+            WORKDIR /w1/w2
+            USER app
+            WORKDIR /tmp/app-owned/deeper
+            WORKDIR relative
+            USER 1234:1234
+            WORKDIR /num/dir
+            RUN pwd > /tmp/pwd.txt
+        """,
+        present=("/num/dir", "/tmp/pwd.txt", "/srv/private"),
+        contents={"/tmp/pwd.txt": "/num/dir\n"},
+        # BuildKit mkdirs every WORKDIR (llb.Mkdir 0755 WithParents, owned by USER); buildah 1.28 only the
+        # one a later RUN uses (/num/dir: the same 0755 1234:1234 on both sides; /srv/private stays 0700)
+        buildah_differs={
+            "/w1": (Entry("dir", "0755", 0, 0), None),
+            "/w1/w2": (Entry("dir", "0755", 0, 0), None),
+            "/tmp/app-owned": (Entry("dir", "0755", 1000, 1000), None),
+            "/tmp/app-owned/deeper": (Entry("dir", "0755", 1000, 1000), None),
+            "/tmp/app-owned/deeper/relative": (Entry("dir", "0755", 1000, 1000), None),
+        },
+    ),
+}
+
+# Dockerfiles buildah 1.28 cannot build (flags and syntax newer than it): ours is checked against what
+# BuildKit makes, and buildah's refusal is pinned, so a buildah that learns them shows up here.
+OURS_ALONE = {
+    # BuildKit copies a --link step into an empty tree and lays its layer over the stage (MergeOp; not with
+    # --chmod): a symlink on the way is not followed but replaced by a directory, and the parent
+    # directories the copy made (0755, root or the --chown owner) replace the mode and owner of existing ones
+    "copy-link": Case(
+        dockerfile="""
+            FROM bbenv:1
+            RUN ln -s /srv /linked-srv && ln -s /srv /linked-srv2 && mkdir -m 0700 /home/app/private \\
+                && chown app:app /home/app/private && chmod 0750 /home/app
+            COPY --link a.txt /linked-srv/through.txt
+            COPY --link --chmod=0644 a.txt /linked-srv2/followed.txt
+            COPY --link a.txt /home/app/linked.txt
+            COPY --link --chown=1000:1000 src /opt/tree/
+            COPY --link a.txt b.txt /srv/
+            COPY a.txt /after-link.txt
+        """,
+        files={"a.txt": "a\n", "b.txt": "bb\n", "src/one.txt": "1\n"},
+        present=("/linked-srv2", "/srv/followed.txt", "/home/app/private", "/opt/tree/one.txt", "/srv/a.txt"),
+        buildah_refuses=BUILDAH_COPY_FLAGS,
+        expected={
+            "/linked-srv": Entry("dir", "0755", 0, 0),
+            "/linked-srv/through.txt": Entry("file", "0644", 0, 0, 2, SHA_A, 1),
+            "/srv/through.txt": None,
+            "/linked-srv2": Entry("symlink", "0777", 0, 0, content="/srv"),       # --chmod: no --link
+            "/srv/followed.txt": Entry("file", "0644", 0, 0, 2, SHA_A, 1),
+            "/home/app": Entry("dir", "0755", 0, 0),                               # was 0750 app:app
+            "/home/app/private": Entry("dir", "0700", 1000, 1000),
+            "/home/app/linked.txt": Entry("file", "0644", 0, 0, 2, SHA_A, 1),
+            "/opt": Entry("dir", "0755", 1000, 1000),
+            "/opt/tree": Entry("dir", "0755", 1000, 1000),
+            "/opt/tree/one.txt": Entry("file", "0644", 1000, 1000, 2, hashlib.sha256(b"1\n").hexdigest(), 1),
+            "/srv/keep.txt": Entry("file", "0644", 0, 0, 5, hashlib.sha256(b"keep\n").hexdigest(), 1),
+            "/srv/b.txt": Entry("file", "0644", 0, 0, 3, hashlib.sha256(b"bb\n").hexdigest(), 1),
+            "/after-link.txt": Entry("file", "0644", 0, 0, 2, SHA_A, 1),
+        },
+    ),
+    "shell-heredocs": Case(
+        dockerfile="""
+            FROM bbenv:1
+            SHELL ["/bin/sh", "-e", "-c"]
+            RUN <<EOF
+            echo "plain $0" > /heredoc-plain.txt
+            EOF
+            RUN <<EOF
+            #!/bin/awk -f
+            BEGIN { print "awk ran", ENVIRON["HOME"] > "/heredoc-program.txt" }
+            EOF
+            RUN cat <<A > /heredoc-fed.txt
+            fed $HOME
+            A
+            SHELL ["/bin/busybox", "ash", "-c"]
+            RUN <<-EOT
+            \techo "tabs $0" > /heredoc-tabs.txt
+            \tEOT
+            RUN <<ONE cat > /heredoc-one.txt && <<TWO cat > /heredoc-two.txt
+            first
+            ONE
+            second
+            TWO
+        """,
+        present=("/heredoc-plain.txt", "/heredoc-program.txt", "/heredoc-fed.txt", "/heredoc-tabs.txt",
+                 "/heredoc-one.txt", "/heredoc-two.txt"),
+        contents={"/heredoc-plain.txt": "plain /bin/sh\n", "/heredoc-program.txt": "awk ran /root\n",
+                  "/heredoc-fed.txt": "fed /root\n", "/heredoc-tabs.txt": "tabs ash\n",
+                  "/heredoc-one.txt": "first\n", "/heredoc-two.txt": "second\n"},
+        buildah_refuses='Unknown instruction: "ECHO"',   # it reads the heredoc's lines as instructions
+    ),
 }
 
 # cases where our builder is wrong; the reason is the report (strict: a fix turns these into failures)
@@ -570,9 +791,10 @@ def case_params():
 def test_same_image_as_buildah(ctx, buildah, tmp_path, name):
     context = write_context(tmp_path / "context", CASES[name])
 
-    with buildah.building(context, "app:1"):   # both builders at once: the test takes half the time
+    case = CASES[name]
+    with buildah.building(context, "app:1", build_args=case.build_args):  # both at once: half the time
         result = build(ctx, BuildOptions(context_dir=context, tags=("app:1",), network="none",
-                                         progress=lambda _: None))
+                                         build_args=case.build_args, progress=lambda _: None))
         ours_layout = archive.export(ctx.store, [("app:1", result.image)], tmp_path / "ours-layout")
         ours_config = image_config(ours_layout, "app:1")
         ours = snapshot(unpack(ours_layout, "app:1", tmp_path / "ours-rootfs"))
@@ -581,7 +803,8 @@ def test_same_image_as_buildah(ctx, buildah, tmp_path, name):
 
     for path in buildah_mountpoint_stubs(ours, theirs):
         del theirs[path]
-    case = CASES[name]
+    for path, text in case.contents.items():   # what Docker's builders make, checked on ours
+        assert ours[path].content == hashlib.sha256(text.encode()).hexdigest(), f"{path} should hold {text!r}"
     pinned = pinned_differences(case, ours, theirs)
     assert len(ours) > 100  # the whole busybox base is there
     for tree_name, tree in (("ours", ours), ("buildah", theirs)):
@@ -591,10 +814,96 @@ def test_same_image_as_buildah(ctx, buildah, tmp_path, name):
     tree = tree_differences(ours, theirs)
     if tree:
         problems.append("file trees differ:\n" + "\n".join(tree))
-    config = config_differences(ours_config, theirs_config)
+    config = config_differences(ours_config, theirs_config, case.config_differs)
     if config:
         problems.append("configs differ:\n" + "\n".join(config))
     assert not problems, f"case {name}: ours != buildah bud --layers\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", list(OURS_ALONE))
+def test_what_buildah_cannot_build(ctx, buildah, tmp_path, name):
+    case = OURS_ALONE[name]
+    context = write_context(tmp_path / "context", case)
+    refused = buildah.build(context, "app:1", case.build_args, check=False)
+    assert refused.returncode != 0 and case.buildah_refuses in refused.stderr + refused.stdout, refused.stderr
+
+    result = build(ctx, BuildOptions(context_dir=context, tags=("app:1",), network="none",
+                                     build_args=case.build_args, progress=lambda _: None))
+    layout = archive.export(ctx.store, [("app:1", result.image)], tmp_path / "ours-layout")
+    ours = snapshot(unpack(layout, "app:1", tmp_path / "ours-rootfs"))
+    missing, extra = [p for p in case.present if p not in ours], [p for p in case.absent if p in ours]
+    assert not missing and not extra, f"ours lacks {missing}, has {extra}"
+    for path, text in case.contents.items():
+        assert ours[path].content == hashlib.sha256(text.encode()).hexdigest(), f"{path} should hold {text!r}"
+    wrong = [f"  {path}: expected {entry}, got {ours.get(path)}" for path, entry in case.expected.items()
+             if ours.get(path) != entry]
+    assert not wrong, "not what BuildKit makes:\n" + "\n".join(wrong)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A Dockerfile our builder refuses (the message is `Dockerfile:N: <ours>`), and what buildah 1.28 does:
+    refuses too (its error contains `buildah`) or builds it (None; its image then has `buildah_makes`)."""
+
+    dockerfile: str
+    ours: str
+    buildah: str | None
+    buildah_makes: dict[str, Entry | None] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=lambda: {"a.txt": "a\n", "b.txt": "bb\n", "x/a.txt": "xa\n"})
+
+
+
+REFUSALS = {
+    # BuildKit copies each source onto the one path (the last wins: moby/buildkit#1853); Docker's classic
+    # builder refuses with this message, and so do we, unless dest is a directory already (implicit-parents).
+    # buildah 1.28 makes /dest a directory holding both sources ...
+    "several-into-new-path": Refusal("COPY a.txt b.txt /dest", MANY.format("COPY"), None,
+                                     {"/dest/a.txt": text_file("a\n"), "/dest/b.txt": text_file("bb\n")}),
+    # ... but for a wildcard's matches it does what BuildKit does: /dest is a file, the last match's copy
+    "wildcard-into-new-path": Refusal("COPY *.txt /dest", MANY.format("COPY"), None, {"/dest": text_file("bb\n")}),
+    "several-into-a-file": Refusal("ADD a.txt b.txt /etc/passwd", MANY.format("ADD"),
+                                   "destination /etc/passwd already exists but is not a directory"),
+    # buildah 1.28 knows no heredocs: it looks for a file named "<<EOF"
+    "heredoc-and-file": Refusal("COPY a.txt <<EOF /dest\nhi\nEOF", MANY.format("COPY"),
+                                'copier: stat: "/<<EOF": no such file or directory'),
+    # BuildKit clones git sources (--keep-git-dir keeps .git); we do not, and say so; buildah 1.28 knows
+    # neither the flag nor git sources (it tries an HTTP download)
+    "keep-git-dir": Refusal("ADD --keep-git-dir=true https://git.invalid/r.git /src",
+                            "ADD --keep-git-dir: this builder does not add git repositories",
+                            "ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flag"),
+    "git-source": Refusal("ADD https://git.invalid/r.git /src",
+                          "ADD https://git.invalid/r.git: this builder does not add git repositories",
+                          'reading "https://git.invalid/r.git"'),
+    # --parents (stable in BuildKit since Dockerfile 1.14) is not implemented here; buildah 1.28 refuses it,
+    # and --link, too
+    "copy-parents": Refusal("COPY --parents x/a.txt /app/", "COPY --parents is not supported by this builder",
+                            BUILDAH_COPY_FLAGS),
+    "link-chown-name": Refusal("COPY --link --chown=app a.txt /a", "COPY --link --chown=app: --link copies into an "
+                               "empty tree, which has no users or groups to look names up in", BUILDAH_COPY_FLAGS),
+    "copy-url": Refusal("COPY https://example.com/a.txt /a", "source can't be a URL for COPY",
+                        "source can't be a URL for COPY"),   # BuildKit's words, in all three
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_refused_where_docker_refuses_or_builds_nonsense(ctx, buildah, tmp_path, name):
+    refusal = REFUSALS[name]
+    case = Case(f"FROM bbenv:1\n{refusal.dockerfile}\n", files=refusal.files)
+    context = write_context(tmp_path / "context", case)
+    with pytest.raises(DockerfileError) as info:
+        build(ctx, BuildOptions(context_dir=context, tags=("app:1",), network="none", progress=lambda _: None))
+    assert re.sub(r"^Dockerfile:[0-9-]+: ", "", info.value.message) == refusal.ours
+    assert info.value.line_start == 2 and info.value.hint
+
+    theirs = buildah.build(context, "app:1", check=False)
+    output = theirs.stderr + theirs.stdout
+    if refusal.buildah is None:
+        assert theirs.returncode == 0, output
+        buildah.export("app:1", tmp_path / "buildah-layout")
+        tree = snapshot(unpack(tmp_path / "buildah-layout", "app:1", tmp_path / "buildah-rootfs"))
+        assert {p: tree.get(p) for p in refusal.buildah_makes} == refusal.buildah_makes
+    else:
+        assert theirs.returncode != 0 and refusal.buildah in output, output
 
 
 def test_the_base_without_path(ctx, buildah, tmp_path):
