@@ -90,7 +90,8 @@ def test_an_app_json_formation_runs_two_workers_and_a_failing_content_check_keep
     pushed = platform.push(repo, app)
     assert pushed.returncode == 0, pushed.output
     assert "Process formation: web=1 worker=2 (from app.json's formation)" in pushed.output
-    assert "health check web content: ok" in pushed.output and "health check worker uptime: ok" in pushed.output
+    for check in ("web content", "web listens", "worker uptime", "worker command"):
+        assert f"health check {check}: ok" in pushed.output
     assert ps(platform, app) == [("web.1", "v1", "running"), ("worker.1", "v1", "running"),
                                  ("worker.2", "v1", "running")]
     wait_for(lambda: logs(platform, app, "--ps", "worker").count("worker from formation-json started") == 2, 30,
