@@ -109,7 +109,8 @@ def test_base_stack_runs_reuses_and_loads_from_the_machine_cache(ctx, other_root
           f"{first.image.total_size / 1e6:.1f} MB")
 
 
-APP_SETUP = ("id app; stat -c '%U:%G %a' /app; stat -c %U /home/app; echo $VIRTUAL_ENV; command -v python3 pip; "
+APP_SETUP = ("id app; stat -c '%U:%G %a' /app; stat -c %U /home/app; echo $VIRTUAL_ENV; "
+             "command -v python3; command -v pip; "
              "python3 -c 'import sys, ssl; print(sys.prefix, sys.version_info[:2]); print(ssl.OPENSSL_VERSION)'; "
              "pip --version")
 
