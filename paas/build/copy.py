@@ -93,6 +93,7 @@ class CopySpec:
     chmod: int | None = None
     keep_owner: bool = False
     unpack: bool = False
+    keyword: str = "COPY"  # the instruction, for messages
 
 
 @dataclass
@@ -672,6 +673,7 @@ class _Extractor:
 
 def copy_sources(context: BuildContext, sources: Sequence[Source], root: Path, spec: CopySpec) -> CopyStats:
     """COPY sources (resolved by context) into the root filesystem at root; with spec.unpack, ADD."""
+    check_many_sources(root, spec, len(sources), spec.keyword)
     dest, dest_is_dir = destination(spec.dest, spec.workdir)
     with _Writer(root, spec) as writer:  # several sources: dest is a directory (check_many_sources)
         writer.ensure_dir(dest if dest_is_dir or len(sources) > 1 else posixpath.dirname(dest))

@@ -484,11 +484,11 @@ class Builder:
             chown = copyops.resolve_chown(root, instruction.chown) if instruction.chown else None
             spec = copyops.CopySpec(dest=instruction.dest, workdir=workdir, chown=chown,
                                     chmod=copyops.parse_chmod(instruction.chmod) if instruction.chmod else None,
-                                    keep_owner=keep_owner, unpack=unpack)
+                                    keep_owner=keep_owner, unpack=unpack, keyword=instruction.KEYWORD)
             context, sources = self._sources(instruction)
             urls = [s for s in instruction.sources if _is_url(s)]
             count = len(sources) + len(urls) + len(instruction.heredocs)
-            copyops.check_many_sources(root, spec, count, instruction.KEYWORD)
+            copyops.check_many_sources(root, spec, count, spec.keyword)
         except BuildError as exc:
             raise instruction.error(exc.message, exc.hint) from None
         if sources:

@@ -719,6 +719,7 @@ OURS_ALONE = {
         """,
         present=("/heredoc-plain.txt", "/heredoc-program.txt", "/heredoc-fed.txt", "/heredoc-tabs.txt",
                  "/heredoc-one.txt", "/heredoc-two.txt"),
+        absent=("/dev", "/dev/pipes"),   # the program's mount point is not left in the layer
         contents={"/heredoc-plain.txt": "plain /bin/sh\n", "/heredoc-program.txt": "awk ran /root\n",
                   "/heredoc-fed.txt": "fed /root\n", "/heredoc-tabs.txt": "tabs ash\n",
                   "/heredoc-one.txt": "first\n", "/heredoc-two.txt": "second\n"},

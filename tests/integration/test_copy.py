@@ -113,9 +113,9 @@ def test_destination(dest, workdir, is_dir, path):
     (["a.txt"], "/existing", "/", {"existing/a.txt": "a", "existing/keep": "keep"}),
     (["a.txt"], "/file", "/", {"file": "a"}),                                # existing file replaced
     (["a.txt"], "/deep/er/name.txt", "/", {"deep/er/name.txt": "a"}),       # parents created
-    (["a.txt", "b.txt"], "/multi", "/", {"multi/a.txt": "a", "multi/b.txt": "bb"}),
+    (["a.txt", "b.txt"], "/multi/", "/", {"multi/a.txt": "a", "multi/b.txt": "bb"}),
+    (["a.txt", "b.txt"], "/existing", "/", {"existing/a.txt": "a", "existing/b.txt": "bb"}),  # a dir already
     (["*.txt"], "/globbed/", "/", {"globbed/a.txt": "a", "globbed/b.txt": "bb"}),
-    (["*.txt"], "/globbed", "/", {"globbed/a.txt": "a", "globbed/b.txt": "bb"}),
     (["dir"], "/copied", "/", {"copied/x": "x", "copied/sub/y": "y", "copied/sub/deeper/z": "z"}),
     (["dir/"], "/existing", "/", {"existing/x": "x", "existing/keep": "keep", "existing/sub/y": "y"}),
     (["a.txt"], "rel", "/app", {"app/rel": "a"}),
@@ -127,6 +127,18 @@ def test_destination_rules(ctx_dir, rootfs, patterns, dest, workdir, expected):
     copy(ctx_dir, rootfs, patterns, dest, workdir=workdir)
     for rel, content in expected.items():
         assert (rootfs / rel).read_text() == content, rel
+
+
+@pytest.mark.parametrize("patterns, dest, keyword", [
+    (["a.txt", "b.txt"], "/multi", "COPY"), (["*.txt"], "/globbed", "ADD"), (["a.txt", "dir"], "/file", "COPY"),
+])
+def test_several_sources_into_what_is_not_a_directory_are_refused(ctx_dir, rootfs, patterns, dest, keyword):
+    """BuildKit would copy each onto the same path, the last winning (moby/buildkit#1853); nothing is written."""
+    before = sorted(p.name for p in rootfs.iterdir())
+    with pytest.raises(BuildError, match=f"^When using {keyword} with more than one source file, the destination "
+                                         "must be a directory and end with a /$"):
+        copy(ctx_dir, rootfs, patterns, dest, keyword=keyword)
+    assert sorted(p.name for p in rootfs.iterdir()) == before
 
 
 def test_directory_copy_keeps_symlinks_modes_and_times(ctx_dir, rootfs):
