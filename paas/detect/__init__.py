@@ -4,8 +4,10 @@ Pure: reads files under the app directory (never following a link out of it) and
 nothing, runs nothing. `detect()` returns what was found and why; `generate()` renders it.
 
 The order is the one in DETECTORS and nowhere else: the app's own Dockerfile, then python, ruby, node, go, php,
-source files without a manifest, static (ruby before node as on Heroku: a Rails app has a package.json too). The first detector that matches wins. Each language's rules are data in `buildpacks/<name>/detect.yml`
-(the files that select it, in order; where a version is read; framework hints) next to its `Dockerfile.j2`.
+source files without a manifest, static (ruby before node as on Heroku: a Rails app has a package.json too). The
+first detector that matches wins; `.buildpacks` or app.json `buildpacks` name the order instead (`multi`). Each
+language's rules are data in `buildpacks/<name>/detect.yml` (the files that select it, in order; where a version
+is read; framework hints) next to its `Dockerfile.j2`.
 
 Then, for every buildpack: a `Procfile` wins over the detected start command (process by process, as Heroku
 merges them), `app.json` gives health checks and the predeploy/postdeploy scripts, and the stack image comes

@@ -177,7 +177,8 @@ def test_nothing_matches_lists_what_was_looked_for(tmp_path):
         d.detect(tmp_path)
     line = caught.value.one_line()
     assert line.startswith(f"cannot tell how to build {tmp_path.resolve()}: looked for dockerfile: Dockerfile; "
-                           "python: requirements.txt, pyproject.toml, Pipfile, setup.py; ruby: Gemfile; node: package.json; "
+                           "python: requirements.txt, pyproject.toml, Pipfile, setup.py; ruby: Gemfile; "
+                           "node: package.json; "
                            "go: go.mod; php: composer.json, index.php, public/index.php; "
                            "sources: a Procfile running python, node, ruby or php, main.py, app.py, PKG/__main__.py; "
                            "static: index.html, public/")
