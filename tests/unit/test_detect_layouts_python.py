@@ -103,7 +103,10 @@ def test_package_main_runs_with_python_m(tmp_path):
     detection = detect(tmp_path, {"mybot/__init__.py": "", "mybot/__main__.py": "from . import loop\n",
                                   "mybot/loop.py": WORKER})
     assert dict(detection.processes) == {"worker": "python -m mybot"}
-    assert detection.files == ("mybot/__init__.py",)
+    assert detection.files == ("mybot/__main__.py",)
+    assert ("no web framework; mybot/__main__.py found: runs as a worker: `python -m mybot` (no route, no port check: "
+            "nothing in mybot/__main__.py, mybot/__init__.py, mybot/loop.py reads $PORT or starts a server)"
+            ) in detection.reasons
 
 
 def test_package_main_in_src_and_several_packages_pick_the_one_named_like_the_project(tmp_path):

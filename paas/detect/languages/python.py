@@ -430,7 +430,8 @@ def _from_package_main(app: AppDir, warnings: list[str]) -> tuple[str, list[str]
     home = packages[name]
     where = f"{home}/{name}" if home else name
     command = ("PYTHONPATH=src " if home else "") + f"python -m {name}"
-    return command, _module_files(app, name, home), f"{where}/__main__.py found"
+    main = f"{where}/__main__.py"
+    return command, [main] + [f for f in _module_files(app, name, home) if f != main], f"{main} found"
 
 
 def script_entry(app: AppDir, warnings: list[str]) -> tuple[str, list[str], str] | None:
@@ -483,6 +484,8 @@ def _script_process(app: AppDir, found: Found) -> None:
                              "server)")
     else:
         found.processes["worker"] = command
-        scanned = ", ".join(_with_imports(app, files)) or "its sources"
+        scanned_files = _with_imports(app, files)
+        scanned = ", ".join(scanned_files[:4]) + (f" and {len(scanned_files) - 4} more" if len(scanned_files) > 4
+                                                    else "")
         found.reasons.append(f"no web framework; {why}: runs as a worker: `{command}` (no route, no port check: "
                              f"nothing in {scanned} reads $PORT or starts a server)")
