@@ -115,7 +115,7 @@ def _exec_form(command: str) -> list[str]:
     return ["sh", "-c", f"exec {command}" if simple else command]
 
 
-STACK_LANGUAGES = ("python", "node", "go", "ruby", "php", "static", "base")
+STACK_LANGUAGES = ("python", "node", "go", "ruby", "php", "nginx", "static", "base")
 
 
 def configured_stacks(config) -> StackSettings:

@@ -86,7 +86,13 @@ SAMPLES = {
     "node-npm": ("node", "npm", None, "npm start"),
     "node-main": ("node", "npm", None, "node src/app.js"),
     "go": ("go", "go modules", None, "hello"),
-    "static": ("static", None, None, "httpd -f -v -p $PORT -h /app"),
+    "static": ("static", None, None, "start-nginx"),
+    "static-public": ("static", None, None, "start-nginx"),
+    "static-staticfile": ("static", None, None, "start-nginx"),
+    "node-build-static": ("static", "npm", None, "start-nginx"),
+    "go-nomod": ("go", "go modules", None, "app"),
+    "go-cmd": ("go", "go modules", None, "web"),
+    "go-workspace": ("go", "go modules", None, "api"),
     "procfile-worker": ("python", "pip", None, "python3 web.py"),
     "zerodowntime": ("python", "pip", None, "python3 server.py"),
     "dockerfile": ("dockerfile", None, None, None),
@@ -163,7 +169,8 @@ def test_detectors_are_one_explicit_tuple():
 
 
 def test_first_match_wins(tmp_path):
-    files = {"requirements.txt": "", "package.json": "{}", "go.mod": "module x\n", "index.html": "hi"}
+    files = {"requirements.txt": "", "package.json": '{"scripts": {"start": "node x.js"}}', "go.mod": "module x\n",
+             "index.html": "hi"}
     assert found(tmp_path, files).buildpack == "python"
     (tmp_path / "requirements.txt").unlink()
     assert d.detect(tmp_path).buildpack == "node"
@@ -179,9 +186,10 @@ def test_nothing_matches_lists_what_was_looked_for(tmp_path):
     assert line.startswith(f"cannot tell how to build {tmp_path.resolve()}: looked for dockerfile: Dockerfile; "
                            "python: requirements.txt, pyproject.toml, Pipfile, setup.py; ruby: Gemfile; "
                            "node: package.json; "
-                           "go: go.mod; php: composer.json, index.php, public/index.php; "
-                           "sources: a Procfile running python, node, ruby or php, main.py, app.py, PKG/__main__.py; "
-                           "static: index.html, public/")
+                           "go: go.work, go.mod, main.go; php: composer.json, index.php, "
+                           "public/index.php; sources: a Procfile running python, node, ruby or php, main.py, "
+                           "app.py, PKG/__main__.py; "
+                           "static: Staticfile, index.html, public/index.html, dist/index.html")
     assert "add a Dockerfile" in line and "Procfile line `web: COMMAND`" in line and "\n" not in line
     (tmp_path / "Procfile").write_text("web: ./run\n")
     with pytest.raises(UserError) as caught:
@@ -659,8 +667,10 @@ def test_go_commands_directory(tmp_path):
     detection = found(tmp_path, {"go.mod": "module example.com/shop\n", "cmd/server/main.go": GO_MAIN,
                                  "cmd/migrate/main.go": GO_MAIN, "cmd/lib/lib.go": "package lib\n"})
     assert detection.web == "server"
-    assert "commands under cmd/: migrate, server (built into /app/bin)" in detection.reasons
-    assert "-o /out/ ./cmd/..." in check_dockerfile(detection, dependencies=False)
+    assert "builds /app/bin/migrate (./cmd/migrate), /app/bin/server (./cmd/server)" in detection.reasons
+    text = check_dockerfile(detection, dependencies=False)
+    assert "-o /out/migrate ./cmd/migrate \\\n    && CGO_ENABLED=0 go build" in text
+    assert "-o /out/server ./cmd/server\n" in text
 
 
 def test_go_warnings(tmp_path):
@@ -670,7 +680,7 @@ def test_go_warnings(tmp_path):
     text = " | ".join(detection.warnings)
     assert "go 1.22" not in text  # go 1.24 on trixie has it
     assert (detection.base_image, detection.runtime_image) == ("paas/stack-go:trixie", "paas/stack-base:trixie")
-    assert "no go.sum" in text and "several commands under cmd/" in text
+    assert "no go.sum" in text and "several main packages (a, b) and none is named x, web or server" in text
 
 
 def test_go_configured_stacks(tmp_path):
@@ -718,11 +728,11 @@ def test_php_without_composer(tmp_path):
 
 
 def test_static_public_directory(tmp_path):
-    detection = found(tmp_path, {"public/app.css": ""})
-    assert detection.web == "httpd -f -v -p $PORT -h /app/public"
-    assert detection.version is None and detection.base_image == "paas/stack-static:bookworm"
+    detection = found(tmp_path, {"public/index.html": "", "public/app.css": ""})
+    assert detection.web == "start-nginx"
+    assert detection.base_image == "paas/stack-nginx:bookworm"
     text = check_dockerfile(detection, dependencies=False)
-    assert "echo 'app:x:1000:1000:app:/app:/bin/sh' >> /etc/passwd" in text
+    assert "        root /app/public;\n" in text and "useradd" not in text
 
 
 # -- Procfile -----------------------------------------------------------------------------------------------------
