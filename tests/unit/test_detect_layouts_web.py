@@ -241,6 +241,14 @@ def test_static_sites_by_convention(tmp_path, files, root, selected):
     assert start.chmod == "0755" and not start.heredocs[0].expand  # quoted: $uri and $PORT stay as written
 
 
+def test_a_site_root_without_index_html_warns_unless_listings_are_on(tmp_path):
+    detection = detect(tmp_path, {"Staticfile": "root: files\n", "files/a.pdf": ""})
+    assert detection.warnings == ("no files/index.html: / answers 403; add one, or `directory: visible` in the "
+                                  "Staticfile for a listing",)
+    (tmp_path / "Staticfile").write_text("root: files\ndirectory: visible\n")
+    assert d.detect(tmp_path).warnings == ()
+
+
 def test_a_directory_named_public_without_index_html_is_not_a_site(tmp_path):
     make(tmp_path, {"public/app.css": ""})
     with pytest.raises(UserError):

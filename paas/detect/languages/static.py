@@ -36,9 +36,10 @@ def static(app: AppDir) -> Found | None:
     found = Found("static", [rel], [f"{rel} found: nginx serves {where} as the app user on $PORT"],
                   language=rules["language"], warnings=list(site.warnings))
     found.reasons.append(f"site: {describe(site)}")
-    if site.root == "." and not app.is_file("index.html") and not site.directory:
-        found.warnings.append("no index.html at the site root: / answers 403; add one or `directory: visible` "
-                              f"in the {STATICFILE}")
+    index = "index.html" if site.root == "." else f"{site.root}/index.html"
+    if not app.is_file(index) and not site.directory:
+        found.warnings.append(f"no {index}: / answers 403; add one, or `directory: visible` in the {STATICFILE} "
+                              "for a listing")
     found.web = rules["web"]
     # the whole app is copied to /app (a Procfile's other processes may need it); nginx serves only the root
     found.build.update(site_build(site, SITE_DIR if site.root == "." else f"{SITE_DIR}/{site.root}"))
