@@ -1,6 +1,7 @@
 """The Go layouts and static sites of tests/apps, pushed with git to a real paasd and answering through its nginx:
 a main.go without go.mod, a Go workspace, cmd/<name> commands, a Staticfile site (root, pushstate, basic auth,
-404 page, HSTS), a public/ site and a site built by `npm run build` — each served by nginx inside its image.
+404 page, HSTS), a public/ site and sites built by `npm run build` (no dependencies; marked, a devDependency,
+writing build/) — each served by nginx inside its image.
 
 One platform serves the module; stacks come from the machine cache (PAAS_STACK_CACHE) when present, else are
 built (minutes, once: the go, base, node and nginx stacks).
@@ -107,3 +108,9 @@ def test_site_built_by_npm_run_build_is_served_by_nginx(platform):
     info = detected(platform, app)
     assert (info["buildpack"], info["language"], info["runtime_image"]) == ("static", "node",
                                                                             "paas/stack-nginx:bookworm")
+
+
+def test_site_built_with_a_devdependency_into_build(platform):
+    app, output = deploy(platform, "node-build-marked")
+    assert "the first of dist/, build/, out/ it writes" in output
+    assert request(platform, app)[::2] == (200, "<p>hello from node-build-marked</p>\n")

@@ -90,6 +90,7 @@ SAMPLES = {
     "static-public": ("static", None, None, "start-nginx"),
     "static-staticfile": ("static", None, None, "start-nginx"),
     "node-build-static": ("static", "npm", None, "start-nginx"),
+    "node-build-marked": ("static", "npm", None, "start-nginx"),
     "go-nomod": ("go", "go modules", None, "app"),
     "go-cmd": ("go", "go modules", None, "web"),
     "go-workspace": ("go", "go modules", None, "api"),
