@@ -390,3 +390,9 @@ def test_the_miss_names_every_new_layout():
 
 def test_parse_staticfile_lowercases_keys():
     assert parse_staticfile("ROOT: dist\nPushState: enabled\n") == {"root": "dist", "pushstate": "enabled"}
+
+
+def test_a_built_site_asking_for_node_20_is_built_and_served_on_trixie(tmp_path):
+    detection = detect(tmp_path, {"package.json": package(scripts={"build": "node b.js"}, engines={"node": ">=20"})})
+    assert (detection.base_image, detection.runtime_image) == ("paas/stack-node:trixie", "paas/stack-nginx:trixie")
+    assert (detection.version.language, detection.version.chosen) == ("node", "20")
