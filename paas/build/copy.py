@@ -156,19 +156,6 @@ def check_many_sources(root: Path, spec: CopySpec, count: int, keyword: str) -> 
         raise many_sources_error(keyword)
 
 
-_GIT_SCP = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:")
-
-
-def is_git_source(source: str) -> bool:
-    """A source BuildKit's ADD clones as a git repository (dfgitutil.ParseGitRef): git://, ssh://,
-    user@host:path, or an http(s) URL whose path ends in .git."""
-    if source.startswith(("git://", "ssh://")) or _GIT_SCP.match(source):
-        return True
-    if source.startswith(("http://", "https://")):
-        return urlsplit(source).path.endswith(".git")
-    return False
-
-
 def url_filename(url: str) -> str:
     """The file name ADD gives a download in a directory: the URL path's last element (BuildKit)."""
     path = unquote(urlsplit(url).path).rstrip("/")

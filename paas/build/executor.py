@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING
 
 from .. import state
 from ..context import Context
-from ..errors import BuildError, DockerfileError, NotFound, UserError
+from ..errors import BuildError, NotFound, UserError
 from ..image.store import Image
 from ..runtime import rootfs
 from . import buildenv, cachemounts, imageconfig
 from . import instructions as I
 from .context import BuildContext
+from .copyflags import copy_refusal, is_url, linked
 from .ignore import IgnoreMatcher
 
 if TYPE_CHECKING:
@@ -402,7 +403,7 @@ class Builder:
                     "heredocs": [(h.name, h.data) for h in instruction.heredocs]}
         if isinstance(instruction, I.Workdir):
             return {"workdir": st.config.get("WorkingDir"), "user": st.config.get("User")}
-        if isinstance(instruction, I.Add) and any(_is_url(s) for s in instruction.sources):
+        if isinstance(instruction, I.Add) and any(is_url(s) for s in instruction.sources):
             # without --checksum the content is unknown until downloaded: such a step never hits the cache
             return {"url": True, "checksum": instruction.checksum or secrets.token_hex(8)}
         assert isinstance(instruction, (I.Copy, I.Add))
@@ -486,7 +487,7 @@ class Builder:
                                     chmod=copyops.parse_chmod(instruction.chmod) if instruction.chmod else None,
                                     keep_owner=keep_owner, unpack=unpack, keyword=instruction.KEYWORD)
             context, sources = self._sources(instruction)
-            urls = [s for s in instruction.sources if _is_url(s)]
+            urls = [s for s in instruction.sources if is_url(s)]
             count = len(sources) + len(urls) + len(instruction.heredocs)
             copyops.check_many_sources(root, spec, count, spec.keyword)
         except BuildError as exc:
@@ -520,7 +521,7 @@ class Builder:
             context = BuildContext(self._from_root(from_, instruction), scoped_symlinks=True)
         else:
             context = self.context
-        patterns = [s for s in instruction.sources if not _is_url(s)]
+        patterns = [s for s in instruction.sources if not is_url(s)]
         if not patterns:
             return context, []
         try:
@@ -695,64 +696,6 @@ def _make_workdir(root: Path, path: str, user: str | None) -> None:
         os.chown(target, owner.uid, owner.gid)
 
 
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-def copy_refusal(instruction: I.Copy | I.Add) -> DockerfileError | None:
-    """Why this builder refuses an (expanded) COPY/ADD before running it, or None.
-
-    BuildKit's own checks come first, with its words (dispatchCopy); then what this builder does not do:
-    clone git sources (BuildKit's ADD does; --keep-git-dir only means something for them), --parents and
-    --exclude (stable in BuildKit since Dockerfile 1.14, not implemented here), and --link with a --chown
-    name (BuildKit copies a --link step into an empty tree, where no /etc/passwd can name the user; it
-    fails with "invalid user index: -1", and rejects it while parsing since moby/buildkit#7134).
-    """
-    from . import copy as copyops
-
-    keyword = instruction.KEYWORD
-    sources = instruction.sources
-    if isinstance(instruction, I.Copy):
-        if any(copyops.is_git_source(s) for s in sources):
-            return instruction.error("source can't be a git ref for COPY", "clone it in a RUN step instead")
-        if any(_is_url(s) for s in sources):
-            return instruction.error("source can't be a URL for COPY", "use ADD URL DEST, or curl in a RUN step")
-    if isinstance(instruction, I.Add) and instruction.checksum is not None:
-        if len(sources) != 1:
-            return instruction.error("checksum can't be specified for multiple sources",
-                                     "give each URL its own ADD --checksum")
-        if not _is_url(sources[0]):
-            return instruction.error("checksum requires HTTP(S) or Git sources", "drop --checksum for local files")
-    no_git = "clone the repository in a RUN step (git clone URL DIR), or add its files to the build context"
-    if isinstance(instruction, I.Add) and instruction.keep_git_dir is not None:
-        return instruction.error("ADD --keep-git-dir: this builder does not add git repositories", no_git)
-    if any(copyops.is_git_source(s) for s in sources):
-        return instruction.error(f"ADD {next(s for s in sources if copyops.is_git_source(s))}: this builder "
-                                 "does not add git repositories", no_git)
-    if isinstance(instruction, I.Copy) and instruction.parents:
-        return instruction.error("COPY --parents is not supported by this builder",
-                                 "copy each source to its own destination (COPY x/a.txt /app/x/), or copy the "
-                                 "directory that holds them")
-    if instruction.excludes:
-        return instruction.error(f"{keyword} --exclude is not supported by this builder",
-                                 "exclude the files in .dockerignore, or list the sources you want")
-    if instruction.link and instruction.chmod is None and instruction.chown and not _numeric_owner(instruction.chown):
-        return instruction.error(f"{keyword} --link --chown={instruction.chown}: --link copies into an empty tree, "
-                                 "which has no users or groups to look names up in",
-                                 "write a numeric --chown=UID:GID, or drop --link")
-    return None
-
-
-def _numeric_owner(chown: str) -> bool:
-    return all(part == "root" or part.isdigit() for part in chown.split(":"))
-
-
-def linked(instruction: I.Instruction) -> bool:
-    """COPY/ADD --link: copied into an empty tree whose layer goes over the stage (BuildKit's MergeOp),
-    not into the stage's filesystem. BuildKit ignores --link when --chmod is given."""
-    return isinstance(instruction, (I.Copy, I.Add)) and instruction.link and instruction.chmod is None
-
-
 def _abs_target(target: str, where: I.Instruction) -> str:
     if not target:
         raise where.error("RUN --mount needs target=PATH", "add target=/path")
@@ -785,10 +728,8 @@ def _run_argv(run: I.Run, shell: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(run.command)
     script = run.command[0] if run.command else ""
     only = _only_heredoc(run)
-    if heredoc_program(run) is not None:
-        return (*shell, f"{PIPES}/{only.name}")
-    if only is not None:
-        return (*shell, only.data)  # `RUN <<EOF`: the heredoc is the script
+    if only is not None:  # `RUN <<EOF`: the heredoc is the script, or the program to run
+        return (*shell, f"{PIPES}/{only.name}" if heredoc_program(run) else only.data)
     if run.heredocs:  # the shell reads the heredocs itself: give it the whole text
         script = script + "\n" + "".join(f"{doc.data}{doc.name}\n" for doc in run.heredocs)
     return (*shell, script)

@@ -1,11 +1,12 @@
-"""paas.build.copy's rules that need no root: which destinations name directories, when several sources
-are refused, which ADD sources are git repositories."""
+"""COPY/ADD rules that need no root (paas.build.copy, copyflags): which destinations name directories,
+when several sources are refused, which ADD sources are git repositories."""
 
 from __future__ import annotations
 
 import pytest
 
-from paas.build.copy import CopySpec, check_many_sources, is_git_source, names_directory
+from paas.build.copy import CopySpec, check_many_sources, names_directory
+from paas.build.copyflags import is_git_source
 from paas.errors import BuildError
 
 MANY = "When using COPY with more than one source file, the destination must be a directory and end with a /"

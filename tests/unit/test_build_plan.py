@@ -6,15 +6,14 @@ import pytest
 
 from paas.build import imageconfig
 from paas.build import instructions as I
+from paas.build.copyflags import copy_refusal, linked
 from paas.build.executor import (
     StageState,
     _run_argv,
-    copy_refusal,
     expand_from,
     fingerprint,
     global_scope,
     heredoc_program,
-    linked,
     needed_stages,
 )
 from paas.errors import UserError
