@@ -13,6 +13,7 @@ import base64
 import http.client
 import json
 import secrets
+import shutil
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,16 @@ def test_site_built_with_a_devdependency_into_build(platform):
     app, output = deploy(platform, "node-build-marked")
     assert "the first of dist/, build/, out/ it writes" in output
     assert request(platform, app)[::2] == (200, "<p>hello from node-build-marked</p>\n")
+
+
+def test_a_built_site_asking_for_node_20_builds_on_trixie_and_is_served_by_its_nginx(platform, tmp_path):
+    source = Path(shutil.copytree(APPS / "node-build-static", tmp_path / "node20"))
+    manifest = json.loads((source / "package.json").read_text())
+    (source / "package.json").write_text(json.dumps({**manifest, "engines": {"node": ">=20"}}, indent=2))
+    app = f"node20-site-{secrets.token_hex(3)}"
+    pushed = platform.push(platform.repo_from(source, app), app)
+    assert pushed.returncode == 0, pushed.output
+    assert "node 20 on trixie" in pushed.output
+    assert request(platform, app)[::2] == (200, "hello from node-build-static\n")
+    assert request(platform, app, "/assets/built.txt")[2].startswith("built by node v20.")
+    assert detected(platform, app)["runtime_image"] == "paas/stack-nginx:trixie"
