@@ -49,9 +49,9 @@ APPS = {
              "node --version", "v20."),
     "go": ({"go.mod": "module version\n\ngo 1.22\n", "main.go": GO_MAIN},
            "/app/bin/version", "go1.24"),
-    "ruby": ({"Gemfile": "source 'https://rubygems.org'\nruby '~> 3.3'\n",
+    "ruby": ({"Gemfile": "source 'https://rubygems.org'\n", ".ruby-version": "3.3\n",
               "Gemfile.lock": "GEM\n  remote: https://rubygems.org/\n  specs:\n\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n\n"
-                              "RUBY VERSION\n   ruby 3.3.0p0\n\nBUNDLED WITH\n   2.6.7\n",
+                              "BUNDLED WITH\n   2.6.7\n",
               "Procfile": "web: ruby -run -e httpd . -p $PORT\n"},
              "ruby --version", "ruby 3.3."),
     "php": ({"composer.json": json.dumps({"require": {"php": "^8.4"}}), "index.php": "<?php echo 'hi';\n"},
@@ -121,7 +121,8 @@ def test_an_app_asking_for_the_trixie_version_gets_it(app_ctx, tmp_path, languag
 
     code, out = run_in(app_ctx, tag, f"{command}; id -un; cat /etc/debian_version")
     assert code == 0, out
-    version, user, debian = out.splitlines()[-3:]
+    lines = out.splitlines()
+    version, (user, debian) = lines[0], lines[-2:]
     assert version.startswith(prints), out
     assert user == "app" and debian.startswith("13."), out
 
