@@ -41,11 +41,16 @@ BODIES = {
     "go": "hello from go\n",
     "node-main": "hello from node-main\n",
     "node-npm": "hello from node-npm\n",
+    # sites built by node, served by nginx (the Go layouts are pushed in test_buildpack_layouts_web only: each
+    # build compiles the standard library, about a minute)
+    "node-build-static": "hello from node-build-static\n",
+    "node-build-marked": "<p>hello from node-build-marked</p>\n",
     "procfile-worker": "hello from procfile-worker\n",
     "python-pip": "hello from python-pip\n",
     "python-poetry": "hello from python-poetry\n",
     "python-uv": "hello from python-uv\n",
     "static": "hello from static\n",
+    "static-public": "hello from static-public\n",
 }
 STACK_REF = re.compile(r"paas/stack-([a-z]+):bookworm")
 
