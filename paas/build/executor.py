@@ -3,7 +3,9 @@
 One forward flow per stage: FROM (base image, scratch or an earlier stage) -> each instruction in order.
 Metadata instructions (ENV, CMD, LABEL, …) change the image config only (history `empty_layer`);
 filesystem steps (RUN, COPY, ADD, WORKDIR) mount an overlay of the stage's layers plus a fresh upper dir,
-change it, and turn that upper dir into the step's layer. Every filesystem step has a cache key:
+change it, and turn that upper dir into the step's layer (COPY/ADD --link write into an empty dir instead,
+whose layer goes over the stage as BuildKit's MergeOp does). RUN gets, and every instruction expands
+against, the stage's build environment (buildenv). Every filesystem step has a cache key:
 
     key = sha256(parent key, instruction after expansion, the build environment [RUN],
                  content hash of the selected files [COPY/ADD], user/workdir it runs with)
