@@ -413,17 +413,48 @@ def test_update_with_nothing_built_reads_no_archive(ctx):
     assert stacks.update_stacks(ctx, check=True, fetch=fetch) == []
 
 
-def test_cli_update_check_reports_and_changes_nothing(ctx, monkeypatch):
-    from tests.conftest import run_paas
+def test_archive_mirror_lines_become_dists_and_release_dates_compare():
+    from paas import archive
 
-    before = fake_stack(ctx, "node", "trixie", {"trixie": "2001-01-01T00:00:00+00:00"})
-    result = run_paas("stacks:update", "--check", "--json")  # the real mirror's Release files
-    (row,) = json.loads(result.stdout)
-    assert (row["image"], row["status"]) == ("paas/stack-node:trixie", "behind")
-    assert set(row["behind"]) == {"trixie", "trixie-updates", "trixie-security"}
-    assert ctx.store.get("paas/stack-node:trixie").digest == before.digest
-    out = run_paas("stacks:update", "--check").stdout
-    assert out.startswith("paas/stack-node:trixie: newer packages in trixie, trixie-security, trixie-updates;")
+    lines = stacks.mirror_lines(stacks.parse_deb822_sources(
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\n"
+        "URIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n"), "trixie")
+    dists = archive.dists(lines)
+    assert [(d.url, d.keyring) for d in dists] == [
+        ("http://deb.debian.org/debian/dists/trixie/InRelease", "/usr/share/keyrings/debian-archive-keyring.gpg"),
+        ("http://deb.debian.org/debian/dists/trixie-updates/InRelease",
+         "/usr/share/keyrings/debian-archive-keyring.gpg"),
+        ("http://deb.debian.org/debian-security/dists/trixie-security/InRelease", None),
+    ]
+    assert [d.name for d in stacks.archive_dists([], "trixie")] == ["trixie", "trixie-updates", "trixie-security"]
+    release = "Origin: Debian\nSuite: stable\nDate: Sat, 21 Nov 2026 09:15:44 UTC\nValid-Until: x\n\nMD5Sum:\n"
+    assert archive.release_date(release).isoformat() == "2026-11-21T09:15:44+00:00"
+    with pytest.raises(ValueError):
+        archive.release_date("Origin: Debian\n\nDate: Sat, 21 Nov 2026 09:15:44 UTC\n")  # not in the header
+    assert archive.newer(NEW, OLD) == ["trixie-security"]
+    assert archive.newer(OLD, NEW) == [] and archive.newer(NEW, NEW) == []
+    assert archive.newer(NEW, None) == sorted(NEW)  # a stack that does not know is behind on everything
+    assert archive.newer(NEW, {"trixie": OLD["trixie"]}) == ["trixie-security", "trixie-updates"]
+
+
+def test_an_unsigned_or_forged_release_file_is_refused(tmp_path):
+    from paas import archive
+    from paas.errors import UserError
+
+    forged = b"Origin: Debian\nDate: Sat, 21 Nov 2099 09:15:44 UTC\n"
+    with pytest.raises(UserError) as caught:
+        archive.verified_text(forged, None, "http://m/debian/dists/trixie/InRelease")
+    assert caught.value.one_line().startswith("http://m/debian/dists/trixie/InRelease: the signature does not verify")
+
+    def get(url):
+        return 200, forged
+
+    with pytest.raises(UserError, match="the signature does not verify"):
+        archive.fetch_dates(archive.dists(["deb http://m/debian trixie main"]), get=get)
+    with pytest.raises(UserError) as caught:
+        archive.fetch_dates(archive.dists(["deb http://m/debian trixie main"]), get=lambda url: (404, b""))
+    assert caught.value.one_line().startswith("cannot fetch http://m/debian/dists/trixie/InRelease: HTTP 404 (")
 
 
 def test_mirror_unreachable_is_one_line(ctx):
