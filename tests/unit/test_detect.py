@@ -105,6 +105,10 @@ SAMPLES = {
     "python-pdm": ("python", "pdm", "flask", "gunicorn app:app --bind 0.0.0.0:$PORT"),
     "python-pipenv": ("python", "pipenv", "flask", "gunicorn app:app --bind 0.0.0.0:$PORT"),
     "buildpacks-order": ("python", None, None, "python3 -u server.py"),
+    # tests/e2e/test_formation_release.py deploys these
+    "procfile-dev": ("python", "pip", None, "python3 -u web.py # an inline comment"),
+    "formation-json": ("python", "pip", None, "python3 -u web.py"),
+    "procfile-worker-only": ("python", "pip", None, None),
 }
 
 
