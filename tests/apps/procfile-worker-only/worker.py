@@ -2,6 +2,6 @@
 
 import time
 
-print("worker-only worker started", flush=True)
+print("hello from procfile-worker-only: worker started", flush=True)
 while True:
     time.sleep(60)
