@@ -130,7 +130,8 @@ def test_a_worker_only_app_deploys_without_a_route_and_logs_its_line(platform):
     details = info(platform, app)
     assert details["routed"] is False and details["no_route"].startswith("no web process: worker runs")
     assert "unrouted: no web process" in platform.paas("apps:info", app).stdout
-    wait_for(lambda: "hello from procfile-worker-only: worker started" in logs(platform, app), 30, "the worker's line in paas logs")
+    wait_for(lambda: "hello from procfile-worker-only: worker started" in logs(platform, app), 30,
+             "the worker's line in paas logs")
 
     bad = platform.paas("ps:scale", app, "web=1", check=False)
     assert bad.returncode == 1 and "has no process type web" in bad.stderr
