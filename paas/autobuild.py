@@ -1,6 +1,6 @@
 """What building an app's source tree without a Dockerfile of its own takes, in one place: detect the buildpack,
 render its Dockerfile outside the build context, and make the stack images it builds FROM (as `pack build` and
-`nixpacks build` do). `paas build DIR` uses it; the deploy pipeline does the same steps for a push.
+`nixpacks build` do). `paas build DIR` and the deploy pipeline (a push) both use it.
 
 The detection and the Dockerfile text are pure (paas.detect); writing the file and building stacks are the side
 effects, here.
@@ -32,15 +32,19 @@ def describe(detection: Detection) -> str:
     return detection.buildpack + (f" ({detection.framework})" if detection.framework else "") + " app detected"
 
 
-def prepare(ctx: Context, src: Path, workdir: Path, say: Say) -> Prepared:
+def prepare(ctx: Context, src: Path, workdir: Path, say: Say,
+            check: Callable[[Detection], None] | None = None) -> Prepared:
     """Detect how src builds (saying why, warnings included), write the generated Dockerfile into workdir (not the
-    context: it must not land in the image), and make the stacks the Dockerfile names when missing or stale."""
+    context: it must not land in the image), and make the stacks the Dockerfile names when missing or stale.
+    `check` may refuse the detection (raise) before anything is written or built: the deploy's formation check."""
     detection = detect(src, stacks=configured_stacks(ctx.config))
     say("step", describe(detection))
     for reason in detection.reasons:
         say("info", reason)
     for warning in detection.warnings:
         say("warn", warning)
+    if check is not None:
+        check(detection)
     dockerfile = None
     if detection.buildpack == "dockerfile":
         text = detection.dockerfile or ""

@@ -410,30 +410,17 @@ def checkout(ctx: Context, app: str, commit: str, workdir: Path, note=None) -> P
 
 
 def _build(run: Deploy, src: Path):
-    from .. import stacks
+    from ..autobuild import prepare
     from ..build.cachemounts import app_scope
     from ..build.executor import BuildOptions, build
-    from ..detect import configured_stacks, detect, generate
     from .formation import decide
 
     ctx, out = run.ctx, run.out
-    detection = detect(src, stacks=configured_stacks(ctx.config))
-    described = detection.buildpack + (f" ({detection.framework})" if detection.framework else "")
-    out.step(f"{described} app detected")
-    for reason in detection.reasons:
-        out.info(reason)
-    for warning in detection.warnings:
-        out.warn(warning)
-    decide(detection.processes, detection.app_json.formation, {})  # a wrong app.json formation fails before the build
-    dockerfile = None
-    if detection.buildpack != "dockerfile":
-        text = generate(detection)
-        dockerfile = run.workdir / "Dockerfile"  # outside the build context: not copied into the image
-        dockerfile.write_text(text)
-    else:
-        text = detection.dockerfile or ""
-    # the stacks it builds FROM (the app's own Dockerfile may name them too): made here when missing
-    stacks.ensure_stacks_for(ctx, text, progress=out.info)
+    say = {"step": out.step, "info": out.info, "warn": out.warn}
+    # a wrong app.json formation fails before the build
+    prepared = prepare(ctx, src, run.workdir, lambda kind, line: say[kind](line),
+                       check=lambda detection: decide(detection.processes, detection.app_json.formation, {}))
+    detection, dockerfile = prepared.detection, prepared.dockerfile
     tag = f"paas/{run.app}:v{run.version}"
     out.step(f"Building {tag}")
     result = build(ctx, BuildOptions(context_dir=src, dockerfile=dockerfile, tags=(tag,), network="bridge",
