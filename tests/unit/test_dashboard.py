@@ -178,6 +178,28 @@ def test_scale_on_an_app_not_deployed_stores_the_formation(web):
     assert form(web, "/apps/shop/scale", "/apps/shop", web="3").status_code == 403
 
 
+def _active_release(conn, app: str, processes: dict) -> None:
+    import json
+
+    from paas import state
+
+    with state.transaction(conn):
+        conn.execute("INSERT INTO releases (app, version, commit_sha, status, processes, port) "
+                     "VALUES (?, 1, ?, 'active', ?, 5000)", (app, "a" * 40, json.dumps(processes)))
+
+
+def test_the_formation_shown_is_the_one_that_runs(web):
+    """A worker-only app shows worker=1 and why it has no route; an app.json formation shows no scale form."""
+    _active_release(web.ctx.conn, "shop", {"worker": "python3 worker.py"})
+    log_in(web, "alice")
+    page = web.get("/apps/shop").get_data(as_text=True)
+    assert re.search(r'name="worker" value="1"', page)
+    assert 'id="no-route"' in page and "no web process" in page
+    apps.keep_formation(web.ctx.conn, "shop", {"worker": 2})
+    page = web.get("/apps/shop").get_data(as_text=True)
+    assert 'id="formation-app-json"' in page and "scale-form" not in page
+
+
 def test_changing_the_password_ends_the_session(web):
     log_in(web, "alice")
     assert web.get("/").status_code == 200

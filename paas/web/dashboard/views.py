@@ -123,7 +123,7 @@ def app_page(app):
         "app.html", app=info, config=config, revealed=reveal, may_read=may_read,
         may_deploy=level_at_least(g.level, "deploy"), may_manage=level_at_least(g.level, "manage"),
         releases=list(reversed(apps.releases(ctx.conn, app)))[:20], types=types,
-        formation={t: formation.get(t, 1 if t == "web" else 0) for t in types},
+        formation={t: info["formation"].get(t, formation.get(t, 0)) for t in types},
         events=list(reversed(events.list_events(ctx.conn, app=app, limit=20))), access=list_access(ctx.conn, app),
         logs=_recent_logs(ctx, app, process_type=log_type), log_type=log_type, deploys=deploys,
         running=next((d for d in deploys if d["status"] == "running"), None),
