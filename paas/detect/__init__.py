@@ -178,6 +178,9 @@ def detect(app_dir: Path, *, stacks: StackSettings | Mapping[str, str] | None = 
             parts.append(f"health checks for {', '.join(app_json.healthchecks)}")
         parts += [f"{k} `{v}`" for k, v in (("predeploy", app_json.predeploy), ("postdeploy", app_json.postdeploy))
                   if v]
+        if app_json.formation:
+            parts.append("formation " + " ".join(f"{kind}={'default' if quantity is None else quantity}"
+                                                 for kind, quantity in app_json.formation.items()))
         reasons.append(f"app.json: {', '.join(parts) or 'nothing we use'}")
 
     build = dict(found.build)

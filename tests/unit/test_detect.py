@@ -866,3 +866,8 @@ def test_generated_header_explains_the_decision(tmp_path):
     assert "#   Flask: flask in requirements.txt, app.py defines app = Flask(...)\n" in head
     assert all(line.startswith("#") or not line for line in head.splitlines())
     assert "\n\n\n" not in text and text.endswith("\n")
+
+
+def test_app_json_formation_is_among_the_reasons():
+    reasons = d.detect(APPS / "formation-json").reasons
+    assert "app.json: health checks for web, worker, formation web=1 worker=2" in reasons
