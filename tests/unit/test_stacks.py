@@ -223,7 +223,9 @@ def test_mmdebstrap_argv():
     assert stacks.mmdebstrap_argv(stacks.STACKS["base"], "/t", [])[-2:] == ["bookworm", "/t"]
     trixie = stacks.mmdebstrap_argv(stacks.STACKS["go"], "/t", ["deb http://m/debian trixie main"], suite="trixie")
     assert trixie[-3:] == ["trixie", "/t", "deb http://m/debian trixie main"]
-    assert sum(a.startswith("--customize-hook=") for a in trixie) == 2  # the app user, no venv
+    hooks = [a for a in trixie if a.startswith("--customize-hook=")]
+    assert len(hooks) == 3 and "venv" not in " ".join(hooks)  # the app user, no venv; the standard library:
+    assert hooks[2].endswith(f"GOCACHE={stacks.GO_STD_CACHE} CGO_ENABLED=0 GOFLAGS=-trimpath go build std")
     static = stacks.mmdebstrap_argv(stacks.STACKS["static"], "/t", [])
     assert not any(a.startswith("--customize-hook=") for a in static)  # busybox alone: left as it was
     with pytest.raises(NotFound):

@@ -134,6 +134,9 @@ def go(app: AppDir) -> Found | None:
                               "add main.go (package main) or cmd/NAME/main.go")
     found.web = _choose_web(binaries, preferred, rules, found)
     found.build["binaries"] = [{"name": b.name, "package": b.package} for b in binaries]
+    from ...stacks import GO_STD_CACHE  # here: paas.stacks imports paas.detect
+
+    found.build["go_std_cache"] = GO_STD_CACHE
     return found
 
 
