@@ -68,6 +68,18 @@ def need_conformance(path: Path, *, module: bool = False) -> Path:
     return path
 
 
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    """A source tree for a test: relative path -> text (a path ending in "/" is an empty directory)."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith("/"):
+            path.mkdir(exist_ok=True)
+        else:
+            path.write_text(text)
+    return root
+
+
 def need_tool(name: str) -> str:
     path = shutil.which(name)
     need(path is not None, f"{name} is not installed (see .ci/run)")

@@ -7,6 +7,7 @@ client keys. stop() stops paasd, destroys every app (containers, routes), stops 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -139,6 +140,18 @@ class Platform:
         args = ["push", *(["--force"] if force else []), self.remote(app), f"HEAD:refs/heads/{branch}"]
         result = self.git(repo, *args, key=key, check=False)
         return Pushed(result.returncode, result.stderr + result.stdout)
+
+    def deploy_sample(self, source: Path) -> tuple[str, str]:
+        """Push a copy of `source` (a sample app) as a new app named after it; (app, push output). The push must
+        succeed."""
+        app = f"{source.name}-{secrets.token_hex(3)}"
+        pushed = self.push(self.repo_from(source, app), app)
+        assert pushed.returncode == 0, pushed.output
+        return app, pushed.output
+
+    def detected(self, app: str) -> dict:
+        """`buildpacks:detect APP --json`: how the app's active release was built, and why."""
+        return json.loads(self.paas("buildpacks:detect", app, "--json").stdout)
 
     def get(self, app: str, path: str = "/", *, domain: str = "paas.localhost", host: str | None = None
             ) -> tuple[int, str]:

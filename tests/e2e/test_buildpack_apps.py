@@ -9,7 +9,6 @@ take ~2 minutes each to build the first time.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
@@ -21,16 +20,12 @@ import requests
 
 from paas import stacks
 from paas.build.executor import BuildOptions, build
-from paas.config import init_root, paths_from_env
-from paas.context import open_context
 from paas.detect import detect, generate
 from paas.errors import UserError
 from paas.runtime import containers, spec
-from tests.conftest import need_root, need_tool
 from tests.services import free_port
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
-MACHINE_CACHE = "/var/cache/paas-test/stacks"
 
 # app -> the body of GET /
 BODIES = {
@@ -53,41 +48,6 @@ BODIES = {
     "static-public": "hello from static-public\n",
 }
 STACK_REF = re.compile(r"paas/stack-([a-z]+):bookworm")
-
-
-@pytest.fixture(scope="module")
-def module_root(tmp_path_factory):
-    """A data root shared by this module's tests, with a bridge and subnet of its own."""
-    need_root()
-    need_tool("mmdebstrap")
-    paths = paths_from_env(tmp_path_factory.mktemp("buildpack-apps") / "paas-root")
-    init_root(paths)
-    subnet = f"10.{200 + secrets.randbelow(40)}.{secrets.randbelow(250)}.0/24"
-    with open(paths.config_file, "a") as fh:
-        fh.write(f"network:\n  bridge: pa{secrets.token_hex(3)}\n  subnet: {subnet}\n")
-    yield paths.root
-    context = open_context(paths.root)  # belt and braces: nothing a failed test left running survives
-    try:
-        for info in containers.list_containers(context, all_=True):
-            containers.remove(context, info["id"], force=True)
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def app_ctx(isolated_env, module_root, monkeypatch):
-    """A context on the module's data root; the test's containers are removed after it."""
-    monkeypatch.setenv("PAAS_ROOT", str(module_root))
-    monkeypatch.setenv(stacks.CACHE_ENV, os.environ.get(stacks.CACHE_ENV) or MACHINE_CACHE)
-    context = open_context(module_root)
-    before = {c["id"] for c in containers.list_containers(context, all_=True)}
-    yield context
-    try:
-        for info in containers.list_containers(context, all_=True):
-            if info["id"] not in before:
-                containers.remove(context, info["id"], force=True)
-    finally:
-        context.close()
 
 
 def copy_app(name: str, tmp_path: Path) -> Path:

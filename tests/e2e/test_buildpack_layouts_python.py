@@ -9,7 +9,6 @@ present, else are built once (minutes).
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_git_push import wait_for
-from tests.platformkit import Platform, running_platform
+from tests.platformkit import running_platform
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 
@@ -26,18 +25,6 @@ APPS = Path(__file__).resolve().parents[1] / "apps"
 def platform(tmp_path_factory):
     with running_platform(tmp_path_factory.mktemp("layouts-python")) as p:
         yield p
-
-
-def deploy(platform: Platform, sample: str) -> tuple[str, str]:
-    """Push tests/apps/<sample> as a new app; (app name, push output)."""
-    app = f"{sample}-{secrets.token_hex(3)}"
-    pushed = platform.push(platform.repo_from(APPS / sample, app), app)
-    assert pushed.returncode == 0, pushed.output
-    return app, pushed.output
-
-
-def detected(platform: Platform, app: str) -> dict:
-    return json.loads(platform.paas("buildpacks:detect", app, "--json").stdout)
 
 
 # sample -> (a line of the push output that says how it was built, its processes)
@@ -57,23 +44,23 @@ WEB = {
 @pytest.mark.parametrize("sample", sorted(WEB))
 def test_web_layout_is_detected_built_and_answers_through_nginx(platform, sample):
     said, processes = WEB[sample]
-    app, output = deploy(platform, sample)
+    app, output = platform.deploy_sample(APPS / sample)
     assert "python" in output and said in output, output
     assert platform.get(app) == (200, f"hello from {sample}\n")
-    assert detected(platform, app)["processes"] == processes
+    assert platform.detected(app)["processes"] == processes
 
 
 def test_the_node_stage_output_is_in_the_image_and_node_modules_are_not(platform):
-    app, _ = deploy(platform, "python-node-assets")
+    app, _ = platform.deploy_sample(APPS / "python-node-assets")
     listed = platform.paas("run", app, "--no-tty", "sh", "-c", "ls static/dist; ls -d node_modules || true").stdout
     assert listed.split() == ["greeting.txt"], listed
     assert not (APPS / "python-node-assets" / "static").exists()  # the build made it, it is not in the source
 
 
 def test_a_script_without_a_port_deploys_as_a_worker_and_logs_its_line(platform):
-    app, output = deploy(platform, "python-worker")
+    app, output = platform.deploy_sample(APPS / "python-worker")
     assert "runs as a worker: `python main.py` (no route, no port check" in output, output
-    assert detected(platform, app)["processes"] == {"worker": "python main.py"}
+    assert platform.detected(app)["processes"] == {"worker": "python main.py"}
     assert platform.get(app)[0] == 404  # no route: nginx's default server
     wait_for(lambda: "hello from python-worker, tick" in platform.paas("logs", app).stdout, 60,
              "the worker's line in paas logs")

@@ -42,41 +42,29 @@ def request(platform: Platform, app: str, path: str = "/", headers: dict[str, st
         conn.close()
 
 
-def deploy(platform: Platform, sample: str) -> tuple[str, str]:
-    """Push tests/apps/<sample> as a new app; (app name, push output)."""
-    app = f"{sample}-{secrets.token_hex(3)}"
-    pushed = platform.push(platform.repo_from(APPS / sample, app), app)
-    assert pushed.returncode == 0, pushed.output
-    return app, pushed.output
-
-
-def detected(platform: Platform, app: str) -> dict:
-    return json.loads(platform.paas("buildpacks:detect", app, "--json").stdout)
-
-
 def test_go_main_go_without_go_mod(platform):
-    app, output = deploy(platform, "go-nomod")
+    app, output = platform.deploy_sample(APPS / "go-nomod")
     assert "no go.mod: the build makes one" in output
     assert request(platform, app)[::2] == (200, "hello from go-nomod\n")
 
 
 def test_go_workspace_builds_the_web_module_with_its_library(platform):
-    app, output = deploy(platform, "go-workspace")
+    app, output = platform.deploy_sample(APPS / "go-workspace")
     assert "workspace of api, lib, tools" in output and "web: `api`" in output
     assert request(platform, app)[::2] == (200, "hello from go-workspace\n")
 
 
 def test_go_cmd_layout_serves_cmd_web_and_builds_the_worker_beside_it(platform):
-    app, output = deploy(platform, "go-cmd")
+    app, output = platform.deploy_sample(APPS / "go-cmd")
     assert "builds /app/bin/web (./cmd/web), /app/bin/worker (./cmd/worker)" in output
     assert request(platform, app)[::2] == (200, "hello from go-cmd\n")
     listed = platform.paas("run", app, "--no-tty", "ls", "/app/bin")
     assert listed.stdout.split() == ["web", "worker"]
-    assert detected(platform, app)["processes"] == {"web": "web", "worker": "worker"}
+    assert platform.detected(app)["processes"] == {"web": "web", "worker": "worker"}
 
 
 def test_staticfile_site_with_root_pushstate_basic_auth_and_error_page(platform):
-    app, output = deploy(platform, "static-staticfile")
+    app, output = platform.deploy_sample(APPS / "static-staticfile")
     assert "Staticfile found: nginx serves site/ as the app user on $PORT" in output
     status, headers, _ = request(platform, app)
     assert status == 401 and headers["www-authenticate"].startswith("Basic")
@@ -92,7 +80,7 @@ def test_staticfile_site_with_root_pushstate_basic_auth_and_error_page(platform)
 
 
 def test_public_directory_site(platform):
-    app, _ = deploy(platform, "static-public")
+    app, _ = platform.deploy_sample(APPS / "static-public")
     assert request(platform, app)[::2] == (200, "hello from static-public\n")
     assert request(platform, app, "/README.md")[0] == 404
     status, headers, _ = request(platform, app, "/index.html", {"Accept-Encoding": "gzip"})
@@ -100,19 +88,19 @@ def test_public_directory_site(platform):
 
 
 def test_site_built_by_npm_run_build_is_served_by_nginx(platform):
-    app, output = deploy(platform, "node-build-static")
+    app, output = platform.deploy_sample(APPS / "node-build-static")
     assert "scripts.build and no server" in output
     assert request(platform, app)[::2] == (200, "hello from node-build-static\n")
     status, _, body = request(platform, app, "/assets/built.txt")
     assert status == 200 and body.startswith("built by node v")
     assert request(platform, app, "/package.json")[0] == 404  # only the build output is in the image
-    info = detected(platform, app)
+    info = platform.detected(app)
     assert (info["buildpack"], info["language"], info["runtime_image"]) == ("static", "node",
                                                                             "paas/stack-nginx:bookworm")
 
 
 def test_site_built_with_a_devdependency_into_build(platform):
-    app, output = deploy(platform, "node-build-marked")
+    app, output = platform.deploy_sample(APPS / "node-build-marked")
     assert "the first of dist/, build/, out/ it writes" in output
     assert request(platform, app)[::2] == (200, "<p>hello from node-build-marked</p>\n")
 
@@ -127,4 +115,4 @@ def test_a_built_site_asking_for_node_20_builds_on_trixie_and_is_served_by_its_n
     assert "node 20 on trixie" in pushed.output
     assert request(platform, app)[::2] == (200, "hello from node-build-static\n")
     assert request(platform, app, "/assets/built.txt")[2].startswith("built by node v20.")
-    assert detected(platform, app)["runtime_image"] == "paas/stack-nginx:trixie"
+    assert platform.detected(app)["runtime_image"] == "paas/stack-nginx:trixie"

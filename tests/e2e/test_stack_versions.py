@@ -9,23 +9,17 @@ language stacks and base:trixie, about a minute each.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-from pathlib import Path
 
 import pytest
 
 from paas import stacks
 from paas.build.executor import BuildOptions, build
-from paas.config import init_root, paths_from_env
-from paas.context import open_context
 from paas.detect import StackSettings, detect, generate
 from paas.errors import UserError
 from paas.runtime import containers, spec
-from tests.conftest import need_root, need_tool
+from tests.conftest import write_files
 from tests.platformkit import running_platform
-
-MACHINE_CACHE = "/var/cache/paas-test/stacks"
 
 GO_MAIN = """package main
 
@@ -59,41 +53,6 @@ APPS = {
 }
 
 
-@pytest.fixture(scope="module")
-def module_root(tmp_path_factory):
-    """A data root shared by this module's tests, with a bridge and subnet of its own."""
-    need_root()
-    need_tool("mmdebstrap")
-    paths = paths_from_env(tmp_path_factory.mktemp("stack-versions") / "paas-root")
-    init_root(paths)
-    subnet = f"10.{200 + secrets.randbelow(40)}.{secrets.randbelow(250)}.0/24"
-    with open(paths.config_file, "a") as fh:
-        fh.write(f"network:\n  bridge: pv{secrets.token_hex(3)}\n  subnet: {subnet}\n")
-    yield paths.root
-    context = open_context(paths.root)  # nothing a failed test left running survives
-    try:
-        for info in containers.list_containers(context, all_=True):
-            containers.remove(context, info["id"], force=True)
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def app_ctx(isolated_env, module_root, monkeypatch):
-    monkeypatch.setenv("PAAS_ROOT", str(module_root))
-    monkeypatch.setenv(stacks.CACHE_ENV, os.environ.get(stacks.CACHE_ENV) or MACHINE_CACHE)
-    context = open_context(module_root)
-    yield context
-    context.close()
-
-
-def write_app(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
 def run_in(ctx, image: str, command: str) -> tuple[int, str]:
     out: list[str] = []
     info = containers.run(ctx, image, spec.RunOptions(cmd=("sh", "-c", command), network="none"), remove_after=True,
@@ -104,7 +63,7 @@ def run_in(ctx, image: str, command: str) -> tuple[int, str]:
 @pytest.mark.parametrize("language", sorted(APPS))
 def test_an_app_asking_for_the_trixie_version_gets_it(app_ctx, tmp_path, language):
     files, command, prints = APPS[language]
-    app_dir = write_app(tmp_path / "app", files)
+    app_dir = write_files(tmp_path / "app", files)
     detection = detect(app_dir)
     assert (detection.language, detection.version.suite) == (language, "trixie"), detection.reasons
     text = generate(detection)
@@ -128,13 +87,13 @@ def test_an_app_asking_for_the_trixie_version_gets_it(app_ctx, tmp_path, languag
 
 
 def test_without_a_request_the_default_suite_and_with_the_operator_default_trixie(app_ctx, tmp_path):
-    app_dir = write_app(tmp_path / "app", {"requirements.txt": "", "Procfile": "web: python -m http.server $PORT\n"})
+    app_dir = write_files(tmp_path / "app", {"requirements.txt": "", "Procfile": "web: python -m http.server $PORT\n"})
     assert detect(app_dir).base_image == "paas/stack-python:bookworm"
     assert detect(app_dir, stacks=StackSettings(default_suite="trixie")).base_image == "paas/stack-python:trixie"
 
 
 def test_an_impossible_request_fails_detection_with_what_the_stacks_have(tmp_path):
-    app_dir = write_app(tmp_path / "app", {"package.json": "{}", ".nvmrc": "16\n", "index.js": ""})
+    app_dir = write_files(tmp_path / "app", {"package.json": "{}", ".nvmrc": "16\n", "index.js": ""})
     with pytest.raises(UserError) as caught:
         detect(app_dir)
     assert caught.value.one_line().startswith("node 16 requested in .nvmrc; stacks provide 18 (bookworm) and 20 "
@@ -143,8 +102,8 @@ def test_an_impossible_request_fails_detection_with_what_the_stacks_have(tmp_pat
 
 def test_an_impossible_request_fails_the_push_with_the_message(tmp_path):
     with running_platform(tmp_path / "platform") as platform:
-        source = write_app(tmp_path / "src", {"requirements.txt": "", ".python-version": "3.9\n",
-                                              "Procfile": "web: python -m http.server $PORT\n"})
+        source = write_files(tmp_path / "src", {"requirements.txt": "", ".python-version": "3.9\n",
+                                                "Procfile": "web: python -m http.server $PORT\n"})
         repo = platform.repo_from(source, "py39")
         app = f"py39-{secrets.token_hex(3)}"
         pushed = platform.push(repo, app)

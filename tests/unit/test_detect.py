@@ -12,23 +12,15 @@ import pytest
 from paas import detect as d
 from paas.build.instructions import Cmd, Copy, Env, Expose, Run, User, parse_dockerfile
 from paas.errors import DockerfileError, UserError
+from tests.conftest import write_files
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 
 
-def make(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if rel.endswith("/"):
-            path.mkdir(exist_ok=True)
-        else:
-            path.write_text(text)
-    return root
 
 
 def found(tmp_path: Path, files: dict[str, str], **kwargs) -> d.Detection:
-    return d.detect(make(tmp_path, files), **kwargs)
+    return d.detect(write_files(tmp_path, files), **kwargs)
 
 
 def final_stage(text: str):
@@ -184,7 +176,7 @@ def test_first_match_wins(tmp_path):
 
 
 def test_nothing_matches_lists_what_was_looked_for(tmp_path):
-    make(tmp_path, {"README.md": "hi", "src/main.rs": "fn main() {}"})
+    write_files(tmp_path, {"README.md": "hi", "src/main.rs": "fn main() {}"})
     with pytest.raises(UserError) as caught:
         d.detect(tmp_path)
     line = caught.value.one_line()
@@ -209,7 +201,7 @@ def test_missing_directory(tmp_path):
 
 
 def test_links_out_of_the_app_are_not_followed(tmp_path):
-    outside = make(tmp_path / "outside", {"requirements.txt": "flask\n"})
+    outside = write_files(tmp_path / "outside", {"requirements.txt": "flask\n"})
     app = tmp_path / "app"
     app.mkdir()
     (app / "requirements.txt").symlink_to(outside / "requirements.txt")

@@ -16,21 +16,16 @@ from paas.build.instructions import Copy, Run, parse_dockerfile
 from paas.detect import multi
 from paas.detect.languages import python as py
 from paas.errors import UserError
+from tests.conftest import write_files
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 WORKER = "import time\n\nwhile True:\n    print('working', flush=True)\n    time.sleep(5)\n"
 
 
-def make(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 def detect(tmp_path: Path, files: dict[str, str], **kwargs) -> d.Detection:
-    return d.detect(make(tmp_path, files), **kwargs)
+    return d.detect(write_files(tmp_path, files), **kwargs)
 
 
 def dockerfile(detection: d.Detection):
@@ -206,7 +201,7 @@ def test_manifests_win_over_a_bare_script(tmp_path):
 
 
 def test_a_procfile_naming_no_language_with_mixed_files_says_what_to_add(tmp_path):
-    make(tmp_path, {"Procfile": "web: ./run\n", "a.py": "", "b.rb": ""})
+    write_files(tmp_path, {"Procfile": "web: ./run\n", "a.py": "", "b.rb": ""})
     with pytest.raises(UserError) as caught:
         d.detect(tmp_path)
     assert "sources: a Procfile running python, node, ruby or php, main.py, app.py, PKG/__main__.py" in \
@@ -272,7 +267,7 @@ def test_order_from_app_json_and_it_wins_over_a_dockerfile(tmp_path):
                      "public/index.php"),
 ])
 def test_orders_we_do_not_build_are_errors_naming_what_we_have(tmp_path, order, message):
-    make(tmp_path, {".buildpacks": order, "requirements.txt": "", "main.py": WORKER})
+    write_files(tmp_path, {".buildpacks": order, "requirements.txt": "", "main.py": WORKER})
     with pytest.raises(UserError) as caught:
         d.detect(tmp_path)
     assert str(caught.value) == message
@@ -280,7 +275,7 @@ def test_orders_we_do_not_build_are_errors_naming_what_we_have(tmp_path, order, 
 
 
 def test_order_names_node_but_there_is_no_package_json(tmp_path):
-    make(tmp_path, {".buildpacks": "heroku/nodejs\nheroku/python\n", "requirements.txt": "", "main.py": WORKER})
+    write_files(tmp_path, {".buildpacks": "heroku/nodejs\nheroku/python\n", "requirements.txt": "", "main.py": WORKER})
     with pytest.raises(UserError, match="names nodejs but the app has no package.json"):
         d.detect(tmp_path)
 

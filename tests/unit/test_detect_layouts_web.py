@@ -16,22 +16,17 @@ from paas.detect.appdir import AppDir
 from paas.detect.languages.go import workspace_modules
 from paas.detect.staticfile import nginx_conf, parse_staticfile, read_staticfile, start_script
 from paas.errors import UserError
+from tests.conftest import write_files
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 GO_MAIN = "package main\n\nfunc main() {}\n"
 HTPASSWD = "tester:$apr1$paastest$2pBHARDhNNzjWF.LUx01/0\n"
 
 
-def make(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 def detect(tmp_path: Path, files: dict[str, str]) -> d.Detection:
-    return d.detect(make(tmp_path, files))
+    return d.detect(write_files(tmp_path, files))
 
 
 def heredocs(text: str) -> dict[str, str]:
@@ -57,7 +52,7 @@ def test_go_without_go_mod_gets_a_module_made_in_the_build(tmp_path):
 
 
 def test_a_main_go_that_is_not_package_main_is_not_go(tmp_path):
-    make(tmp_path, {"main.go": "package lib\n"})
+    write_files(tmp_path, {"main.go": "package lib\n"})
     with pytest.raises(UserError) as caught:
         d.detect(tmp_path)
     assert "go: go.work, go.mod, main.go" in caught.value.message
@@ -134,7 +129,7 @@ def test_go_sample_apps(app, web, binaries):
 # -- the Staticfile ---------------------------------------------------------------------------------------------------
 
 def test_staticfile_keys_as_the_staticfile_buildpack_reads_them(tmp_path):
-    make(tmp_path, {"Staticfile": "root: site/\ndirectory: visible\npushstate: enabled\nssi: true\ngzip: off\n"
+    write_files(tmp_path, {"Staticfile": "root: site/\ndirectory: visible\npushstate: enabled\nssi: true\ngzip: off\n"
                                   "host_dot_files: yes\nforce_https: true\n"
                                   "http_strict_transport_security_include_subdomains: true\n"
                                   "location_include: includes/*.conf\nstatus_codes:\n  404: /404.html\n"
@@ -160,7 +155,7 @@ def test_staticfile_keys_as_the_staticfile_buildpack_reads_them(tmp_path):
 
 
 def test_an_empty_staticfile_is_the_defaults_and_hides_platform_files(tmp_path):
-    make(tmp_path, {"Staticfile": "", "index.html": "", "Procfile": "web: start-nginx\n", "app.json": "{}"})
+    write_files(tmp_path, {"Staticfile": "", "index.html": "", "Procfile": "web: start-nginx\n", "app.json": "{}"})
     site = read_staticfile(AppDir(tmp_path))
     assert (site.root, site.pushstate, site.gzip, site.basic_auth, site.features) == (".", False, True, False, ())
     assert site.hidden == ("Staticfile", "Procfile", "app.json")
@@ -202,7 +197,7 @@ def test_nginx_runs_as_anyone_with_everything_writable_under_its_run_dir():
     ({"Staticfile": "", "Staticfile.auth": "\n"}, "Staticfile.auth: not an htpasswd line (user:hash)"),
 ])
 def test_staticfile_mistakes_are_one_line_with_the_fix(tmp_path, files, message):
-    make(tmp_path, {"index.html": "", **files})
+    write_files(tmp_path, {"index.html": "", **files})
     with pytest.raises(UserError) as caught:
         d.detect(tmp_path)
     assert caught.value.message == message
@@ -210,7 +205,7 @@ def test_staticfile_mistakes_are_one_line_with_the_fix(tmp_path, files, message)
 
 
 def test_location_include_without_root_is_ignored_with_a_warning(tmp_path):
-    make(tmp_path, {"Staticfile": "location_include: x.conf\n", "index.html": "", "nginx/conf/x.conf": ""})
+    write_files(tmp_path, {"Staticfile": "location_include: x.conf\n", "index.html": "", "nginx/conf/x.conf": ""})
     detection = d.detect(tmp_path)
     assert any("location_include is ignored without root" in w for w in detection.warnings)
     assert "/etc/nginx/paas/include" not in d.generate(detection)
@@ -250,7 +245,7 @@ def test_a_site_root_without_index_html_warns_unless_listings_are_on(tmp_path):
 
 
 def test_a_directory_named_public_without_index_html_is_not_a_site(tmp_path):
-    make(tmp_path, {"public/app.css": ""})
+    write_files(tmp_path, {"public/app.css": ""})
     with pytest.raises(UserError):
         d.detect(tmp_path)
 
