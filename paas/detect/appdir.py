@@ -222,7 +222,10 @@ def _formation(value: Any, file: str) -> dict[str, int | None]:
     return formation
 
 
-HEALTHCHECK_NUMBERS = ("attempts", "initialDelay", "timeout", "uptime", "wait", "port")
+HEALTHCHECK_COUNTS = ("attempts", "port")
+# seconds: docker-container-healthchecker reads whole ones; fractions (`"wait": 0.5`) were accepted here before
+# and stay accepted, so an app.json that deployed keeps deploying
+HEALTHCHECK_SECONDS = ("initialDelay", "timeout", "uptime", "wait")
 HEALTHCHECK_STRINGS = ("content", "name", "path", "scheme", "type", "description")
 HEALTHCHECK_TYPES = ("startup", "liveness", "readiness")
 
@@ -235,9 +238,13 @@ def _check_healthcheck(check: Mapping[str, Any], where: str) -> None:
     """One check's fields have the types docker-container-healthchecker reads, and it uses one strategy (path,
     command, listening or uptime), as its Validate() demands."""
     hint = "see https://dokku.com/docs/deployment/zero-downtime-deploys/"
-    for key in HEALTHCHECK_NUMBERS:
+    for key in HEALTHCHECK_COUNTS:
         if key in check and (not _is_int(check[key]) or check[key] < 0):
             raise UserError(f"{where}.{key} must be a whole number of 0 or more", hint)
+    for key in HEALTHCHECK_SECONDS:
+        value = check.get(key)
+        if key in check and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise UserError(f"{where}.{key} must be a number of seconds, 0 or more", hint)
     if "port" in check and not 0 < check["port"] < 65536:
         raise UserError(f"{where}.port must be a port number (1-65535)", hint)
     for key in HEALTHCHECK_STRINGS:

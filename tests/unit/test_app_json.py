@@ -53,11 +53,15 @@ def test_dokku_healthchecks_parse_as_written():
                       {"listening": True}],
               "worker": [{"type": "startup", "name": "worker uptime", "uptime": 10, "description": "stays up"}]}
     assert parse_app_json({"healthchecks": checks}).healthchecks["worker"][0]["uptime"] == 10
+    # seconds may be fractions (an app.json that deployed before Dokku's format was followed keeps deploying)
+    fractions = {"web": [{"path": "/", "attempts": 2, "wait": 0.5, "timeout": 1.5, "initialDelay": 0.2}]}
+    assert parse_app_json({"healthchecks": fractions}).healthchecks["web"][0]["wait"] == 0.5
 
 
 @pytest.mark.parametrize(("check", "message"), [
     ({"attempts": "3"}, "app.json: healthchecks.web[0].attempts must be a whole number of 0 or more"),
-    ({"wait": -1}, "app.json: healthchecks.web[0].wait must be a whole number of 0 or more"),
+    ({"wait": -1}, "app.json: healthchecks.web[0].wait must be a number of seconds, 0 or more"),
+    ({"timeout": "5"}, "app.json: healthchecks.web[0].timeout must be a number of seconds, 0 or more"),
     ({"port": 70000}, "app.json: healthchecks.web[0].port must be a port number (1-65535)"),
     ({"path": "health"}, "app.json: healthchecks.web[0].path must start with /"),
     ({"content": 3}, "app.json: healthchecks.web[0].content must be a string"),
