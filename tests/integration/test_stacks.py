@@ -20,15 +20,14 @@ from paas.config import init_root, paths_from_env
 from paas.context import open_context
 from paas.runtime import containers, spec
 from tests.conftest import need_root, need_tool, run_paas
-
-MACHINE_CACHE = "/var/cache/paas-test/stacks"
+from tests.platformkit import MACHINE_STACK_CACHE
 
 
 @pytest.fixture(autouse=True)
 def prerequisites(monkeypatch):
     need_root()
     need_tool("mmdebstrap")
-    monkeypatch.setenv(stacks.CACHE_ENV, os.environ.get(stacks.CACHE_ENV) or MACHINE_CACHE)
+    monkeypatch.setenv(stacks.CACHE_ENV, os.environ.get(stacks.CACHE_ENV) or MACHINE_STACK_CACHE)
 
 
 @pytest.fixture
