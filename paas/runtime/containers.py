@@ -18,6 +18,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import linux, proc, state
@@ -512,11 +513,14 @@ def attach(ctx: Context, ref: str, stdio: console.Stdio | None = None, *,
     if opts.tty:
         with console.connect(state_dir) as sock:
             return _relay_terminal(sock, stdio, interactive=opts.interactive, detach_keys=detach_keys)
+    # output from now on: fixed before any input goes in, so an answer to the first line typed (already waiting
+    # in the terminal) cannot be written before the following starts and be missed
+    attached_at = datetime.now(UTC).isoformat()
     sock = console.connect(state_dir) if opts.interactive else None
     try:
         if sock is not None:
             console.send_stdin(sock, stdio.stdin)
-        for line in read_logs(ctx, info["id"], follow=True, tail=0):
+        for line in read_logs(ctx, info["id"], follow=True, since=attached_at):
             if on_line:
                 on_line(line)
     finally:

@@ -142,7 +142,8 @@ def test_attach_to_stdin_of_a_detached_container(runtime):
     run_paas("container:run", "-d", "-i", "--name", "reader", "bb:1", "sh", "-c",
              "while read line; do echo seen-$line; done; echo eof")
     with paas_on_pty("container:attach", "reader") as client:
-        time.sleep(0.3)
+        # typed at once, before the client is up: the line waits in the terminal, and the container's answer to
+        # it must still be shown (the client follows the output from before it sends any input)
         client.send("one\r")  # cooked terminal: the line goes when Enter is typed
         client.expect(r"seen-one")
         client.send(b"\x03")  # no terminal in the container: Ctrl-C ends the attach, not the container
