@@ -538,7 +538,8 @@ def _check_health(run: Deploy, info: dict[str, Any], port: int, hostname: str, c
         return int(containers.get(run.ctx, info["id"]).get("restart_count") or 0)
 
     target = health.Target(address, port, hostname, still_running, restarts,
-                           run_command=lambda argv, seconds: _exec(run.ctx, info["id"], argv, seconds),
+                           run_command=lambda argv, seconds: containers.exec_output(run.ctx, info["id"], argv,
+                                                                               timeout=seconds),
                            what=f"the {process_type} process")
     try:
         if process_type == "web":
@@ -554,23 +555,6 @@ def _show_tail(run: Deploy, info: dict[str, Any]) -> None:
     run.out.warn(f"last output of {info['name']}:")
     for line in _tail(run.ctx, info["id"]):
         run.out.info(line)
-
-
-def _exec(ctx: Context, container_id: str, argv: list[str], timeout: float) -> tuple[int, str]:
-    """An app.json command check: argv run in the container (its process settings), exit code and output."""
-    from .. import proc
-    from ..errors import CommandFailed
-    from ..runtime import containers
-
-    command = containers.exec_argv(ctx, containers.get(ctx, container_id), argv)
-    process_file = Path(command[command.index("--process") + 1])
-    try:
-        done = proc.run(command, desc="health check command", check=False, timeout=timeout, input=b"")
-    except CommandFailed as exc:  # timed out
-        return -1, exc.one_line()
-    finally:
-        process_file.unlink(missing_ok=True)
-    return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
 
 
 def _hostname(ctx: Context, app: str) -> str:

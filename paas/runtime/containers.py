@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import linux, proc, state
 from ..context import Context
-from ..errors import NotFound, PaasError, UserError
+from ..errors import CommandFailed, NotFound, PaasError, UserError
 from . import binds, cgroups, console, logs, rootfs, spec, supervisor
 from .seccomp import default_profile
 
@@ -476,6 +476,20 @@ def exec_argv(ctx: Context, info: dict, argv: list[str], *, env: list[str] = (),
     process_file = cpaths.state / f"exec-{secrets.token_hex(4)}.json"
     process_file.write_text(json.dumps(process))
     return ctx.runtime.argv("exec", "--process", str(process_file), info["id"])
+
+
+def exec_output(ctx: Context, ref: str, argv: list[str], *, timeout: float) -> tuple[int, str]:
+    """Run argv in the container with stdin closed; (exit code, stdout and stderr). A command still running after
+    `timeout` seconds is killed: (-1, the one-line reason)."""
+    command = exec_argv(ctx, get(ctx, ref), argv)
+    process_file = Path(command[command.index("--process") + 1])
+    try:
+        done = proc.run(command, desc="exec in container", check=False, timeout=timeout, input=b"")
+    except CommandFailed as exc:  # timed out
+        return -1, exc.one_line()
+    finally:
+        process_file.unlink(missing_ok=True)
+    return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
 
 
 def exec_(ctx: Context, ref: str, argv: list[str], *, interactive: bool = False, tty: bool = False,
