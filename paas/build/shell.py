@@ -24,6 +24,7 @@ from ..errors import UserError
 SPECIAL_PARAMETERS = frozenset("@*#?-$!0")
 _NOT_SPACE = frozenset("\x1c\x1d\x1e\x1f")  # Python calls these whitespace, Go's unicode.IsSpace does not
 _PATTERN_SPECIALS = frozenset("[]{}.+()|^$")
+MAX_NESTING = 64  # `${A:-${B:-…}}` levels; each is a Python frame, so a hostile word must not reach the stack limit
 
 
 class ShellExpansionError(UserError):
@@ -70,23 +71,27 @@ def expand_words(word: str, env: Mapping[str, str], escape: str = "\\") -> list[
 
 
 class _Words:
-    """Collects words while characters arrive; quoted text is added raw so its spaces do not split."""
+    """Collects words while characters arrive; quoted text is added raw so its spaces do not split.
+
+    The current word is a list of pieces (joined when it ends): `str +=` on an attribute copies the whole
+    word each time, which made a long word quadratic.
+    """
 
     def __init__(self) -> None:
-        self.buf = ""
+        self.pieces: list[str] = []
+        self.size = 0
         self.words: list[str] = []
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
         if not is_space(ch):
             self.add_raw(ch)
-        elif self.in_word and self.buf:
-            self.words.append(self.buf)
-            self.buf = ""
-            self.in_word = False
+        elif self.in_word and self.size:
+            self._end_word()
 
     def add_raw(self, text: str) -> None:
-        self.buf += text
+        self.pieces.append(text)
+        self.size += len(text)
         self.in_word = True
 
     def add_string(self, text: str) -> None:
@@ -95,11 +100,13 @@ class _Words:
 
     def finish(self) -> list[str]:
         """Empty quotes alone (`""`) make no word, as in BuildKit."""
-        if self.buf:
-            self.words.append(self.buf)
-            self.buf = ""
-            self.in_word = False
+        if self.size:
+            self._end_word()
         return self.words
+
+    def _end_word(self) -> None:
+        self.words.append("".join(self.pieces))
+        self.pieces, self.size, self.in_word = [], 0, False
 
 
 class _Expansion:
@@ -112,6 +119,7 @@ class _Expansion:
         self.pos = 0
         self.env = env
         self.raw_escapes = lexer.raw_escapes
+        self.depth = 0
 
     # -- cursor ---------------------------------------------------------------------------------------------
     def peek(self) -> str | None:
@@ -124,7 +132,8 @@ class _Expansion:
         return ch
 
     def fail(self, message: str) -> ShellExpansionError:
-        return ShellExpansionError(f"failed to process {self.source!r}: {message}",
+        shown = self.source if len(self.source) <= 200 else self.source[:200] + "…"  # a megabyte word stays out
+        return ShellExpansionError(f"failed to process {shown!r}: {message}",
                                    "check the quotes and ${...} forms in this word")
 
     def run(self) -> tuple[str, list[str]]:
@@ -133,11 +142,15 @@ class _Expansion:
     # -- the main loop ---------------------------------------------------------------------------------------
     def until(self, stop: str | None, raw_escapes: bool) -> tuple[str, list[str]]:
         """Process up to (and consuming) `stop`, or to the end when stop is None; returns text and words."""
+        if self.depth >= MAX_NESTING:
+            raise self.fail(f"substitutions nested more than {MAX_NESTING} levels deep")
         saved, self.raw_escapes = self.raw_escapes, raw_escapes
+        self.depth += 1
         try:
             return self._until(stop)
         finally:
             self.raw_escapes = saved
+            self.depth -= 1
 
     def _until(self, stop: str | None) -> tuple[str, list[str]]:
         result: list[str] = []
