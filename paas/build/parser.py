@@ -175,6 +175,7 @@ class _Directives:
         self.found: dict[str, str] = {}
         self.escape = DEFAULT_ESCAPE
         self.continuation = self._continuation_regex(DEFAULT_ESCAPE)
+        self.onbuild_depth = 0  # ONBUILD triggers being parsed inside one another (see _sub_command)
 
     @staticmethod
     def _continuation_regex(escape: str) -> re.Pattern[str]:
@@ -329,6 +330,8 @@ def _parse_json(text: str) -> list[str] | None:
         data = json.loads(text, parse_constant=_reject_constant)
     except ValueError:
         return None
+    except RecursionError:  # arrays nested past Python's stack: certainly not an array of strings
+        data = [[]]
     if not isinstance(data, list):
         return None
     if not all(isinstance(item, str) for item in data):
@@ -405,10 +408,20 @@ def _health_config(rest: str, d: _Directives) -> _Args:
 
 
 def _sub_command(rest: str, d: _Directives) -> _Args:
-    """ONBUILD: the rest of the line is an instruction of its own."""
+    """ONBUILD: the rest of the line is an instruction of its own.
+
+    One ONBUILD inside another still parses (the instructions layer refuses it with its location, as BuildKit
+    does); a longer chain is refused here, before `ONBUILD ` repeated a thousand times exhausts the stack.
+    """
     if not rest:
         return _Args()
-    return _Args(inner=_node_from_line(rest, d))
+    if d.onbuild_depth >= 2:
+        raise _Problem("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", "give ONBUILD one instruction")
+    d.onbuild_depth += 1
+    try:
+        return _Args(inner=_node_from_line(rest, d))
+    finally:
+        d.onbuild_depth -= 1
 
 
 LINE_PARSERS: dict[str, Callable[[str, _Directives], _Args]] = {
