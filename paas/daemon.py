@@ -23,20 +23,13 @@ log = logging.getLogger("paas.daemon")
 
 def _single_instance(ctx) -> int:
     """Hold <root>/locks/paasd.lock for the life of the process (released by the kernel when it dies)."""
-    import fcntl
+    from . import locks
 
-    ctx.paths.locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(ctx.paths.locks / "paasd.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        other = os.pread(fd, 32, 0).decode().strip()
-        os.close(fd)
-        raise UserError(f"paasd already runs for {ctx.paths.root}" + (f" (pid {other})" if other else ""),
-                        "stop it first, or set PAAS_ROOT for another data root") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+    def busy(other: str) -> UserError:
+        return UserError(f"paasd already runs for {ctx.paths.root}" + (f" (pid {other})" if other else ""),
+                         "stop it first, or set PAAS_ROOT for another data root")
+
+    return locks.hold_for_process(ctx.paths.locks / "paasd.lock", busy=busy)
 
 
 def reconcile_containers(ctx) -> None:

@@ -19,7 +19,6 @@ that empties its cache cannot remove them. Locks are taken in one global order, 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import locks
 from ..errors import UserError
 
 if TYPE_CHECKING:
@@ -101,12 +101,12 @@ def acquire_order(mounts: list[CacheMount]) -> list[int]:
                                                      mounts[i].sharing == "private", i))
 
 
-def lock_mode(mounts: list[CacheMount], index: int) -> int:
-    """The flock mode of instance 0 for a shared/locked mount: exclusive when any mount of the same cache in
+def locks_exclusively(mounts: list[CacheMount], index: int) -> bool:
+    """Whether instance 0 of a shared/locked mount is locked exclusively: when any mount of the same cache in
     this step is `locked` (one step never waits for itself)."""
     mine = mounts[index]
     same = [m for m in mounts if (m.scope_dir, m.name) == (mine.scope_dir, mine.name) and m.sharing != "private"]
-    return fcntl.LOCK_EX if any(m.sharing == "locked" for m in same) else fcntl.LOCK_SH
+    return any(m.sharing == "locked" for m in same)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,10 +128,11 @@ def acquire(base: Path, mounts: list[CacheMount], *,
                 continue
             key = (mount.scope_dir, mount.name)
             if key not in held:
-                mode = lock_mode(mounts, index)
+                exclusive = locks_exclusively(mounts, index)
                 message = (f"waiting for cache mount {mount.id}: another build holds it"
-                           + (" (sharing=locked)" if mode == fcntl.LOCK_EX else ""))
-                stack.enter_context(_flock(cache_dir / "0.lock", mode, on_wait=functools.partial(on_wait, message)))
+                           + (" (sharing=locked)" if exclusive else ""))
+                stack.enter_context(locks.hold(cache_dir / "0.lock", shared=not exclusive, mode=0o600,
+                                               on_wait=functools.partial(on_wait, message)))
                 held[key] = _ensure_instance(cache_dir, 0, mount)
             dirs[index] = held[key]
         yield [d for d in dirs if d is not None]  # every one is set
@@ -147,7 +148,7 @@ def _take_private(stack: contextlib.ExitStack, cache_dir: Path, mount: CacheMoun
     number = 0
     while True:
         try:
-            stack.enter_context(_flock(cache_dir / f"{number}.lock", fcntl.LOCK_EX, wait=False))
+            stack.enter_context(locks.hold(cache_dir / f"{number}.lock", wait_s=0, busy=BlockingIOError, mode=0o600))
         except BlockingIOError:
             number += 1
             continue
@@ -173,7 +174,7 @@ def _ensure_instance(cache_dir: Path, number: int, mount: CacheMount) -> Path:
     path = cache_dir / str(number)
     if path.is_dir():
         return path
-    with _flock(cache_dir / "create.lock", fcntl.LOCK_EX):
+    with locks.hold(cache_dir / "create.lock", mode=0o600):
         if path.is_dir():
             return path
         tmp = cache_dir / f".new-{number}-{secrets.token_hex(4)}"
@@ -183,20 +184,3 @@ def _ensure_instance(cache_dir: Path, number: int, mount: CacheMount) -> Path:
         os.chmod(tmp, DEFAULT_MODE if mount.mode is None else mount.mode)
         os.rename(tmp, path)
     return path
-
-
-@contextlib.contextmanager
-def _flock(path: Path, mode: int, *, wait: bool = True, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
-    """flock on path (released by the kernel if we die). wait=False raises BlockingIOError when busy."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not wait:
-                raise
-            on_wait()
-            fcntl.flock(fd, mode)
-        yield
-    finally:
-        os.close(fd)

@@ -9,7 +9,6 @@ tools such as skopeo and umoci read our store directly.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import state
+from .. import locks, state
 from ..errors import ImageError, NotFound
 from . import mediatypes as mt
 from .blobs import BlobStore, atomic_write
@@ -147,21 +146,12 @@ class ImageStore:
             self._write_index()
 
     # -- locking: content writers share, garbage collection is exclusive ----------------------
-    @contextlib.contextmanager
-    def _flock(self, mode: int) -> Iterator[None]:
-        with open(self.dir / ".lock", "a+") as fh:
-            fcntl.flock(fh, mode)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def writing(self):
         """Held while adding blobs that are not yet reachable from a tag (GC waits)."""
-        return self._flock(fcntl.LOCK_SH)
+        return locks.hold(self.dir / ".lock", shared=True)
 
     def collecting(self):
-        return self._flock(fcntl.LOCK_EX)
+        return locks.hold(self.dir / ".lock")
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[set[str]]:

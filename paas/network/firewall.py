@@ -7,15 +7,14 @@ across processes by `host_lock()`.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from .. import proc
+from .. import locks, proc
 from ..errors import CommandFailed, PaasError, UserError
 from . import nftlib
 from . import plan as P
@@ -28,13 +27,8 @@ LOCK_FILE = "/run/paas/network.lock"
 @contextmanager
 def host_lock(path: str = LOCK_FILE) -> Iterator[None]:
     """An exclusive lock for changes to the host's bridge and firewall (held by one process at a time)."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locks.hold(Path(path), mode=0o600):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 @functools.cache

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import state
+from .. import locks, state
 from ..errors import NotFound, PaasError, UserError
 
 if TYPE_CHECKING:
@@ -174,17 +173,7 @@ def _remove_tree(path: Path) -> str | None:
 
 
 def _deploy_running(ctx: Context, app: str) -> bool:
-    lock = ctx.paths.locks / f"deploy-{app}.lock"
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return locks.is_held(ctx.paths.locks / f"deploy-{app}.lock")
 
 
 def _temp_entries(ctx: Context) -> list[Item]:

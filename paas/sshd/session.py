@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import paramiko
 
+from .. import locks
 from ..cli.permissions import USER_ENV, VIA_ENV
 from ..errors import PaasError, PermissionDenied, UserError
 from .commands import CliCommand, GitCommand, Shell, app_of, parse_command, shell_message
@@ -140,25 +139,16 @@ class Session:
         env = {k: v for k, v in os.environ.items() if k not in (USER_ENV, VIA_ENV)}
         return {**env, "PAAS_ROOT": str(self.root), "PAAS_SSH_KEY": self.key_name, USER_ENV: user.name, **extra}
 
-    @contextlib.contextmanager
-    def _app_lock(self, path: Path, app: str, wait_s: float) -> Iterator[None]:
+    def _app_lock(self, path: Path, app: str, wait_s: float):
         """Hold an exclusive flock on path for the whole push; wait up to wait_s for another push."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if not _try_flock(fd):
-                self._say(f"-----> waiting for another push to {app} to finish")
-                deadline = time.monotonic() + wait_s
-                while not _try_flock(fd):
-                    if self.is_gone():
-                        raise _ClientGone()
-                    if time.monotonic() >= deadline:
-                        raise UserError(f"another push to {app} is still running after {wait_s:g}s",
-                                        "try again when it has finished")
-                    time.sleep(POLL_S)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+        def client_gone() -> None:
+            if self.is_gone():
+                raise _ClientGone()
+
+        return locks.hold(path, wait_s=wait_s, poll_s=POLL_S, while_waiting=client_gone,
+                          on_wait=lambda: self._say(f"-----> waiting for another push to {app} to finish"),
+                          busy=lambda: UserError(f"another push to {app} is still running after {wait_s:g}s",
+                                                 "try again when it has finished"))
 
     def _say(self, line: str) -> None:
         with contextlib.suppress(*CHANNEL_ERRORS):
@@ -190,11 +180,3 @@ def _authorize_git(ctx: Context, user: Any, service: str, app: str) -> None:
 
 def _shown(command: bytes | None) -> str:
     return "(shell)" if command is None else command.decode(errors="replace")
-
-
-def _try_flock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
