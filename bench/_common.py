@@ -27,12 +27,31 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+# report: the one way a script hands its figures to run_all (re-exported)
+from report import Figure, figure, not_measured, report  # noqa: E402, F401
+
 from paas.config import init_root, paths_from_env  # noqa: E402
 from paas.context import Context, open_context  # noqa: E402
 
 MB = 1_000_000
 T = TypeVar("T")
 _START = time.monotonic()
+
+
+def bench_name() -> str:
+    """The running script's name (registry_transfer, ...): the bench column of the table."""
+    return Path(sys.argv[0]).stem
+
+
+def measured(what: str, ours: float | None, unit: str, **goals) -> Figure:
+    """A figure of this script for report(): peer=, peer_name=, max_ratio=/min_ratio= (bounds of ours/peer),
+    at_most=/at_least= (bounds of ours), note= (bench/report.py figure())."""
+    return figure(bench_name(), what, ours, unit, **goals)
+
+
+def unmeasured(what: str, why: str) -> Figure:
+    """A row saying why this figure could not be measured here."""
+    return not_measured(bench_name(), what, why)
 
 
 def log(message: str) -> None:

@@ -13,7 +13,7 @@ import argparse
 import os
 import time
 
-from _common import log, median, workspace
+from _common import log, measured, median, report, workspace
 
 from paas.access.model import User
 from paas.access.service import GIT_NEEDS, require
@@ -74,6 +74,8 @@ def main() -> None:
         for name, fn in checks.items():
             us = _per_call_us(fn, args.reps)
             print(f"{name:40} {us:8.1f} us {us / budget_us * 100:30.4f} %")
+            report(measured(f"permission check: {name}", us, "us",
+                            note=f"{us / budget_us * 100:.4f} % of a {args.deploy_s:g} s push->served deploy"))
         ctx.close()
 
 

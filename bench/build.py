@@ -76,12 +76,15 @@ from _common import (
     fmt_times,
     human,
     log,
+    measured,
     median,
     need_tools,
+    report,
     run_tool,
     signals_deferred,
     timed,
     top_imports,
+    unmeasured,
     workspace,
 )
 
@@ -643,7 +646,7 @@ def main() -> None:
 
         floors = [(cli.cli_floor(), *buildah.floor()) for _ in range(3)]
         imports = cli.imports(big)  # its last build was of this context: a no-change rebuild
-        report(args, times, same_image, errors, floors, imports, ours_text, buildah, cli, big_files, big_bytes)
+        print_results(args, times, same_image, errors, floors, imports, ours_text, buildah, cli, big_files, big_bytes)
         print(f"load average (1 min) at the start {load_start:.2f}, at the end {os.getloadavg()[0]:.2f} on "
               f"{os.cpu_count()} CPUs (other work on the host skews both tools' times)")
 
@@ -652,7 +655,7 @@ def verdict(ratio: float, goal: float | None) -> str:
     return "no goal" if goal is None else f"goal <= {goal}x, {'ok' if ratio <= goal else 'MISSED'}"
 
 
-def report(args, times, same_image, errors, floors, imports, ours_text: str, buildah: Buildah, cli: PaasCli,
+def print_results(args, times, same_image, errors, floors, imports, ours_text: str, buildah: Buildah, cli: PaasCli,
            big_files: int, big_bytes: int) -> None:
     def med(scenario: str, name: str, attr: str = "seconds") -> float | None:
         values = [getattr(o, attr) for o in times.get((scenario, name), []) if getattr(o, attr) is not None]
@@ -697,12 +700,16 @@ def report(args, times, same_image, errors, floors, imports, ours_text: str, bui
         c, a, b = med(scenario, "paas-cli"), med(scenario, "paas-api"), med(scenario, "buildah")
         if b is None or (c is None and a is None):
             print(f"{names[scenario]}: no ratio (a build failed)")
+            report(unmeasured(f"build: {names[scenario]}", "a build failed (see the log)"))
             continue
         goal = GOALS.get(scenario)
         if c is not None:
             print(f"{names[scenario]}: paas {c:.2f} s, buildah {b:.2f} s, ratio {c / b:.2f}x ({verdict(c / b, goal)})")
+            report(measured(f"build: {names[scenario]} (CLI)", c, "s", peer=b, peer_name="buildah", max_ratio=goal))
         if a is not None:
             print(f"  in-process build(): {a:.2f} s, ratio {a / b:.2f}x ({verdict(a / b, goal)})")
+            report(measured(f"build: {names[scenario]} (build() in-process)", a, "s", peer=b, peer_name="buildah",
+                            max_ratio=goal))
     print()
     print("steps paas ran (median s per step, CLI | build() in-process; buildah prints no step times):")
     for scenario in (*APP_SCENARIOS, *BIG_SCENARIOS):

@@ -39,7 +39,20 @@ import time
 from argparse import Namespace
 from pathlib import Path
 
-from _common import REPO, clean_netavark_at_exit, fmt_times, log, median, need_tools, signals_deferred, timed, workspace
+from _common import (
+    REPO,
+    clean_netavark_at_exit,
+    fmt_times,
+    log,
+    measured,
+    median,
+    need_tools,
+    report,
+    signals_deferred,
+    timed,
+    unmeasured,
+    workspace,
+)
 from build import (
     IMAGE,
     TAG,
@@ -328,12 +341,12 @@ def main() -> None:
             ours.cleanup()
             buildah.cleanup()
 
-        report(args, stack_times, cached_names, app_times, samples, notes, runtime_text, errors)
+        print_results(args, stack_times, cached_names, app_times, samples, notes, runtime_text, errors)
         print(f"load average (1 min) at the start {load_start:.2f}, at the end {os.getloadavg()[0]:.2f} on "
               f"{os.cpu_count()} CPUs (other work on the host skews both tools' times)")
 
 
-def report(args, stack_times, cached_names, app_times, samples, notes, runtime_text: str, errors) -> None:
+def print_results(args, stack_times, cached_names, app_times, samples, notes, runtime_text: str, errors) -> None:
     print()
     print(f"stacks: make_stack on fresh data roots, median of {args.reps} (mmdebstrap: once, "
           f"{'measured' if args.rebuild_stacks else 'not measured: --rebuild-stacks'})")
@@ -343,6 +356,10 @@ def report(args, stack_times, cached_names, app_times, samples, notes, runtime_t
             values = stack_times.get((name, source))
             return f"{median(values):.2f}s" if values else "-"
         print(f"  {name:8} {cell('cache'):>14} {cell('store'):>9} {cell('built'):>11}")
+        cached = stack_times.get((name, "cache"))
+        built = stack_times.get((name, "built"))
+        report(measured(f"{name} stack from the machine cache", median(cached) if cached else None, "s",
+                        note=f"mmdebstrap build {median(built):.1f} s" if built else "mmdebstrap: --rebuild-stacks"))
         for source in ("cache", "store", "built"):
             if (name, source) in stack_times:
                 print(f"    {source:6} [{fmt_times(stack_times[(name, source)])}]")
@@ -364,6 +381,12 @@ def report(args, stack_times, cached_names, app_times, samples, notes, runtime_t
             ran = " / ".join("-" if v is None else f"{v:g}" for v in (med("paas", "ran"), med("buildah", "ran")))
             cells = [f"{v:8.2f}s" if v is not None else f"{'-':>9}" for v in (p, b)]
             print(f"  {sample:11} {scenario:10} {cells[0]} {cells[1]} {ratio}  {ran:>13}")
+            what = f"buildpack build: {sample}, {scenario}"
+            if p is None:
+                report(unmeasured(what, "the paas build failed (see the log)"))
+            else:
+                report(measured(what, p, "s", peer=b, peer_name="buildah",
+                                note="" if b is not None else f"buildah: {notes.get(sample, 'failed')}"))
     print()
     for sample in samples:
         print(f"  {sample}: buildah RUN network: {notes.get(sample, '-')}")

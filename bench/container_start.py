@@ -80,14 +80,17 @@ from _common import (
     drop_new_netavark_chains,
     iptables_chains,
     log,
+    measured,
     median,
     need_tools,
     nft_tables,
+    report,
     run,
     run_tool,
     signals_deferred,
     timed,
     top_imports,
+    unmeasured,
     workspace,
 )
 
@@ -715,6 +718,33 @@ def rounds(args, label: str, reps: int, groups: list[list[tuple[str, Callable[[]
     return times
 
 
+def report_start(med: dict[str, float], with_podman: bool) -> None:
+    """The start->exit figures for the table (ms; ratio ours/peer)."""
+    figures = [
+        measured("container start->exit, bridge kept", med["paas-warm"] * 1000, "ms", peer=med["crun-warm"] * 1000,
+                 peer_name="crun", max_ratio=GOAL_VS_CRUN, note="crun joins a ready netns"),
+        measured("container start->exit, no network", med["paas-nonet"] * 1000, "ms", peer=med["crun-nonet"] * 1000,
+                 peer_name="crun", max_ratio=GOAL_VS_CRUN),
+        measured("container start->exit, making the bridge", med["paas"] * 1000, "ms", peer=med["crun"] * 1000,
+                 peer_name="crun", note="not like for like: crun joins a ready netns"),
+        measured("`paas container:run --rm` CLI end to end", med["paas-cli"] * 1000, "ms",
+                 note=f"of which `python -m paas --help` {med['cli-floor'] * 1000:.0f} ms"),
+    ]
+    if with_podman:
+        figures += [
+            measured("container start->exit vs podman", med["paas"] * 1000, "ms", peer=med["podman"] * 1000,
+                     peer_name="podman", max_ratio=GOAL_VS_PODMAN, note="paas on crun, podman on runc"),
+            measured("container start->exit vs podman, both runc", med["paas-runc"] * 1000, "ms",
+                     peer=med["podman"] * 1000, peer_name="podman", max_ratio=GOAL_VS_PODMAN),
+            measured("container start->exit vs podman, bridge kept", med["paas-warm"] * 1000, "ms",
+                     peer=med["podman-warm"] * 1000, peer_name="podman", max_ratio=GOAL_VS_PODMAN),
+        ]
+    else:
+        figures.append(unmeasured("container start->exit vs podman",
+                                  "podman is not installed (apt-get install podman)"))
+    report(*figures)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=10)
@@ -809,7 +839,7 @@ def main() -> None:
                     bench.stop_keepers()
 
         imports = cli_imports(bench.env)
-        report(args, times, http, http_returned, rss, profiles, imports, ctx, podman is not None)
+        print_results(args, times, http, http_returned, rss, profiles, imports, ctx, podman is not None)
 
 
 def cli_imports(env: dict[str, str]) -> tuple[float, float, list[tuple[str, float]]]:
@@ -877,7 +907,7 @@ def measure_rss(bench: Bench, count: int) -> dict[str, list[int]]:
     return out
 
 
-def report(args, times, http, http_returned, rss, profiles, imports, ctx: Context, with_podman: bool) -> None:
+def print_results(args, times, http, http_returned, rss, profiles, imports, ctx: Context, with_podman: bool) -> None:
     med = {name: median(values) for name, values in times.items() if values}
     print()
     print(f"image {IMAGE}: busybox-static rootfs, 1 layer; hardened defaults (14 caps, seccomp, masked paths, "
@@ -908,6 +938,7 @@ def report(args, times, http, http_returned, rss, profiles, imports, ctx: Contex
         print(goal_line("start->exit, bridge kept, both on runc", med["paas-runc-warm"], med["podman-warm"], "paas",
                         "podman", GOAL_VS_PODMAN))
     print(f"raw runc run of the same bundle: {ms(med['runc'])}; crun vs runc {med['crun'] / med['runc']:.2f}x")
+    report_start(med, with_podman)
     print(f"network share of paas start->exit: {ms(med['paas'] - med['paas-nonet'])} "
           f"(paas {ms(med['paas'])} - paas network=none {ms(med['paas-nonet'])}); with the bridge kept: "
           f"{ms(med['paas-warm'] - med['paas-nonet'])}")
@@ -935,6 +966,10 @@ def report(args, times, http, http_returned, rss, profiles, imports, ctx: Contex
                  f"{ms(back['podman-http'])}), ratio {http_med['paas-http'] / http_med['podman-http']:.2f}x "
                  f"(no goal; start goal <= {GOAL_VS_PODMAN}x)")
     print(line)
+    podman_http = http_med.get("podman-http") if with_podman else None
+    report(measured("time to an HTTP answer (detached httpd)", http_med["paas-http"] * 1000, "ms", peer=None
+                    if podman_http is None else podman_http * 1000, peer_name="podman",
+                    note="" if with_podman else "podman is not installed (apt-get install podman)"))
 
     print()
     names = "/".join(rss["runtime-names"]) or "runtime"
@@ -947,6 +982,9 @@ def report(args, times, http, http_returned, rss, profiles, imports, ctx: Contex
         total_ok = "ok" if max(total) < RSS_GOAL_KB else "MISSED"
         print(f"  plus the `{names} run` process that stays resident under each shim: {kb_stats(rss['runtime'])} "
               f"(PSS {kb_stats(rss['runtime-pss'])}); shim + runtime {kb_stats(total)} (goal < 3 MB, {total_ok})")
+    report(measured("supervisor RSS per container" + (f": paas-shim + `{names} run`" if rss["runtime"] else ""),
+                    max(total) / 1024, "MiB", at_most=RSS_GOAL_KB / 1024,
+                    note=f"max of {args.rss_containers}; paas-shim alone {max(rss['shim']) / 1024:.1f} MiB"))
     if rss["conmon"]:
         print(f"  podman: conmon {kb_stats(rss['conmon'])} (PSS {kb_stats(rss['conmon-pss'])}); no runtime process "
               f"stays (runc exits after create; conmon is the container's parent); paas per container / conmon "

@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import log, median, new_root, workspace
+from _common import log, measured, median, new_root, report, unmeasured, workspace
 
 from tests.browserkit import CHROMIUM, launch
 
@@ -47,6 +47,7 @@ INTERVAL_S = 10.0
 LOG_P95_GOAL_S = 0.5
 RSS_GOAL_MB = 80.0
 PASSWORD = "bench-password"
+LIVE_LOG = "live log line -> chromium DOM"
 
 
 def _ratio(value: float, goal: float) -> str:
@@ -124,6 +125,8 @@ def bench_sampling(ctx, names: list[str], rounds: int) -> None:
     print(f"metrics sampling, {len(names)} containers + {len(names)} access logs ({10 * len(names)} req/s): "
           f"{per_round * 1000:.1f} ms CPU per round / {INTERVAL_S:g} s = {pct:.3f} % of one core, "
           f"{_ratio(pct, CPU_GOAL_PCT)} (goal <= {CPU_GOAL_PCT} %)", flush=True)
+    report(measured(f"metrics sampling, {len(names)} containers", pct, "% of a core", at_most=CPU_GOAL_PCT,
+                    note=f"{per_round * 1000:.1f} ms CPU per {INTERVAL_S:g} s round"))
     # the same, without the request logs: the cgroup part alone
     sampler = Sampler(ctx)
     sampler.sample_round()
@@ -180,6 +183,7 @@ def bench_apps_route(ctx, count: int) -> None:
     print(f"GET /api/v1/apps with {len(listed)} apps (waitress, loopback): p50 {p50:.1f} ms {_ratio(p50, P50_GOAL_MS)} "
           f"(goal <= {P50_GOAL_MS:g} ms); p95 {p95:.1f} ms {_ratio(p95, P95_GOAL_MS)} (goal <= {P95_GOAL_MS:g} ms)",
           flush=True)
+    report_p50_p95(f"GET /api/v1/apps, {len(listed)} apps", p50, p95)
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:
@@ -247,6 +251,12 @@ def bench_overview_page(ctx, count: int) -> None:
     print(f"overview page with {rows} apps (logged in, waitress, loopback): p50 {p50:.1f} ms "
           f"{_ratio(p50, P50_GOAL_MS)} (goal <= {P50_GOAL_MS:g} ms); p95 {p95:.1f} ms {_ratio(p95, P95_GOAL_MS)} "
           f"(goal <= {P95_GOAL_MS:g} ms)", flush=True)
+    report_p50_p95(f"dashboard overview page, {rows} apps", p50, p95)
+
+
+def report_p50_p95(what: str, p50: float, p95: float) -> None:
+    report(measured(f"{what}, p50", p50, "ms", at_most=P50_GOAL_MS),
+           measured(f"{what}, p95", p95, "ms", at_most=P95_GOAL_MS))
 
 
 def _stamp_ns() -> str:
@@ -258,11 +268,13 @@ def bench_live_log(ctx, app: str, container_id: str, lines: int) -> None:
     """A line appended to the container's log (as the shim writes it) until it is in the app page's DOM."""
     if not Path(CHROMIUM).exists():
         print(f"live log latency: skipped ({CHROMIUM} is not installed)", flush=True)
+        report(unmeasured(LIVE_LOG, f"{CHROMIUM} is not installed"))
         return
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         print("live log latency: skipped (playwright is not installed: pip install -e .[test])", flush=True)
+        report(unmeasured(LIVE_LOG, "playwright is not installed (pip install -e .[test])"))
         return
     from paas.context import Context
     from paas.runtime import containers
@@ -306,6 +318,7 @@ def bench_live_log(ctx, app: str, container_id: str, lines: int) -> None:
     print(f"live log line -> chromium DOM via SSE ({len(latencies)} lines): p50 {p50 * 1000:.0f} ms, p95 "
           f"{p95 * 1000:.0f} ms {_ratio(p95, LOG_P95_GOAL_S)} (goal p95 <= {LOG_P95_GOAL_S:g} s), max "
           f"{max(latencies) * 1000:.0f} ms", flush=True)
+    report(measured(LIVE_LOG + ", p95", p95, "s", at_most=LOG_P95_GOAL_S, note=f"p50 {p50 * 1000:.0f} ms"))
 
 
 RSS_CHILD = """
@@ -360,6 +373,7 @@ def bench_rss(ctx, app: str) -> None:
     rss, peak = kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
     print(f"paasd RSS with the dashboard loaded (API + dashboard + sampler, every page, a log stream open): "
           f"{rss:.1f} MB {_ratio(rss, RSS_GOAL_MB)} (goal <= {RSS_GOAL_MB:g} MB); peak {peak:.1f} MB", flush=True)
+    report(measured("paasd RSS with the dashboard in use", rss, "MB", at_most=RSS_GOAL_MB, note=f"peak {peak:.1f} MB"))
 
 
 def main() -> None:

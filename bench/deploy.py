@@ -35,7 +35,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import REPO, log, median, workspace
+from _common import REPO, log, measured, median, report, workspace
 
 from tests.platformkit import Platform
 from tests.services import free_port
@@ -205,6 +205,9 @@ def main() -> None:
               + f"; the issue's Piku figure: {PIKU_COLD_S}s)")
         print(f"  ratio paas / peer: {cold / peer:.2f}x; goal <= {COLD_GOAL_S:.1f}s: "
               + ("ok" if cold <= COLD_GOAL_S else "MISSED"))
+        report(measured("deploy: cold first push -> served (Flask)", cold, "s", peer=peer,
+                        peer_name="Piku's steps on the host", at_most=COLD_GOAL_S,
+                        note=f"median of {args.cold_reps}; the issue's Piku figure {PIKU_COLD_S} s"))
         print()
         print(f"one-line change, {args.reps} pushes, medians:")
         names = [n for n in phases[0] if all(n in p for p in phases)]
@@ -216,6 +219,8 @@ def main() -> None:
         print("  split: ssh+git " + f"{max(0.0, median(pushes) - inside):.2f}s, "
               + ", ".join(f"{n} {v:.2f}s" for n, v in medians.items()))
         print(f"  goal <= {GOAL_S:.1f}s: " + ("ok" if median(served) <= GOAL_S else "MISSED"))
+        report(measured("deploy: one-line change push -> served", median(served), "s", at_most=GOAL_S,
+                        note=f"median of {args.reps}; the push returned after {median(pushes):.2f} s"))
         shutil.rmtree(repo, ignore_errors=True)
 
 

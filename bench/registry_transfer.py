@@ -24,10 +24,12 @@ from _common import (
     fmt_times,
     human,
     log,
+    measured,
     median,
     need_tools,
     new_root,
     ratio_line,
+    report,
     run,
     start_registry,
     timed,
@@ -121,9 +123,9 @@ def main() -> None:
                 reg = fresh_registry(name)
                 if tool == "paas":
                     ctx.conn.execute("DELETE FROM registry_blobs")
-                    took, report = timed(images.push, ctx, "bench/big:1", f"{reg.host}/ours-{rep}/big:1")
-                    if len(report["transferred"]) != len(image.blobs()):
-                        raise RuntimeError(f"paas push did not upload every blob: {report}")
+                    took, pushed = timed(images.push, ctx, "bench/big:1", f"{reg.host}/ours-{rep}/big:1")
+                    if len(pushed["transferred"]) != len(image.blobs()):
+                        raise RuntimeError(f"paas push did not upload every blob: {pushed}")
                 else:
                     took, _ = timed(skopeo.copy, "--dest-tls-verify=false", f"oci:{layout}:bench/big:1",
                                     f"docker://{reg.host}/skopeo-{rep}/big:1")
@@ -174,8 +176,10 @@ def main() -> None:
         for what, times in (("push", push), ("pull", pull)):
             print(f"{what} times: paas [{fmt_times(times['paas'])}], skopeo [{fmt_times(times['skopeo'])}]")
         for what, times in (("push", push), ("pull", pull)):
-            print(ratio_line(what, size / median(times["paas"]) / 1e6, size / median(times["skopeo"]) / 1e6,
-                             "MB/s", "skopeo", GOAL))
+            ours, theirs = size / median(times["paas"]) / 1e6, size / median(times["skopeo"]) / 1e6
+            print(ratio_line(what, ours, theirs, "MB/s", "skopeo", GOAL))
+            report(measured(f"registry {what}, {human(size)} image", ours, "MB/s", peer=theirs, peer_name="skopeo",
+                            min_ratio=GOAL, note=f"median of {args.reps}"))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from _common import log, median, need_tools, signals_deferred, workspace
+from _common import log, measured, median, need_tools, report, signals_deferred, unmeasured, workspace
 
 from tests.loadkit import ZERODOWNTIME_APP, KeepAliveLoad, ten_switches
 from tests.platformkit import Platform
@@ -286,6 +286,10 @@ def proxy_cost(bench: Bench) -> None:
           f"{'ok' if ratio >= THROUGHPUT_GOAL else 'BELOW GOAL'})")
     print(f"  p99 added by nginx: {added:+.2f} ms (goal <= {ADDED_P99_GOAL_MS:g} ms, "
           f"{'ok' if added <= ADDED_P99_GOAL_MS else 'ABOVE GOAL'}); p50 added {n['p50_ms'] - d['p50_ms']:+.2f} ms")
+    report(measured("nginx keep-alive throughput", n["rps"], "req/s", peer=d["rps"], peer_name="direct",
+                    min_ratio=THROUGHPUT_GOAL, note=f"wrk -t2 -c20, {seconds:g} s x {reps}, medians"),
+           measured("p99 added by nginx", added, "ms", at_most=ADDED_P99_GOAL_MS,
+                    note=f"nginx p99 {n['p99_ms']:.2f} ms, direct {d['p99_ms']:.2f} ms"))
     print(f"  https (keep-alive) throughput: {h['rps'] / d['rps']:.2f}x direct, {h['rps'] / n['rps']:.2f}x nginx "
           f"HTTP; p99 {h['p99_ms'] - d['p99_ms']:+.2f} ms vs direct, {h['p99_ms'] - n['p99_ms']:+.2f} ms vs nginx "
           f"HTTP; p50 {h['p50_ms'] - d['p50_ms']:+.2f} ms vs direct (no goal)")
@@ -470,6 +474,7 @@ def https_and_domains(bench: Bench) -> None:
     for what, row in rows:
         value = "n/a" if row.value is None else f"{row.value:.0f}" if row.unit != "s" else f"{row.value:.2f}"
         print(f"  {what:30} {value:>8} {row.unit:6} {row.note}")
+        report(unmeasured(what, row.note) if row.value is None else measured(what, row.value, row.unit, note=row.note))
 
 
 def start_pebble(platform: Platform, base: Path, stack: contextlib.ExitStack) -> Pebble | None:
@@ -525,6 +530,11 @@ def main() -> None:
         print()
         print(f"steered vs reloaded, same app, same run: failed requests {steered[0]} vs {reloaded[0]}; slowest "
               f"request {steered[1]:.3f}s vs {reloaded[1]:.3f}s")
+        peer = "nginx reload per switch"
+        report(measured("failed requests over 10 switches", steered[0], "requests", peer=reloaded[0], peer_name=peer,
+                        at_most=FAILED_GOAL, note="20 keep-alive clients through nginx"),
+               measured("slowest request over 10 switches", steered[1], "s", peer=reloaded[1], peer_name=peer,
+                        at_most=SLOWEST_GOAL_S))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Run every side-by-side benchmark (paas vs skopeo/umoci/crun/runc/podman) with the project's virtualenv.
-# PAAS_VENV picks the virtualenv (default ./.venv); extra arguments go to each script (e.g. --reps 5);
-# BENCH_TMPDIR picks where their temp data goes (e.g. /dev/shm to take the disk out of the comparison).
-# Needs root (umoci unpack, skopeo in a private mount namespace) plus skopeo, umoci and docker-registry;
-# container_start also needs crun, runc and cc, and compares with podman when it is installed (apt-get install podman).
+# Run every side-by-side benchmark (paas vs skopeo/umoci/crun/runc/podman/buildah/Piku's steps/nginx reloads) with
+# the project's virtualenv and print one table of their figures; JSON and markdown go to bench/results/
+# (bench/run_all.py says what is written where).
+#   bench/run_all.sh [--quick] [--only NAME,NAME] [--skip NAME,NAME] [--timeout MINUTES]
+# --quick: few repetitions and small inputs, to check the harness (results in bench/results/quick/).
+# PAAS_VENV picks the virtualenv (default ./.venv); BENCH_TMPDIR picks where the scripts' temp data goes (e.g.
+# /dev/shm to take the disk out of the comparison).
+# Needs root. Tools: skopeo, umoci, docker-registry, buildah, crun, runc, cc, wrk, nginx, git, ssh; podman,
+# chromium and pebble add rows when installed. A script whose tool is missing gives a row saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${PAAS_VENV:-$PWD/.venv}"
@@ -12,9 +16,4 @@ if [ ! -x "$PY" ]; then
   echo "no python at $PY: set PAAS_VENV to the virtualenv (bash install.sh makes ./.venv)" >&2
   exit 1
 fi
-status=0
-for script in registry_transfer layer_extract container_start build buildpacks; do
-  echo "== bench/$script.py $*"
-  "$PY" "bench/$script.py" "$@" || status=1
-done
-exit "$status"
+exec "$PY" bench/run_all.py "$@"
