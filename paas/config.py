@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ DEFAULT_ROOT = "/var/lib/paas"
 DEFAULTS: dict[str, Any] = {
     "domain": "paas.localhost",
     # isolate_apps: containers cannot connect to the host, nor to other apps' containers (false: one flat network)
-    "network": {"bridge": "paas0", "subnet": "10.88.0.0/16", "isolate_apps": True},
+    # bridge/subnet: none by default; each data root claims a free pair (paas0 10.88.0.0/16, then paas1
+    # 10.89.0.0/16, ...: paas.network.owner) at `paas init` or first use and keeps it
+    "network": {"isolate_apps": True},
     "runtime": "crun",
     "images": {
         # gzip or zstd: compression for layers we create
@@ -254,8 +257,8 @@ DEFAULT_CONFIG_TEXT = """\
 # paas operator settings. Environment: PAAS_ROOT moves the data root, PAAS_CONFIG this file.
 domain: paas.localhost          # apps answer on APP.<domain>
 network:
-  bridge: paas0
-  subnet: 10.88.0.0/16
+  # bridge/subnet: this root's own; `paas init` writes the free pair it picked (paas0 10.88.0.0/16, else paas1
+  # 10.89.0.0/16, ...). Another root's bridge or subnet is refused.
   isolate_apps: true            # no connections to the host or between apps (false: one flat network)
 runtime: crun                   # crun (falls back to runc where crun cannot run) or runc
 images:
@@ -330,8 +333,18 @@ registries: {}
 """
 
 
-def init_root(paths: Paths) -> list[Path]:
-    """Create the data root, its directories and a default config file. Idempotent.
+def config_text(network: tuple[str, str] | None = None) -> str:
+    """The default config file, with the root's network pair (bridge, subnet) when given."""
+    if network is None:
+        return DEFAULT_CONFIG_TEXT
+    bridge, subnet = network
+    marker = "network:\n"
+    return DEFAULT_CONFIG_TEXT.replace(marker, f"{marker}  bridge: {bridge}\n  subnet: {subnet}\n", 1)
+
+
+def init_root(paths: Paths, network: Callable[[], tuple[str, str] | None] | None = None) -> list[Path]:
+    """Create the data root, its directories and a default config file (naming the bridge and subnet that
+    network() returns, called once the directories exist, when given). Idempotent.
 
     Returns the paths that were created.
     """
@@ -343,7 +356,7 @@ def init_root(paths: Paths) -> list[Path]:
     if not paths.config_file.exists():
         paths.config_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = paths.config_file.with_suffix(".tmp")
-        tmp.write_text(DEFAULT_CONFIG_TEXT)
+        tmp.write_text(config_text(network() if network else None))
         os.replace(tmp, paths.config_file)
         created.append(paths.config_file)
     return created

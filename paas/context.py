@@ -17,7 +17,24 @@ class Context:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.paths)
+        config = load_config(self.paths)
+        if config.get("network.bridge") is None and config.get("network.subnet") is None:
+            config = self._with_claimed_network(config)
+        return config
+
+    def _with_claimed_network(self, config: Config) -> Config:
+        """A config naming no network gets the root's claimed bridge and subnet, claiming a free pair on first use
+        (root only: the claim is host-wide) — a root used without `paas init` never falls back to another's."""
+        from .network import firewall, owner
+
+        claim = owner.claimed(self.conn)
+        if claim is None:
+            if os.geteuid() != 0:
+                return config
+            with firewall.host_lock():
+                claim = owner.pick_and_claim(self.conn)
+        network = {**config.data.get("network", {}), "bridge": claim[0], "subnet": str(claim[1])}
+        return Config({**config.data, "network": network})
 
     @cached_property
     def conn(self):

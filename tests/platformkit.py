@@ -192,7 +192,7 @@ class Platform:
                         shutil.rmtree(shared, ignore_errors=True)
             from paas import network
 
-            network.remove_network(ctx.conn, ctx.config, only_if_unused=True)
+            network.remove_network(ctx.conn, ctx.config, only_if_unused=True, forget=True)
         finally:
             ctx.close()
 

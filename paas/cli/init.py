@@ -1,6 +1,8 @@
-"""paas init: create the data root and a default config file."""
+"""paas init: create the data root and a default config file, and claim the root's bridge and subnet."""
 
 from __future__ import annotations
+
+import os
 
 import click
 
@@ -8,11 +10,36 @@ from . import cli, emit_json, json_option
 from .permissions import needs
 
 
+def _claim_network(paths, conn) -> tuple[str, str] | None:
+    """The root's (bridge, subnet): the config's when it sets them (refused when another root owns them), else
+    the claimed or first free pair (paas0 10.88.0.0/16, paas1 10.89.0.0/16, ...). None when not root."""
+    from ..config import load_config
+    from ..network import firewall, owner
+    from ..network.plan import check_bridge_name, parse_subnet
+
+    if os.geteuid() != 0:  # a claim is host-wide (/run/paas); containers need root anyway
+        return None
+    config = load_config(paths)
+    bridge, subnet = config.get("network.bridge"), config.get("network.subnet")
+    with firewall.host_lock():
+        if bridge is None and subnet is None:
+            picked = owner.pick_and_claim(conn)
+            return picked[0], str(picked[1])
+        if bridge is None or subnet is None:
+            from ..errors import UserError
+
+            raise UserError(f"{paths.config_file} sets only one of network.bridge and network.subnet",
+                            "set both, or neither (the root then picks a free pair)")
+        owner.claim(conn, check_bridge_name(bridge), parse_subnet(subnet), config_hint=str(paths.config_file))
+    return bridge, str(subnet)
+
+
 @cli.command("init")
 @needs("admin")
 @json_option
 def init_cmd(as_json: bool) -> None:
-    """Create the data root (PAAS_ROOT, default /var/lib/paas), its state DB and config file."""
+    """Create the data root (PAAS_ROOT, default /var/lib/paas), its state DB and config file, and claim a bridge
+    and subnet no other data root on this host uses."""
     from .. import state
     from ..config import init_root, paths_from_env
     from ..context import Context
@@ -20,8 +47,15 @@ def init_cmd(as_json: bool) -> None:
     from ..runtime.supervisor import ensure_shim
 
     paths = paths_from_env()
-    created = init_root(paths)
-    conn = state.connect(paths.state_db)
+    conns = []
+
+    def picked() -> tuple[str, str] | None:  # a new config file names the pair it claims
+        conns.append(state.connect(paths.state_db))
+        return _claim_network(paths, conns[0])
+
+    created = init_root(paths, network=picked)
+    conn = conns[0] if conns else state.connect(paths.state_db)
+    network = _claim_network(paths, conn)
     version = state.schema_version(conn)
     conn.close()
     runtime = describe_runtime(Context(paths))  # its notice (hybrid cgroups, ...) is told here, once
@@ -29,10 +63,13 @@ def init_cmd(as_json: bool) -> None:
     if as_json:
         emit_json({"root": str(paths.root), "config": str(paths.config_file), "schema_version": version,
                    "created": [str(p) for p in created], "runtime": runtime,
-                   "supervisor": str(shim)})
+                   "supervisor": str(shim),
+                   "network": {"bridge": network[0], "subnet": network[1]} if network else None})
         return
     click.echo(f"data root: {paths.root}")
     click.echo(f"config:    {paths.config_file}")
     click.echo(f"state:     {paths.state_db} (schema {version})")
+    if network:
+        click.echo(f"network:   bridge {network[0]}, subnet {network[1]}")
     click.echo(f"runtime:   {runtime}")
     click.echo(f"supervisor: {shim}")

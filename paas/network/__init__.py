@@ -13,6 +13,11 @@ The runtime calls:
 
 and, after a daemon crash, `reclaim_network(conn, config, live_container_ids)`.
 
+Ownership (owner.py): the bridge, its subnet and its rules belong to one data root, marked on the bridge's
+alias and recorded in the state DB; a root refuses a bridge or subnet another root owns and never deletes
+one. `repair_network` (paasd's repair loop) re-creates a lost bridge, re-attaches the containers' host veths
+and restores missing rules.
+
 `config` is a paas.config.Config or a nested dict: network.bridge, network.subnet, and optionally
 network.firewall ("nft" or "iptables"; detected when absent), network.dns (fallback nameservers) and
 network.isolate_apps (default true: containers cannot open connections to the host, and only containers
@@ -32,9 +37,10 @@ from typing import TYPE_CHECKING
 
 from .. import linux
 from ..errors import PaasError, UserError
-from . import firewall, ipam
+from . import firewall, ipam, owner
 from .plan import (
     DEFAULT_FALLBACK_NAMESERVERS,
+    FOREIGN,
     NFT,
     PortMapping,
     check_bridge_name,
@@ -48,6 +54,7 @@ from .plan import (
     netns_name,
     network_rules_plan,
     network_tag,
+    owner_root,
     parse_isolation_tag,
     parse_port_spec,
     parse_port_tag,
@@ -65,6 +72,7 @@ __all__ = [
     "NetworkAttachment", "NetworkSettings", "PortMapping", "network_settings", "ensure_network",
     "setup_container_network", "teardown_container_network", "publish_port", "unpublish_port",
     "published_ports", "isolated_containers", "reclaim_network", "remove_network", "parse_port_spec", "host_veth_name",
+    "repair_network",
 ]
 
 log = logging.getLogger("paas.network")
@@ -117,8 +125,11 @@ class NetworkAttachment:
 
 def network_settings(config: Config) -> NetworkSettings:
     """Validated network settings from the config (UserError naming the bad key)."""
-    bridge = check_bridge_name(config.get("network.bridge", "paas0"))
-    subnet = parse_subnet(config.get("network.subnet", "10.88.0.0/16"))
+    if not config.get("network.bridge") or not config.get("network.subnet"):
+        raise UserError("the config sets no network.bridge and network.subnet",
+                        "open the data root through paas.context (it picks a free pair), or run `paas init`")
+    bridge = check_bridge_name(config.get("network.bridge"))
+    subnet = parse_subnet(config.get("network.subnet"))
     kind = config.get("network.firewall")
     if kind in ("", "auto"):
         kind = None
@@ -133,19 +144,24 @@ def network_settings(config: Config) -> NetworkSettings:
     return NetworkSettings(bridge, subnet, kind, tuple(str(s) for s in dns), isolate)
 
 
-def ensure_network(config: Config) -> NetworkSettings:
-    """The bridge (with its gateway address) and the network's NAT/forward rules exist. Idempotent."""
+def ensure_network(config: Config, conn: sqlite3.Connection | None = None) -> NetworkSettings:
+    """The bridge (with its gateway address) and the network's NAT/forward rules exist. Idempotent.
+    With the root's state DB, the bridge and subnet are claimed for it first (refused when another root's)."""
     settings = network_settings(config)
     with firewall.host_lock():
-        _ensure_network_locked(settings)
+        _ensure_network_locked(settings, conn)
     return settings
 
 
-def _ensure_network_locked(settings: NetworkSettings) -> None:
+def _ensure_network_locked(settings: NetworkSettings, conn: sqlite3.Connection | None) -> bool:
+    """True when the firewall rules had to be (re)applied."""
+    own = owner.claim(conn, settings.bridge, settings.subnet) if conn is not None else None
     _links().ensure_bridge(settings.bridge, settings.gateway)
+    if own is not None and owner.link_alias(settings.bridge) != own:
+        _links().set_link_alias(settings.bridge, own)
     dns = nameservers(_container_resolv_conf(settings)) if settings.isolate else ()
-    firewall.apply_rules(network_rules_plan(settings.firewall_kind, settings.bridge, settings.subnet,
-                                            guard_host=settings.isolate, dns=dns))
+    return firewall.apply_rules(network_rules_plan(settings.firewall_kind, settings.bridge, settings.subnet,
+                                                   guard_host=settings.isolate, dns=dns))
 
 
 def _container_resolv_conf(settings: NetworkSettings) -> str:
@@ -182,7 +198,7 @@ def setup_container_network(conn: sqlite3.Connection, config: Config, container_
     check_container_id(container_id)
     settings = network_settings(config)
     with firewall.host_lock():  # with the lease taken under the lock, remove_network cannot race us
-        _ensure_network_locked(settings)
+        _ensure_network_locked(settings, conn)
         address = ipam.allocate(conn, settings.bridge, str(settings.subnet), container_id)
         try:  # before the veth exists: the container is never unconfined
             _isolate_container(settings, container_id, group)
@@ -304,15 +320,24 @@ def reclaim_network(conn: sqlite3.Connection, config: Config, live_container_ids
     return sorted(dead)
 
 
-def remove_network(conn: sqlite3.Connection, config: Config, *, only_if_unused: bool = False) -> bool:
+def remove_network(conn: sqlite3.Connection, config: Config, *, only_if_unused: bool = False,
+                   forget: bool | None = None) -> bool:
     """Delete the bridge and the network's rules (and our firewall table once unused). True when done.
 
     While containers hold addresses on the network this is refused: a UserError, or with
-    only_if_unused=True a quiet False (for "remove the network with its last container").
+    only_if_unused=True a quiet False (for "remove the network with its last container"). Another root's
+    bridge is never touched (False, or a UserError). forget (default: not only_if_unused) also gives up the
+    root's claim on the bridge and subnet, so another root may pick them.
     """
     settings = network_settings(config)
     kind = settings.firewall_kind
     with firewall.host_lock():  # setup takes its lease under the same lock
+        verdict, _own = owner.ownership(conn, settings.bridge)
+        if verdict.verdict == FOREIGN:  # never another root's bridge, subnet or rules
+            if only_if_unused:
+                return False
+            raise UserError(f"network {settings.bridge} belongs to the paas data root "
+                            f"{owner_root(verdict.owner) or verdict.owner}", "remove it from that root")
         holders = ipam.leases(conn, settings.bridge)
         if holders:
             if only_if_unused:
@@ -327,9 +352,54 @@ def remove_network(conn: sqlite3.Connection, config: Config, *, only_if_unused: 
                         lambda: firewall.remove_tags_and_base_if_unused(
                             kind, [port_tag(settings.bridge), network_tag(settings.bridge),
                                    isolation_tag(settings.bridge)]))
+        if forget if forget is not None else not only_if_unused:
+            owner.release(conn, settings.bridge)
     return True
 
 
 def host_veth_name(container_id: str) -> str:
     """The host end of the container's veth pair (for ps/inspect)."""
     return veth_names(container_id).host
+
+
+def repair_network(conn: sqlite3.Connection, config: Config,
+                   running: Mapping[str, tuple[str | None, tuple]]) -> list[str]:
+    """Make the host hold the network of this root's running containers again (paasd's repair loop; cheap when
+    nothing is missing: sysfs reads, one address dump and one rule listing per table, no commit).
+
+    running: container id -> (its isolation group, its published PortMappings). A lost bridge is made again with
+    its gateway and rules and the containers' host veths (which outlive it, masterless) are attached to it
+    again; missing network, isolation and port rules come back. Returns what was repaired, one phrase each.
+    With no running container holding an address here nothing is done (the bridge goes with the last one).
+    """
+    settings = network_settings(config)
+    leased = ipam.leases(conn, settings.bridge)
+    mine = {cid: spec for cid, spec in running.items() if cid in leased}
+    if not mine:
+        return []
+    repaired = []
+    with firewall.host_lock():
+        if not _links().link_exists(settings.bridge):
+            repaired.append(f"bridge {settings.bridge} re-created")
+        if _ensure_network_locked(settings, conn) and not repaired:
+            repaired.append(f"network rules of {settings.bridge} restored")
+        lost = _links().reattach_ports(settings.bridge, [veth_names(cid).host for cid in sorted(mine)])
+        if lost:
+            repaired.append(f"{len(lost)} container(s) re-attached to {settings.bridge}")
+        if settings.isolate and settings.firewall_kind == NFT:
+            isolated = isolated_containers(config)
+            missing = [cid for cid in sorted(mine) if cid not in isolated]
+            for cid in missing:
+                _isolate_container(settings, cid, mine[cid][0])
+            if missing:
+                repaired.append(f"isolation of {len(missing)} container(s) restored")
+    published = published_ports(config)
+    restored = 0
+    for cid, (_group, ports) in sorted(mine.items()):
+        for mapping in ports:
+            if mapping.key not in published.get(cid, []):
+                publish_port(conn, config, cid, mapping)
+                restored += 1
+    if restored:
+        repaired.append(f"{restored} published port(s) restored")
+    return repaired

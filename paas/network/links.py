@@ -195,6 +195,43 @@ def _create_bridge(name: str, gw: ipaddress.IPv4Interface) -> int:
     return index
 
 
+def set_link_alias(name: str, alias: str) -> None:
+    """Write the link's alias (a bridge's owner: see owner.py)."""
+    with rtnl.open_socket() as sock:
+        batch = rtnl.Batch(sock)
+        rtnl.set_alias(batch, name, alias)
+        try:
+            batch.send()
+        except rtnl.RtnlError as exc:
+            raise PaasError(f"cannot mark bridge {name} as ours: {exc.strerror}") from exc
+
+
+def reattach_ports(bridge: str, host_veths: list[str]) -> list[str]:
+    """Enslave each existing host veth that is not a port of the bridge (the bridge was deleted and made
+    again: the ports survived, masterless). Returns those reattached; one sysfs read per veth otherwise."""
+    index = socket.if_nametoindex(bridge)
+    lost = []
+    for veth in host_veths:
+        if not os.path.exists(f"/sys/class/net/{veth}"):
+            continue
+        try:
+            master = os.path.basename(os.readlink(f"/sys/class/net/{veth}/master"))
+        except OSError:
+            master = None
+        if master != bridge:
+            lost.append(veth)
+    if lost:
+        with rtnl.open_socket() as sock:
+            batch = rtnl.Batch(sock)
+            for veth in lost:
+                rtnl.set_master(batch, veth, index)
+            try:
+                batch.send()
+            except rtnl.RtnlError as exc:
+                raise PaasError(f"cannot reattach containers to bridge {bridge}: {exc.strerror}") from exc
+    return lost
+
+
 def _delete_link(name: str, what: str) -> bool:
     """Delete a link by name; True when it existed (gone meanwhile counts as deleted)."""
     with rtnl.open_socket() as sock:

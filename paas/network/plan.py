@@ -762,3 +762,92 @@ def parse_iptables_save(text: str) -> list[ListedRule]:
         rules.append(ListedRule(comment=comment, table=table, chain=words[1], text=line,
                                 delete_argv=("iptables", "-w", "-t", table, "-D", *words[1:])))
     return rules
+
+
+# ---------------------------------------------------------------------------- ownership (one root per bridge)
+
+OWNER_PREFIX = "paas:"  # a bridge's link alias: "paas:<data root path>"
+IFALIAS_MAX = 255  # IFALIASZ - 1
+DEFAULT_NETWORK_BASE = ("paas", "10.88.0.0/16")  # paas0 10.88.0.0/16, paas1 10.89.0.0/16, ...
+NETWORK_BASE_ENV = "PAAS_NETWORK_BASE"  # "NAME:SUBNET": where the pick starts (tests: never the real paas0)
+
+MINE, FREE, ADOPT, FOREIGN = "mine", "free", "adopt", "foreign"
+
+
+def owner_alias(root: str) -> str:
+    """The owner string of a data root (its absolute path), as it is written on the bridge's alias."""
+    text = f"{OWNER_PREFIX}{root}"
+    if len(text.encode()) > IFALIAS_MAX:  # a path too long for an alias: a stable digest of it
+        text = f"{OWNER_PREFIX}sha256:{hashlib.sha256(root.encode()).hexdigest()}"
+    return text
+
+
+def owner_root(alias: str | None) -> str | None:
+    """The data root named by a bridge alias we wrote (None for any other alias)."""
+    if not alias or not alias.startswith(OWNER_PREFIX):
+        return None
+    return alias[len(OWNER_PREFIX):]
+
+
+@dataclass(frozen=True)
+class Ownership:
+    verdict: str  # MINE, FREE (nobody's: claim it), ADOPT (ours from before aliases: mark it), FOREIGN
+    owner: str = ""  # FOREIGN: who holds it, for the error message
+
+
+def bridge_ownership(own: str, *, link_alias: str | None, link_exists: bool, link_has_ports: bool,
+                     recorded_owner: str | None, recorded_owner_alive: bool, own_leases: int) -> Ownership:
+    """Whose the bridge is, from what the host says about it.
+
+    own: our owner string; link_alias: the bridge's alias (None: none); recorded_owner: the host-wide record
+    (/run/paas/networks) of the name and whether that root still exists; own_leases: addresses our state DB
+    holds on the bridge. A bridge without one of our aliases (made by an install before aliases) is ours when
+    our DB has leases on it (an upgrade of a live install keeps working) or when nothing is attached to it (an
+    orphan); with ports and no lease of ours it serves someone else.
+    """
+    if recorded_owner and recorded_owner != own and recorded_owner_alive:
+        return Ownership(FOREIGN, recorded_owner)
+    if link_alias == own:
+        return Ownership(MINE)
+    if owner_root(link_alias) is not None:
+        return Ownership(FOREIGN, link_alias or "")
+    if not link_exists:
+        return Ownership(MINE if recorded_owner == own else FREE)
+    if own_leases or not link_has_ports:
+        return Ownership(ADOPT)
+    return Ownership(FOREIGN, f"an unmarked bridge in use ({link_alias or 'no alias'})")
+
+
+def parse_network_base(text: str | None) -> tuple[str, ipaddress.IPv4Network]:
+    """`NAME:SUBNET` (e.g. `pt1a2b:10.231.0.0/24`) → the first bridge name's stem and the first subnet."""
+    name, subnet = DEFAULT_NETWORK_BASE
+    if text:
+        name, sep, subnet = text.partition(":")
+        if not sep:
+            raise UserError(f"invalid {NETWORK_BASE_ENV} {text!r}", "write NAME:SUBNET, e.g. pt1a2b:10.231.0.0/24")
+    check_bridge_name(f"{name}0")
+    return name, parse_subnet(subnet)
+
+
+def pick_network(base: tuple[str, ipaddress.IPv4Network], *, taken_names: set[str],
+                 taken_subnets: Sequence[ipaddress.IPv4Network], limit: int = 256) -> tuple[str, ipaddress.IPv4Network]:
+    """The first free (bridge, subnet) after the base, as podman's netavark does: NAME0 with SUBNET, NAME1 with
+    the next subnet of the same size, ... skipping names taken by any link or record and subnets overlapping a
+    host route or another root's record."""
+    stem, first = base
+    names = (f"{stem}{i}" for i in range(limit))
+    size = first.num_addresses
+    for index, name in enumerate(names):
+        if len(name) > IFNAMSIZ:
+            break
+        start = int(first.network_address) + index * size
+        if start + size > 1 << 32:
+            break
+        subnet = ipaddress.IPv4Network(f"{ipaddress.IPv4Address(start)}/{first.prefixlen}")
+        if name in taken_names or any(subnet.overlaps(other) for other in taken_subnets):
+            continue
+        if not subnet.is_private:  # never hand out public address space
+            break
+        return name, subnet
+    raise UserError(f"no free bridge name and subnet left after {stem}0 {first}",
+                    "set network.bridge and network.subnet in the config to a free pair")

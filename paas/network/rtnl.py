@@ -202,6 +202,12 @@ def set_alias(batch: Batch, ifname: str, alias: str) -> None:
               f"set alias of {ifname}")
 
 
+def set_master(batch: Batch, ifname: str, master: int) -> None:
+    """Enslave a link to a bridge and set it up (a port whose bridge was deleted lost its master)."""
+    batch.add(RTM_NEWLINK, 0, ifinfo(up=True) + attr(IFLA_IFNAME, _name(ifname))
+              + attr(IFLA_MASTER, struct.pack("=I", master)), f"attach {ifname} to its bridge")
+
+
 def delete_link(batch: Batch, ifname: str) -> None:
     """Delete a link by name (ENODEV when there is none); a veth takes its peer along."""
     batch.add(RTM_DELLINK, 0, ifinfo() + attr(IFLA_IFNAME, _name(ifname)), f"delete {ifname}")

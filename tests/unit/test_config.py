@@ -67,6 +67,14 @@ def test_init_writes_a_config_equal_to_the_defaults(paths):
     assert stat.S_IMODE(paths.root.stat().st_mode) == 0o700
 
 
+def test_init_writes_the_network_pair_it_is_given(paths):
+    init_root(paths, network=lambda: ("pt1a2b0", "10.231.4.0/24"))
+    config = load_config(paths)
+    assert config.get("network") == {"bridge": "pt1a2b0", "subnet": "10.231.4.0/24", "isolate_apps": True}
+    assert {k: v for k, v in config.data.items() if k != "network"} == \
+        {k: v for k, v in DEFAULTS.items() if k != "network"}
+
+
 def test_init_is_idempotent_and_keeps_an_edited_config(paths):
     init_root(paths)
     paths.config_file.write_text("domain: example.org\n")
@@ -83,7 +91,7 @@ def test_file_merges_over_defaults(paths):
     assert config.get("domain") == "apps.example.org"
     assert config.get("images.compression") == "zstd"
     assert config.get("images.parallel_transfers") == 4 and config.get("images.chunk_size_mb") == 64
-    assert config.get("network") == {"bridge": "paas0", "subnet": "10.88.0.0/16", "isolate_apps": True}
+    assert config.get("network") == {"isolate_apps": True}  # bridge and subnet: the root's claim (network.owner)
     assert config.registry("registry.example.com") == {"username": "me", "password": "s3cret", "insecure": False}
 
 

@@ -110,14 +110,14 @@ def test_parse_port_spec():
 
 
 def test_network_settings_from_config():
-    settings = network.network_settings(Config(DEFAULTS))
-    assert (settings.bridge, str(settings.subnet), settings.firewall) == ("paas0", "10.88.0.0/16", None)
+    with pytest.raises(UserError, match="no network.bridge"):  # the root's claim fills them (network.owner)
+        network.network_settings(Config(DEFAULTS))
     settings = network.network_settings(Config({"network": {"bridge": "br1", "subnet": "10.9.0.0/24",
                                                             "firewall": "iptables", "dns": "9.9.9.9"}}))
     assert (settings.bridge, settings.firewall, settings.dns) == ("br1", "iptables", ("9.9.9.9",))
     assert settings.gateway == ipaddress.IPv4Interface("10.9.0.1/24")
     with pytest.raises(UserError, match="firewall"):
-        network.network_settings(Config({"network": {"firewall": "pf"}}))
+        network.network_settings(Config({"network": {"bridge": "br1", "subnet": "10.9.0.0/24", "firewall": "pf"}}))
 
 
 # -- tags ----------------------------------------------------------------------------------------------
