@@ -75,6 +75,8 @@ class AppDir:
             line = getattr(exc, "lineno", None)
             where = f"{rel}:{line}" if line else rel
             raise UserError(f"{where}: invalid JSON: {getattr(exc, 'msg', exc)}", f"fix {rel}") from None
+        except RecursionError:  # json recurses per level; a hostile file nests past the stack
+            raise UserError(f"{rel}: invalid JSON: nested too deeply", f"fix {rel}") from None
 
     def toml(self, rel: str) -> dict[str, Any] | None:
         if rel in self._cache:
@@ -86,6 +88,8 @@ class AppDir:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise UserError(f"{rel}: invalid TOML: {exc}", f"fix {rel}") from None
+            except RecursionError:
+                raise UserError(f"{rel}: invalid TOML: nested too deeply", f"fix {rel}") from None
         self._cache[rel] = data
         return data
 

@@ -116,6 +116,10 @@ def _status_codes(value: Any) -> tuple[tuple[int, str], ...]:
 def parse_staticfile(text: str) -> dict[str, Any]:
     """The Staticfile's keys (an empty file: none)."""
     try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            # `*name` repeats a node without copying it: nine short lines make a billion, which str() then
+            # spells out (a hang). Plain `key: value` lines never need one.
+            raise UserError(f"{STATICFILE}: YAML aliases (*name) are not supported", "write each value out")
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
