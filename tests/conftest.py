@@ -14,9 +14,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CONFORMANCE = SHARED / "conformance"
+
+# Hypothesis (the fuzz tests): no example database in the tree, a bounded number of examples so CI stays
+# quick, and a per-example deadline; the tests add their own alarm so a hang fails instead of stalling.
+settings.register_profile("paas", database=None, max_examples=300, deadline=5000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "paas"))
+
+# A test root that names no network picks a free bridge and subnet (paas.network.owner) from this base, never
+# from the real paas0 10.88.0.0/16 an installation on this host may own; subprocesses (paas, paasd) inherit it.
+os.environ.setdefault("PAAS_NETWORK_BASE", f"pt{os.urandom(2).hex()}n:10.{224 + os.getpid() % 16}.0.0/24")
 
 
 def pytest_configure(config):
