@@ -7,6 +7,8 @@ import json
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paas import keys
 from paas.errors import NotFound, UserError
@@ -130,6 +132,37 @@ def test_parse_refuses_ecdsa_with_wrong_curve(keyfiles):
 def test_parse_refuses_short_rsa(keyfiles):
     message = error_of(pub(keyfiles, "rsa1024"))
     assert "RSA key of 1024 bits is too short" in message and "ssh-keygen -t ed25519" in message
+
+
+def test_parse_refuses_a_compressed_ecdsa_point(keyfiles):
+    """A well-formed key that OpenSSH does not write (a compressed point) is refused, not stored re-encoded."""
+    _, blob, _ = pub(keyfiles, "ecdsa256").split(None, 2)
+    raw = base64.b64decode(blob)
+    point = raw[-65:]
+    compressed = bytes([2 + point[-1] % 2]) + point[1:33]
+    mangled = raw[:-69] + len(compressed).to_bytes(4, "big") + compressed
+    line = f"ecdsa-sha2-nistp256 {base64.b64encode(mangled).decode()}"
+    assert "not a valid ecdsa-sha2-nistp256 key" in error_of(line)
+
+
+@settings(database=None, max_examples=200, deadline=None)
+@given(kind=st.sampled_from(["ed25519", "ecdsa256", "ecdsa521", "rsa2048"]), cut=st.integers(0, 600),
+       flips=st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)), max_size=4), tail=st.binary(max_size=12))
+def test_mangled_key_data_is_a_key_or_a_one_line_error(keyfiles, kind, cut, flips, tail):
+    """Whatever the bytes, parsing gives a key whose fingerprint is that of its data, or a UserError: never
+    another exception from the key library."""
+    key_type, blob, _ = pub(keyfiles, kind).split(None, 2)
+    raw = bytearray(base64.b64decode(blob)[:cut])
+    for at, value in flips:
+        if at < len(raw):
+            raw[at] = value
+    data = bytes(raw) + tail
+    try:
+        parsed = keys.parse_public_key(f"{key_type} {base64.b64encode(data).decode()}")
+    except UserError as exc:
+        assert "\n" not in exc.one_line()
+    else:
+        assert parsed.fingerprint == keys.fingerprint(data) and parsed.type == key_type
 
 
 @pytest.mark.parametrize("name", ["alice", "alice@laptop", "ci.deploy-key_2", "x" * 64])
