@@ -4,23 +4,11 @@ that says why.
 
 from __future__ import annotations
 
-import json
 import re
-from functools import cache
 
+from .. import templates
 from ..errors import UserError
 from .model import Detection
-from .rules import buildpacks_dir
-
-
-@cache
-def _environment():
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(buildpacks_dir())), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["json"] = json.dumps
-    return env
 
 
 def _comment(text: str) -> str:
@@ -42,7 +30,6 @@ def generate(detection: Detection) -> str:
         if detection.dockerfile is None:
             raise UserError("this detection has no Dockerfile text", "detect the app again")
         return detection.dockerfile
-    template = _environment().get_template(f"{detection.buildpack}/Dockerfile.j2")
-    body = template.render(**detection.build)
+    body = templates.render("buildpacks", f"{detection.buildpack}/Dockerfile.j2", **detection.build)
     body = re.sub(r"\n{3,}", "\n\n", body)
     return _header(detection) + "\n" + body.lstrip("\n")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .. import templates
 from ..errors import ConfigError, UserError
 
 LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -33,16 +33,6 @@ def templates_dir() -> Path:
     return resource_dir("nginx")
 
 
-@cache
-def _environment():
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["server_names"] = server_names
-    return env
-
-
 def server_names(hostnames) -> str:
     """server_name's argument. A wildcard `*.example.com` covers one label, as a certificate's does; nginx's own
     `*.` form would match any depth (a.b.example.com too), so it becomes a regex."""
@@ -50,9 +40,12 @@ def server_names(hostnames) -> str:
                     for name in hostnames)
 
 
+templates.add_filter("nginx", "server_names", server_names)
+
+
 def render(name: str, **values: Any) -> str:
-    """The one place nginx templates are rendered."""
-    return _environment().get_template(name).render(**values)
+    """An nginx template rendered (by paas.templates, the one place templates are)."""
+    return templates.render("nginx", name, **values)
 
 
 # -- values ----------------------------------------------------------------------------------------------
