@@ -9,6 +9,7 @@ import pytest
 
 from paas import stacks
 from paas.errors import NotFound
+from paas.stacks import plan
 
 MIRRORS = [
     "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main",
@@ -258,7 +259,7 @@ def test_keys_are_stable_and_follow_their_inputs():
 def test_recipe_version_changes_every_key(monkeypatch):
     base = stacks.STACKS["base"]
     key, inputs = stacks.rootfs_key(base, MIRRORS), stacks.inputs_hash(base, MIRRORS)
-    monkeypatch.setattr(stacks, "RECIPE_VERSION", stacks.RECIPE_VERSION + 1)
+    monkeypatch.setattr(plan, "RECIPE_VERSION", plan.RECIPE_VERSION + 1)
     assert stacks.rootfs_key(base, MIRRORS) != key and stacks.inputs_hash(base, MIRRORS) != inputs
 
 
