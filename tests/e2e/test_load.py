@@ -228,3 +228,5 @@ def test_ten_pushes_at_once_under_fifty_clients(platform):
     assert set(results[bystander].markers) == {"release r0"}
 
     assert rss.peak_kib < RSS_BOUND_MIB * 1024, f"paasd peak VmRSS {rss.peak_kib / 1024:.1f} MiB"
+    logged = platform.paasd_log.read_text(errors="replace")
+    assert "Traceback" not in logged, logged[-4000:]
