@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
         # registry requests failing with 5xx/429/connection errors: attempts and first backoff
         "retries": 4,
         "retry_backoff_s": 0.5,
+        # one layer as extracted (pull, import, build): uncompressed tar bytes and entries; past either it is
+        # refused (a tar bomb), naming the entry
+        "max_layer_bytes": 16 << 30,
+        "max_layer_entries": 1_000_000,
     },
     "build": {
         # mount the host's CA bundle read-only into RUN steps (TLS-intercepting proxies); never in layers
@@ -87,6 +91,9 @@ DEFAULTS: dict[str, Any] = {
     },
     # paasd samples running apps' cgroups and nginx access logs this often (paas.metrics; 0: off)
     "metrics": {"interval_s": 10},
+    # paasd checks this often that the bridge, rules, nginx, routes and supervisors are there and repairs what
+    # is not (paas.repair; 0: on start only)
+    "repair": {"interval_s": 2},
     # app log history (`paas logs`): the logs of removed processes are kept within these (0: no limit)
     "logs": {
         "max_bytes_per_app": 100 << 20,   # an app's logs on disk; beyond it the oldest kept files go first
@@ -267,6 +274,8 @@ images:
   chunk_size_mb: 64             # blobs larger than this are pushed in chunks
   retries: 4                    # retries of a registry request (5xx, 429, connection reset)
   retry_backoff_s: 0.5          # first retry delay, doubled each time
+  max_layer_bytes: 17179869184  # a layer bigger than this uncompressed (16 GiB) is refused: a tar bomb
+  max_layer_entries: 1000000    # so is one with more files than this
 build:
   host_ca: true                 # mount the host's CA bundle into RUN steps (TLS proxies), never in layers
   add_url_max_bytes: 1073741824  # ADD <url> downloads larger than this fail
@@ -314,6 +323,8 @@ access:
   members_create_apps: true     # a member pushing a new app name creates it (and manages it)
 metrics:
   interval_s: 10                # paasd samples apps' CPU, memory and requests this often (0: off); 24 h kept
+repair:
+  interval_s: 2                 # paasd repairs a lost bridge, rules, nginx, routes, dead supervisors (0: on start only)
 logs:                           # `paas logs APP`: history across deploys and restarts (0: no limit)
   max_bytes_per_app: 104857600  # an app's logs on disk (running and removed processes); the oldest kept go first
   retention_days: 14            # logs of removed processes not written to for this long go

@@ -49,6 +49,15 @@ def runtime_line(ctx) -> str:
     return f"paasd: runtime {describe_runtime(ctx)}"
 
 
+def repair_network(ctx) -> None:
+    """Before the apps: this root's bridge, rules and running containers' attachments as they were (a bridge
+    deleted by hand or a reboot that left containers running elsewhere)."""
+    from .repair import repair_network_round
+
+    for line in repair_network_round(ctx):
+        click.echo(f"paasd: repaired network: {line}")
+
+
 def reconcile_apps(ctx) -> None:
     from .deploy import reconcile_apps
 
@@ -78,6 +87,7 @@ def paasd(check: bool) -> None:
     lock_fd = _single_instance(ctx)
     try:
         reconcile_containers(ctx)
+        repair_network(ctx)
         reconcile_apps(ctx)
         _serve(ctx)
     finally:
@@ -119,6 +129,17 @@ def _serve(ctx) -> None:
         sampler = SamplerThread(lambda: Context(ctx.paths), interval)
         sampler.start()
         click.echo(f"paasd: metrics sampled every {interval:g}s (CPU, memory, requests; kept 24 h)")
+    repairer = None
+    repair_interval = float(ctx.config.get("repair.interval_s", 2))
+    if repair_interval > 0:
+        from .periodic import Periodic
+        from .repair import Repairer
+
+        repairer = Periodic("repair", "repair", logging.getLogger("paas.repair"), lambda: Context(ctx.paths),
+                            repair_interval, Repairer)
+        repairer.start()
+        click.echo(f"paasd: repairs checked every {repair_interval:g}s (bridge, rules, nginx, routes, dead "
+                   "supervisors)")
     from .proxy.autocert import renewal_thread
 
     renewals = renewal_thread(lambda: Context(ctx.paths), float(ctx.config.get("certs.check_interval_s", 3600)))
@@ -133,6 +154,8 @@ def _serve(ctx) -> None:
             pass
     finally:
         renewals.stop()
+        if repairer is not None:
+            repairer.stop()
         if sampler is not None:
             sampler.stop()
         if api is not None:

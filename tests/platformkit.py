@@ -59,11 +59,9 @@ class Platform:
     # -- set-up ---------------------------------------------------------------------------------------------
 
     def init(self) -> None:
-        self.paas("init")
-        subnet = f"10.{200 + secrets.randbelow(40)}.{secrets.randbelow(250)}.0/24"
+        self.paas("init")  # claims a free bridge and subnet from the suite's PAAS_NETWORK_BASE (tests/conftest.py)
         with open(self.root / "paas.yml", "a") as fh:
-            fh.write(f"network:\n  bridge: pe{secrets.token_hex(3)}\n  subnet: {subnet}\n"
-                     f"ssh:\n  listen: 127.0.0.1\n  port: {self.ssh_port}\n"
+            fh.write(f"ssh:\n  listen: 127.0.0.1\n  port: {self.ssh_port}\n"
                      f"api:\n  listen: 127.0.0.1\n  port: {self.api_port}\n"
                      f"proxy:\n  listen: 127.0.0.1\n  http_port: {self.http_port}\n  https_port: {self.https_port}\n"
                      "deploy:\n  drain_timeout: 5\n  health_timeout_s: 60\n  keep_releases: 2\n")

@@ -45,13 +45,15 @@ def reconcile_apps(ctx: Context) -> dict[str, Any]:
     stale = [dict(r) for r in conn.execute("SELECT * FROM app_processes")
              if active.get(r["app"]) != r["version"] and (r["app"], r["version"]) not in running]
     remove_processes(ctx, stale)
-    replaced = _replace_dead_processes(ctx, active)
+    replaced = replace_dead_processes(ctx, active)
     routes = _reconcile_routes(ctx, nginx_for(ctx), active)
     return {"interrupted_deploys": interrupted, "removed_containers": len(stale), "replaced_processes": replaced,
             "routes": routes}
 
 
-def _replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
+def replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
+    """Replace the processes of these apps' active releases whose container died with its supervisor; returns
+    them as app.type.index (also paasd's repair loop, per app under its deploy lock)."""
     from ..errors import NotFound
     from ..runtime import containers
     from .pipeline import remove_processes, start_process

@@ -4,7 +4,7 @@ installed root's paas0, handed out its addresses and deleted it).
 A root's claim is kept in three places: its state DB (table network_claim), the bridge's link alias
 (`paas:<root path>`) and a host-wide record /run/paas/networks/<bridge> (owner and subnet), which outlives the
 bridge while the root has no container (the bridge goes with its last one) so nobody else picks it meanwhile.
-A record whose root no longer exists (a deleted temporary root) counts for nothing. Decisions are pure
+A record counts while its bridge exists or its root's paasd runs (see owner_alive). Decisions are pure
 (plan.bridge_ownership, plan.pick_network); this module gathers the facts. Callers hold firewall.host_lock().
 """
 
@@ -55,12 +55,20 @@ def own_owner(conn: sqlite3.Connection) -> str:
     raise UserError("the state DB has no file, so it names no data root", "open the root's state.db")
 
 
-def owner_alive(owner: str) -> bool:
-    """Whether the root an owner string names still exists (a digest-named one is assumed to)."""
+def owner_alive(owner: str, bridge: str) -> bool:
+    """Whether a record still holds its bridge name and subnet: its root exists and either the bridge does or
+    the root's paasd runs (its bridge went with its last container; it comes back with the next). A root left
+    behind with neither (a test's, a benchmark's) holds nothing."""
+    from .. import locks
+
     root = P.owner_root(owner)
     if root is None:
         return False
-    return root.startswith("sha256:") or os.path.exists(os.path.join(root, "state.db"))
+    if root.startswith("sha256:"):
+        return True
+    if not os.path.exists(os.path.join(root, "state.db")):
+        return False
+    return link_alias(bridge) == owner or locks.is_held(Path(root) / "locks" / "paasd.lock")
 
 
 def records() -> dict[str, tuple[str, ipaddress.IPv4Network]]:
@@ -114,9 +122,12 @@ def claimed(conn: sqlite3.Connection) -> tuple[str, ipaddress.IPv4Network] | Non
 
 def _record_claim(conn: sqlite3.Connection, bridge: str, subnet: ipaddress.IPv4Network, owner: str) -> None:
     with transaction(conn):
-        row = conn.execute("SELECT bridge, subnet, owner FROM network_claim").fetchall()
-        if [tuple(r) for r in row] == [(bridge, str(subnet), owner)]:
+        rows = conn.execute("SELECT bridge, subnet, owner FROM network_claim").fetchall()
+        if [tuple(r) for r in rows] == [(bridge, str(subnet), owner)]:
             return
+        for row in rows:  # the config names another pair now: the old one is free for others
+            if row["bridge"] != bridge:
+                forget_record(row["bridge"], owner)
         conn.execute("DELETE FROM network_claim")
         conn.execute("INSERT INTO network_claim (bridge, subnet, owner) VALUES (?, ?, ?)", (bridge, str(subnet), owner))
 
@@ -128,7 +139,8 @@ def ownership(conn: sqlite3.Connection, bridge: str) -> tuple[P.Ownership, str]:
     leases = conn.execute("SELECT count(*) FROM ip_leases WHERE network = ?", (bridge,)).fetchone()[0]
     verdict = P.bridge_ownership(own, link_alias=link_alias(bridge), link_exists=_link_exists(bridge),
                                  link_has_ports=_has_ports(bridge), recorded_owner=recorded[0] if recorded else None,
-                                 recorded_owner_alive=bool(recorded) and owner_alive(recorded[0]), own_leases=leases)
+                                 recorded_owner_alive=bool(recorded) and owner_alive(recorded[0], bridge),
+                                 own_leases=leases)
     return verdict, own
 
 
@@ -146,7 +158,7 @@ def claim(conn: sqlite3.Connection, bridge: str, subnet: ipaddress.IPv4Network, 
     if verdict.verdict == P.FOREIGN:
         raise _foreign_error(f"bridge {bridge}", verdict.owner, config_hint)
     for other, (owner, other_subnet) in records().items():
-        if other != bridge and owner != own and other_subnet.overlaps(subnet) and owner_alive(owner):
+        if other != bridge and owner != own and other_subnet.overlaps(subnet) and owner_alive(owner, other):
             raise _foreign_error(f"network.subnet {subnet} overlaps {other_subnet} of bridge {other}, which",
                                  owner, config_hint)
     _write_record(bridge, own, subnet)
@@ -163,10 +175,17 @@ def taken() -> tuple[set[str], list[ipaddress.IPv4Network]]:
         subnets = [ipaddress.IPv4Network(f"{dst}/{length}", strict=False)
                    for dst, length, _oif in rtnl.ipv4_routes(sock) if dst and length]
     for bridge, (owner, subnet) in records().items():
-        if owner_alive(owner):
+        if owner_alive(owner, bridge):
             names.add(bridge)
             subnets.append(subnet)
+        elif _root_gone(owner):  # a deleted root's record (a test's, a benchmark's): nothing to keep
+            forget_record(bridge, owner)
     return names, subnets
+
+
+def _root_gone(owner: str) -> bool:
+    root = P.owner_root(owner)
+    return root is not None and not root.startswith("sha256:") and not os.path.exists(os.path.join(root, "state.db"))
 
 
 def pick_and_claim(conn: sqlite3.Connection) -> tuple[str, ipaddress.IPv4Network]:

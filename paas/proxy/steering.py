@@ -19,6 +19,7 @@ The plan functions are pure; apply/remove run them through paas.network.nftlib.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 
 from ..network import nftlib
@@ -124,6 +125,25 @@ def steered(bridge: str) -> dict[str, list[str]]:
         elif line.strip() == "}":
             app = None
     return result
+
+
+def intact(listing: str | None, gateway: str, port: int, app: str, backends: Sequence[Backend]) -> bool:
+    """Whether a route table listing (`listing(bridge)`) steers gateway:port to exactly these backends (what
+    plan_steer made): the map element and the app's chain with one dnat over them. For paasd's repair loop."""
+    if listing is None or f"{gateway} . {int(port)} : jump {chain_name(app)}" not in listing:
+        return False
+    found = re.search(rf"chain {re.escape(chain_name(app))} {{(.*?)\n\s*}}", listing, re.S)
+    chain = found.group(1) if found else ""
+    if chain.count("dnat to") != 1:
+        return False
+    if len(backends) == 1:
+        return "numgen" not in chain and f"dnat to {backends[0]}" in chain
+    return f"mod {len(backends)} " in chain and all(f"{b.address} . {b.port}" in chain for b in backends)
+
+
+def listing(bridge: str) -> str | None:
+    """`nft list table` of the bridge's route table (None: there is none)."""
+    return _listing(bridge)
 
 
 def _listing(bridge: str) -> str | None:
