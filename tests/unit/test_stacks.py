@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 
 import pytest
 
-from paas import stacks
+from paas import locks, stacks
 from paas.errors import NotFound
-from paas.stacks import plan
+from paas.stacks import cache, plan
 
 MIRRORS = [
     "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main",
@@ -322,6 +323,27 @@ def test_mounts_under_deepest_first():
         "/tmp/x/rootfs/dev/pts", "/tmp/x/rootfs/dev", "/tmp/x/rootfs/proc"]
     assert stacks.mounts_under(mountinfo, "/tmp/x/root fs/") == ["/tmp/x/root fs/sys"]
     assert stacks.mounts_under(mountinfo, "/elsewhere") == []
+
+
+def test_a_second_builder_of_a_stack_waits_and_says_so(tmp_path):
+    """Two processes making the same stack: the second waits for the first's lock (however long its mmdebstrap
+    takes) and says whom it waits for, once; it goes on when the lock is released."""
+    path = tmp_path / "locks" / "stack-python-bookworm.lock"
+    said: list[str] = []
+    waiting, through = threading.Event(), threading.Event()
+
+    def second() -> None:
+        with cache.wait_for(path, "the python stack (bookworm)", lambda line: (said.append(line), waiting.set())):
+            through.set()
+
+    with locks.hold(path):  # the first builder (flock: a second open file conflicts, even in one process)
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert waiting.wait(60)
+        assert not through.is_set()
+    thread.join(60)
+    assert through.is_set()
+    assert said == [f"waiting for another process building the python stack (bookworm) ({path})"]
 
 
 def test_finish_rootfs_prunes(tmp_path):
