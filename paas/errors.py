@@ -100,3 +100,22 @@ class DockerfileError(UserError):
 
 class BuildError(PaasError):
     """A build step failed (RUN exit code, missing base image, COPY source outside the context, …)."""
+
+
+class DeployError(PaasError):
+    """A deploy, rollback or restart failed; it undid its own work."""
+
+
+class HealthError(PaasError):
+    """A new release's process did not pass its startup checks (port, app.json checks)."""
+
+
+class DeployAborted(PaasError):
+    """Whoever started a deploy, rollback or restart left (its output closed, or a signal ended it); the change
+    is undone. Exit status 130, as the CLI's other aborts (Ctrl-C)."""
+
+    exit_code = 130
+
+    def __init__(self, reason: str):
+        super().__init__(f"aborted: {reason}", "the change was undone; run it again")
+        self.reason = reason

@@ -6,6 +6,7 @@ Read commands take `--json`. Progress goes to stderr so stdout stays machine-rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PaasError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc.one_line()}", err=True)
+        _report(f"error: {exc.one_line()}")
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -160,10 +161,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         first = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(f"error: internal error: {type(exc).__name__}: {first} (rerun with --debug for details)",
-                   err=True)
+        _report(f"error: internal error: {type(exc).__name__}: {first} (rerun with --debug for details)")
         return 70
     return 0
+
+
+def _report(line: str) -> None:
+    """The error line on stderr. A stderr that is gone (the client left: DeployAborted) must not turn the exit
+    status into another failure's."""
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())  # so the flush at exit cannot fail
 
 
 def entry() -> None:

@@ -8,11 +8,11 @@ from .. import apps, locks, state
 from ..build import cachemounts
 from ..context import Context
 from ..proxy.routes import unroute_app
-from .output import DeployAborted, Output
-from .pipeline import DeployError, deploy_commit, deploy_lock_path, nginx_for, remove_processes
+from .output import Output
+from .pipeline import deploy_commit, deploy_lock_path, nginx_for, remove_processes
 from .recovery import reconcile_apps
 
-__all__ = ["DeployAborted", "DeployError", "Output", "deploy_commit", "destroy_app", "nginx_for", "reconcile_apps"]
+__all__ = ["Output", "deploy_commit", "destroy_app", "nginx_for", "reconcile_apps"]
 
 
 def destroy_app(ctx: Context, app: str) -> dict:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import apps
 from ..context import Context
-from ..errors import UserError
+from ..errors import DeployError, UserError
 from . import pipeline
 from .output import Output
 
@@ -101,7 +101,7 @@ def start(ctx: Context, app: str, out: Output, process_type: str | None = None) 
                 if kind == "web" and kind not in skipped:
                     pipeline._check_health(run, info, release["port"], hostname, ())
                 elif kind not in skipped and not pipeline._running(ctx, info["id"]):
-                    raise pipeline.DeployError(f"the {kind}.{index} process exited at start",
+                    raise DeployError(f"the {kind}.{index} process exited at start",
                                                f"see `paas logs {app} --ps {kind}.{index}`")
             if any(kind == "web" for kind, _ in started):
                 web = [containers.inspect(ctx, r["container_id"]) for r in rows if r["type"] == "web"] + \

@@ -23,13 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PaasError
+from ..errors import HealthError
 
 ATTEMPTS, WAIT_S, TIMEOUT_S = 3, 5.0, 5.0  # docker-container-healthchecker's defaults
-
-
-class HealthError(PaasError):
-    pass
 
 
 @dataclass(frozen=True)

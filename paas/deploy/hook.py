@@ -12,9 +12,9 @@ import time
 
 from .. import apps
 from ..context import Context
-from ..errors import PaasError
+from ..errors import DeployAborted, PaasError
 from ..receive import SERVER_PID_ENV
-from .output import DeployAborted, Output, rotate
+from .output import Output, rotate
 from .pipeline import deploy_commit, deploy_log_path
 
 ZERO = "0" * 40
@@ -59,7 +59,8 @@ def pre_receive(ctx: Context, app: str, stdin_text: str) -> int:
             try:
                 deploy_commit(ctx, app, new, out)
             except BaseException as exc:
-                outcome = f"failed: {exc.one_line()}" if isinstance(exc, PaasError) else "aborted"
+                outcome = f"failed: {exc.one_line()}" \
+                    if isinstance(exc, PaasError) and not isinstance(exc, DeployAborted) else "aborted"
                 _record_push(ctx, app, branch, new, outcome)
                 raise
             _record_push(ctx, app, branch, new, "deployed")

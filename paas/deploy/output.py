@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from ..errors import DeployAborted
+
 
 def rotate(path: Path, *, max_bytes: int = 5 << 20, keep: int = 3) -> None:
     """deploy.log -> deploy.log.1 -> ... (the oldest dropped) once it is larger than max_bytes."""
@@ -23,10 +25,6 @@ def rotate(path: Path, *, max_bytes: int = 5 << 20, keep: int = 3) -> None:
         source = path if index == 1 else path.with_name(f"{path.name}.{index - 1}")
         if source.exists():
             source.replace(path.with_name(f"{path.name}.{index}"))
-
-
-class DeployAborted(Exception):
-    """The pusher is gone (output pipe closed)."""
 
 
 class Output:
@@ -56,7 +54,7 @@ class Output:
             self.stream.write(text)
             self.stream.flush()
         except (BrokenPipeError, ValueError, OSError) as exc:  # ValueError: the stream was closed
-            raise DeployAborted("the pusher's connection closed") from exc
+            raise DeployAborted("the client left (its output closed)") from exc
 
     def step(self, message: str) -> None:
         """A phase: `-----> Building myapp (v3)`."""

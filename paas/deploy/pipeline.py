@@ -20,14 +20,10 @@ from typing import Any
 
 from .. import apps, locks, state
 from ..context import Context
-from ..errors import PaasError
+from ..errors import DeployError, HealthError, PaasError
 from . import health
-from .output import DeployAborted, Output
+from .output import Output
 from .processes import ProcessPlan, address_of, container_name, one_off, plan_processes
-
-
-class DeployError(PaasError):
-    pass
 
 
 @dataclass
@@ -116,7 +112,7 @@ def deploy_commit(ctx: Context, app: str, commit: str, out: Output, *, actor: st
             release = _run(run)
         except BaseException as exc:
             _undo(run, exc)
-            if isinstance(exc, (PaasError, DeployAborted)):
+            if isinstance(exc, PaasError):
                 raise
             if isinstance(exc, Exception):
                 raise DeployError(f"deploy of {app} failed: {type(exc).__name__}: {exc}") from exc
@@ -546,7 +542,7 @@ def _check_health(run: Deploy, info: dict[str, Any], port: int, hostname: str, c
             seconds = health.wait_for_port(address, port, timeout=timeout, still_running=still_running)
             run.out.info(f"{info['name']} accepts connections on port {port} ({seconds:.2f}s)")
         health.run_checks(target, tuple(checks), report=run.out.info, warn=run.out.warn)
-    except health.HealthError:
+    except HealthError:
         _show_tail(run, info)
         raise
 

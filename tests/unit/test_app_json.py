@@ -11,7 +11,7 @@ import pytest
 
 from paas.deploy import health
 from paas.detect import AppDir, parse_app_json
-from paas.errors import UserError
+from paas.errors import HealthError, UserError
 
 # Dokku's own test app.json files (tests/apps/python): what they hold parses as they mean it
 DOKKU_FAILING_CHECK = {"healthchecks": {"web": [{"attempts": 1, "content": "this-content-does-not-exist",
@@ -150,7 +150,7 @@ def test_path_content_and_headers_pass(server):
 
 
 def test_content_mismatch_fails_after_its_attempts_waiting_between(server):
-    with pytest.raises(health.HealthError) as caught:
+    with pytest.raises(HealthError) as caught:
         run(server, [dict(DOKKU_FAILING_CHECK["healthchecks"]["web"][0], attempts=2)])
     assert caught.value.one_line().startswith(
         "health check failing-check failed after 2 attempts: GET /: the answer does not contain "
@@ -160,7 +160,7 @@ def test_content_mismatch_fails_after_its_attempts_waiting_between(server):
 def test_defaults_are_dokkus_three_attempts_five_seconds_apart(server):
     lines, waits = [], []
     target = health.Target("127.0.0.1", server, "h", lambda: True)
-    with pytest.raises(health.HealthError, match="failed after 3 attempts: GET /missing: HTTP 500"):
+    with pytest.raises(HealthError, match="failed after 3 attempts: GET /missing: HTTP 500"):
         health.run_checks(target, ({"path": "/missing"},), report=lines.append, sleep=waits.append)
     assert waits == [0.0, 5.0, 5.0] and len(lines) == 3  # initialDelay 0, then wait 5 between attempts
     assert lines[0] == "health check path /missing: attempt 1/3 failed: GET /missing: HTTP 500"
@@ -181,21 +181,21 @@ def test_liveness_and_readiness_checks_wait_for_other_schedulers(server):
 
 def test_uptime_fails_on_a_restart_or_an_exit(server):
     counts = iter([0, 1])
-    with pytest.raises(health.HealthError, match="restarted 1 time"):
+    with pytest.raises(HealthError, match="restarted 1 time"):
         run(server, [{"uptime": 2}], restarts=lambda: next(counts))
-    with pytest.raises(health.HealthError, match="is not running"):
+    with pytest.raises(HealthError, match="is not running"):
         run(server, [{"name": "up", "uptime": 1}], running=lambda: False)
     _, slept = run(server, [{"uptime": 3, "initialDelay": 1}])
     assert slept == ["slept 1.0", "slept 3.0"]
 
 
 def test_a_process_that_exits_fails_at_once(server):
-    with pytest.raises(health.HealthError, match=r"^health check path /missing: the web process exited"):
+    with pytest.raises(HealthError, match=r"^health check path /missing: the web process exited"):
         run(server, [{"path": "/missing", "attempts": 5}], running=lambda: False)
 
 
 def test_a_command_check_without_a_container_says_so(server):
-    with pytest.raises(health.HealthError, match="command checks cannot run here"):
+    with pytest.raises(HealthError, match="command checks cannot run here"):
         run(server, [{"command": ["true"], "attempts": 1}])
 
 
