@@ -47,8 +47,9 @@ class Context:
 
     @cached_property
     def snapshots(self):
+        from .image.layer import LayerLimits
         from .image.snapshots import Snapshots
-        return Snapshots(self.paths.snapshots, self.store, self.conn)
+        return Snapshots(self.paths.snapshots, self.store, self.conn, limits=LayerLimits.from_config(self.config))
 
     @cached_property
     def host_facts(self):

@@ -8,7 +8,9 @@ content gives identical bytes and digests.
 
 Applying: each layer is extracted into its own empty directory, usable as an overlay
 lowerdir, so the conversion runs the other way. Entries that would write outside the root
-(absolute paths, `..`, writes through symlinks, hardlinks to outside the layer) are refused.
+(absolute paths, `..`, writes through symlinks, hardlinks to outside the layer) are refused,
+and so is a layer past its size or entry cap (`LayerLimits`, from images.max_layer_bytes and
+images.max_layer_entries): a tar bomb stops at the cap, with the entry named.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import ImageError, UnsafeLayer
+from ..errors import ConfigError, ImageError, UnsafeLayer
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -155,6 +157,48 @@ def write_tar(src: Path, sink: BinaryIO, *, mtime: int | None = None, overlay_up
 # tar -> snapshot directory
 # ---------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class LayerLimits:
+    """Caps on one layer as it is extracted: uncompressed tar bytes (headers included) and entries."""
+
+    max_bytes: int = 16 << 30
+    max_entries: int = 1_000_000
+
+    @classmethod
+    def from_config(cls, config) -> LayerLimits:
+        return cls(_positive(config, "images.max_layer_bytes", cls.max_bytes),
+                   _positive(config, "images.max_layer_entries", cls.max_entries))
+
+
+def _positive(config, key: str, default: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} in the config is {value!r}", "give a whole number above 0")
+    return value
+
+
+class CappedReader:
+    """The tar stream, refused once more than `limit` bytes were asked for (before they are read).
+
+    Snapshots wrap the decompressed stream in one too, below the digest check that drains what follows the
+    tar's end: zeros after the end-of-archive marker count as well."""
+
+    def __init__(self, raw: BinaryIO, limit: int):
+        self.raw = raw
+        self.limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or self.count + size > self.limit:
+            size = self.limit - self.count + 1  # one byte past the cap proves the layer is bigger
+        data = self.raw.read(size)
+        self.count += len(data)
+        if self.count > self.limit:
+            raise UnsafeLayer(f"layer is larger than {self.limit} bytes uncompressed (images.max_layer_bytes)",
+                              "raise images.max_layer_bytes in the config if the image is genuine")
+        return data
+
+
 @dataclass
 class ApplyStats:
     entries: int = 0
@@ -174,9 +218,10 @@ def clean_parts(name: str, what: str = "entry") -> list[str]:
 
 
 class _Applier:
-    def __init__(self, dest: Path, privileged: bool):
+    def __init__(self, dest: Path, privileged: bool, limits: LayerLimits):
         self.dest = str(dest)
         self.privileged = privileged
+        self.limits = limits
         self.safe_dirs: set[str] = {""}
         self.dir_times: list[tuple[str, int]] = []
         self.stats = ApplyStats()
@@ -230,7 +275,19 @@ class _Applier:
     def apply(self, tar: tarfile.TarFile) -> ApplyStats:
         for member in tar:
             self.stats.entries += 1
-            self.apply_member(tar, member)
+            if self.stats.entries > self.limits.max_entries:
+                raise UnsafeLayer(f"layer entry {member.name!r} is past the cap of {self.limits.max_entries} "
+                                  "entries (images.max_layer_entries)",
+                                  "raise images.max_layer_entries in the config if the image is genuine")
+            if member.isreg() and self.stats.bytes + member.size > self.limits.max_bytes:
+                raise UnsafeLayer(f"layer entry {member.name!r} ({member.size} bytes) takes the layer past "
+                                  f"{self.limits.max_bytes} bytes (images.max_layer_bytes)",
+                                  "raise images.max_layer_bytes in the config if the image is genuine")
+            try:
+                self.apply_member(tar, member)
+            except OSError as exc:  # a name too long, a full disk, …: name the entry, not a traceback
+                raise ImageError(f"layer entry {member.name!r}: {exc.strerror or exc}",
+                                 "the layer holds what this filesystem cannot store") from None
         for path, mtime in sorted(self.dir_times, key=lambda t: -t[0].count("/")):
             os.utime(path, (mtime, mtime), follow_symlinks=False)
         return self.stats
@@ -329,11 +386,13 @@ class _Applier:
             os.utime(path, (int(m.mtime), int(m.mtime)), follow_symlinks=False)
 
 
-def apply_tar(stream: BinaryIO, dest: Path, *, privileged: bool) -> ApplyStats:
-    """Extract an uncompressed layer tar stream into dest (an empty directory)."""
+def apply_tar(stream: BinaryIO, dest: Path, *, privileged: bool, limits: LayerLimits | None = None) -> ApplyStats:
+    """Extract an uncompressed layer tar stream into dest (an empty directory), within limits."""
+    limits = limits or LayerLimits()
     try:
-        with tarfile.open(fileobj=stream, mode="r|", format=tarfile.PAX_FORMAT) as tar:
-            return _Applier(dest, privileged).apply(tar)
+        capped = CappedReader(stream, limits.max_bytes)
+        with tarfile.open(fileobj=capped, mode="r|", format=tarfile.PAX_FORMAT) as tar:
+            return _Applier(dest, privileged, limits).apply(tar)
     except tarfile.TarError as exc:
         raise ImageError(f"layer is not a valid tar archive: {exc}",
                          "the blob is corrupt or not a layer") from exc

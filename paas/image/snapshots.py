@@ -20,7 +20,7 @@ from .. import state
 from . import mediatypes as mt
 from .compress import decompressor
 from .digest import HashingReader, hex_of
-from .layer import apply_tar
+from .layer import CappedReader, LayerLimits, apply_tar
 from .store import Image, ImageStore
 
 Progress = Callable[[str], None]
@@ -39,8 +39,9 @@ def dir_size(path: Path) -> int:
 
 class Snapshots:
     def __init__(self, snapshots_dir: Path, store: ImageStore, conn: sqlite3.Connection,
-                 privileged: bool | None = None):
+                 privileged: bool | None = None, limits: LayerLimits | None = None):
         self.dir = Path(snapshots_dir)
+        self.limits = limits or LayerLimits()  # the config's images.max_layer_bytes / max_layer_entries
         self.dir.mkdir(parents=True, exist_ok=True)
         self.store = store
         self.conn = conn
@@ -63,9 +64,9 @@ class Snapshots:
         try:
             os.chmod(tmp, 0o755)
             with self.store.blobs.open_verified(layer["digest"], "layer") as compressed:
-                raw = decompressor(compression, compressed)
+                raw = CappedReader(decompressor(compression, compressed), self.limits.max_bytes)
                 uncompressed = HashingReader(raw, f"layer {layer['digest']} (uncompressed)", diff_id)
-                apply_tar(uncompressed, tmp, privileged=self.privileged)
+                apply_tar(uncompressed, tmp, privileged=self.privileged, limits=self.limits)
                 uncompressed.verify()
             try:
                 os.rename(tmp, final)
