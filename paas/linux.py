@@ -1,15 +1,18 @@
 """Thin ctypes wrappers of Linux system calls that Python 3.11's os module lacks.
 
 Calling mount(2), setns(2) and unshare(2) directly saves a fork+exec of mount(8)/ip(8) per container
-(several ms each); every wrapper raises OSError with errno like the os module does.
+(several ms each); every wrapper raises OSError with errno like the os module does. The mount table as the
+kernel reports it (/proc/self/mountinfo) is read here too, the one place it is parsed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -46,6 +49,60 @@ def mount(source: str | None, target: str | os.PathLike, fstype: str | None, fla
 
 def umount(target: str | os.PathLike, flags: int = 0) -> None:
     _check(_libc.umount2(_b(target), flags), "umount", os.fspath(target))
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of mountinfo (proc(5)), its paths unescaped."""
+
+    mount_point: str
+    root: str                       # the directory of the filesystem mounted there ("/" but for bind mounts)
+    fstype: str
+    source: str
+    options: tuple[str, ...]        # the mount's own: ro, nosuid, relatime, ...
+    super_options: tuple[str, ...]  # the filesystem's: a cgroup hierarchy's controllers, ...
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """The mounts in mountinfo text, in its order (a mount stacked on another comes later); other lines are
+    skipped."""
+    found = []
+    for line in text.splitlines():
+        left, separator, right = line.partition(" - ")  # a literal space in a path is escaped: \040
+        fields, tail = left.split(), right.split()
+        if not separator or len(fields) < 6 or not tail:
+            continue
+        found.append(Mount(mount_point=_unescape(fields[4]), root=_unescape(fields[3]), fstype=tail[0],
+                           source=_unescape(tail[1]) if len(tail) > 1 else "", options=tuple(fields[5].split(",")),
+                           super_options=tuple(tail[2].split(",")) if len(tail) > 2 else ()))
+    return found
+
+
+def mounts() -> list[Mount]:
+    """This process's mount table (/proc/self/mountinfo)."""
+    with open("/proc/self/mountinfo") as fh:
+        return parse_mountinfo(fh.read())
+
+
+def mounts_under(path: str | os.PathLike, table: list[Mount] | None = None) -> list[str]:
+    """Mount points at or below path (symlinks resolved), one per mount, in the order to unmount them: deepest
+    first, and of mounts stacked on one point the top one first. table: mounts() unless given."""
+    base = os.path.realpath(path)
+    below = base.rstrip("/") + "/"
+    points = [m.mount_point for m in reversed(mounts() if table is None else table)
+              if m.mount_point == base or m.mount_point.startswith(below)]
+    return sorted(points, key=lambda point: (-point.count("/"), point))  # stable: stacked ones stay top first
+
+
+def is_mount_point(path: str | os.PathLike) -> bool:
+    """Whether something is mounted at path (symlinks resolved)."""
+    real = os.path.realpath(path)
+    return any(m.mount_point == real for m in mounts())
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as three octal digits (\\040 ...)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field) if "\\" in field else field
 
 
 def setns(fd: int, nstype: int) -> None:

@@ -115,27 +115,6 @@ def _same(fd: int, path: str) -> None:
         raise UserError(f"storage path {path} changed while it was checked", "check who else writes there")
 
 
-def _mounted(target: Path) -> bool:
-    wanted = os.path.realpath(target)
-    with open("/proc/self/mountinfo") as fh:
-        return any(unescape(line.split()[4]) == wanted for line in fh)
-
-
-def unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040 ...)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and len(field[i + 1:i + 4]) == 3 and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def pin(root: Path, container_id: str, volumes: tuple[spec.Volume, ...]) -> list[Path]:
     """Bind each pinned volume's directory, opened without following symlinks, onto its staging path (an old
     staging mount from an earlier start is replaced: the path is checked again). Returns the staging paths."""
@@ -172,7 +151,7 @@ def pin(root: Path, container_id: str, volumes: tuple[spec.Volume, ...]) -> list
 
 
 def _detach(target: Path) -> None:
-    while target.exists() and _mounted(target):  # stacked mounts, e.g. a start after an interrupted one
+    while target.exists() and linux.is_mount_point(target):  # stacked mounts, e.g. a start after an interrupted one
         linux.umount(target, linux.MNT_DETACH)
 
 

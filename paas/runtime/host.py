@@ -13,6 +13,7 @@ import resource
 import shutil
 from dataclasses import dataclass, field
 
+from .. import linux
 from ..errors import UserError
 
 HYBRID_UNIFIED = "/sys/fs/cgroup/unified"
@@ -37,17 +38,11 @@ def parse_cgroup_mounts(mountinfo: str) -> tuple[str, tuple[str, ...]]:
     """(mode, v1 controllers) from /proc/self/mountinfo text."""
     v1: list[str] = []
     v2_at: list[str] = []
-    for line in mountinfo.splitlines():
-        left, _, right = line.partition(" - ")
-        if not right:
-            continue
-        fields = left.split()
-        fstype, _source, super_opts = (right.split() + ["", "", ""])[:3]
-        mount_point = fields[4] if len(fields) > 4 else ""
-        if fstype == "cgroup2":
-            v2_at.append(mount_point)
-        elif fstype == "cgroup":
-            for opt in super_opts.split(","):
+    for mount in linux.parse_mountinfo(mountinfo):
+        if mount.fstype == "cgroup2":
+            v2_at.append(mount.mount_point)
+        elif mount.fstype == "cgroup":
+            for opt in mount.super_options:
                 if "=" in opt or opt in NOT_CONTROLLERS:  # name=systemd, release_agent=…, xattr, …
                     continue
                 v1.append(opt)

@@ -56,9 +56,7 @@ def mount_overlay(snapshots_dir: Path, lowers_bottom_first: list[Path], upper: P
 
 
 def is_mounted(target: Path) -> bool:
-    real = os.path.realpath(target)
-    with open("/proc/self/mountinfo") as fh:
-        return any(line.split()[4] == real for line in fh)
+    return linux.is_mount_point(target)
 
 
 def unmount(target: Path) -> None:

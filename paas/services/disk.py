@@ -27,7 +27,6 @@ from __future__ import annotations
 import calendar
 import contextlib
 import json
-import os
 import re
 import shutil
 import time
@@ -35,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import locks, state
+from .. import linux, locks, state
 from ..errors import NotFound, PaasError, UserError
 
 if TYPE_CHECKING:
@@ -136,29 +135,14 @@ def _old_cache_entries(ctx: Context, older_than_h: float) -> list[dict]:
     return out
 
 
-def _mounts_below(path: Path) -> list[str]:
-    real = os.path.realpath(path)
-    found = []
-    from ..runtime.binds import unescape
-
-    with open("/proc/self/mountinfo") as fh:
-        for line in fh:
-            point = unescape(line.split()[4])
-            if point == real or point.startswith(real + "/"):
-                found.append(point)
-    return sorted(found, key=len, reverse=True)  # deepest first
-
-
 def _remove_tree(path: Path) -> str | None:
     """Detach what is mounted below path, then delete it; None, or why it was left."""
-    from .. import linux
-
-    for point in _mounts_below(path):
+    for point in linux.mounts_under(path):
         try:
             linux.umount(point, linux.MNT_DETACH)
         except OSError as exc:
             return f"{point} is mounted and cannot be detached ({exc.strerror})"
-    if _mounts_below(path):
+    if linux.mounts_under(path):
         return "something is still mounted below it"
     try:
         if path.is_dir() and not path.is_symlink():

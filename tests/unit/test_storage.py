@@ -346,8 +346,3 @@ def test_container_options_round_trip_keeps_pinned():
     assert options_from_json(_options_json(opts)) == opts
     assert options_from_json('{"volumes": [{"source": "/s", "destination": "/d", "read_only": false}]}').volumes == \
         (spec.Volume("/s", "/d"),)  # rows from before pinned existed
-
-
-def test_mountinfo_escapes():
-    assert binds.unescape(r"/a\040b\011c\134d") == "/a b\tc\\d"
-    assert binds.unescape("/plain") == "/plain"
