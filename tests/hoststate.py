@@ -1,12 +1,16 @@
 """What paas-like things exist on the host: mounts, links, netns, firewall rules, cgroups, processes.
 
-tests/conftest.py records this once before the suite (PAAS_TEST_BASELINE names the file), and the leftover
-check compares against it: a platform installed on the machine (README command 1 leaves paasd, nginx, paas0
-and the demo app running) is not the suite's leftover.
+Only the suite's own: what belongs to another data root — a bridge whose alias names a root outside the test
+temp dirs (paas.network.owner), the host veths attached to it, their namespaces and cgroups, the firewall rules
+and route tables tagged with its name, the supervisors of its containers — is left out, so a run on a host with a
+live installation (README command 1 leaves paasd, nginx, paas0 and the demo app running) reports only its own
+leftovers. tests/conftest.py also records a snapshot before the suite (PAAS_TEST_BASELINE names the file) and the
+leftover check compares against it, for what no alias names (an install from before aliases).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -38,12 +42,60 @@ def _processes() -> list[str]:
     return found
 
 
-def snapshot() -> dict[str, list[str]]:
+TEST_ROOT_MARK = "/pytest-of-"  # pytest's temp dirs: where every data root of the suite lives
+SYS_NET = Path("/sys/class/net")
+RECORDS_DIR = Path("/run/paas/networks")  # paas.network.owner's host-wide records
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _foreign_root(owner: str) -> bool:
+    """An owner string (`paas:<root>`) naming a data root that is not one of the suite's."""
+    return owner.startswith("paas:") and TEST_ROOT_MARK not in owner
+
+
+def _shim_of(cmdline: str) -> tuple[str, str] | None:
+    """(container id, bundle path) of a paas-shim command line."""
+    words = cmdline.split()
+    try:
+        return words[words.index("--id") + 1], words[words.index("--bundle") + 1]
+    except (ValueError, IndexError):
+        return None
+
+
+def others() -> tuple[set[str], set[str]]:
+    """(bridge names, 12-character container id prefixes) of the data roots that are not the suite's."""
+    bridges = {link.name for link in SYS_NET.iterdir() if _foreign_root(_read(link / "ifalias"))}
+    if RECORDS_DIR.is_dir():
+        bridges |= {rec.name for rec in RECORDS_DIR.iterdir() if _foreign_root(_read(rec).split("\n")[0])}
+    containers = set()
+    for link in SYS_NET.glob("vp*"):
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(link / "master")).name in bridges:
+                containers.add(link.name[2:])
+    for cmdline in _processes():
+        shim = _shim_of(cmdline) if "paas-shim" in cmdline else None
+        if shim and TEST_ROOT_MARK not in shim[1]:
+            containers.add(shim[0][:12])
+    return bridges, containers
+
+
+def _theirs(text: str, bridges: set[str], containers: set[str]) -> bool:
+    return any(re.search(rf"(?<![\w-]){re.escape(b)}(?![\w-])|paasroute_{re.escape(b)}\b", text) for b in bridges) \
+        or any(c in text for c in containers)
+
+
+def snapshot(*, ours_only: bool = True) -> dict[str, list[str]]:
     mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     names = re.findall(r"^\d+: ([^:@]+)", _out(["ip", "-o", "link"]), re.M)
     netns = _out(["ip", "netns", "list"]).split()
-    return {
-        "mounts": [m for m in mounts if "paas-root" in m or "/pytest-of-" in m],
+    found = {
+        "mounts": [m for m in mounts if "paas-root" in m or TEST_ROOT_MARK in m],
         "links": [n for n in names if re.match(r"(vp[0-9a-f]{12}|pc[0-9a-f]{6}|pt[0-9a-f-]|pv[0-9a-f]{6}|pe[0-9a-f]"
                                                 r"{6}|pa[0-9a-f]{6}|paas)", n)],
         "netns": [n for n in netns if n.startswith(("paas-", "pt-", "pt"))],
@@ -52,6 +104,12 @@ def snapshot() -> dict[str, list[str]]:
         "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob("*/paas/*") if p.is_dir()],
         "processes": _processes(),
     }
+    if not ours_only:
+        return found
+    bridges, containers = others()
+    if not bridges and not containers:
+        return found
+    return {key: [item for item in items if not _theirs(item, bridges, containers)] for key, items in found.items()}
 
 
 def baseline() -> dict[str, list[str]]:

@@ -87,6 +87,30 @@ def answers_again(platform: Platform, app: str, since_event: int, what: str) -> 
         time.sleep(0.1)
 
 
+def test_a_round_with_nothing_to_repair_reads_and_changes_nothing(platform, app, monkeypatch):
+    """No nft commit, no nginx reload, no event: only listings. Its cost is printed (the report's figure)."""
+    from paas import repair
+    from paas.network import nftlib
+    from paas.proxy.nginx import Nginx
+
+    scripts: list[str] = []
+    real_run = nftlib.run
+    monkeypatch.setattr(nftlib, "run", lambda script, **kw: (scripts.append(script), real_run(script, **kw))[1])
+    monkeypatch.setattr(Nginx, "_install", lambda *a, **kw: pytest.fail("a quiet round installed nginx files"))
+    ctx = open_context(platform.root)
+    try:
+        assert repair.repair_round(ctx) == []  # paasd's own rounds have settled everything since the deploy
+        scripts.clear()
+        rounds, start = 20, time.perf_counter()
+        for _ in range(rounds):
+            assert repair.repair_round(ctx) == []
+        cost_ms = (time.perf_counter() - start) / rounds * 1000
+    finally:
+        ctx.close()
+    assert scripts and all(line.split()[0] == "list" for s in scripts for line in s.splitlines() if line.strip())
+    print(f"quiet repair round: {cost_ms:.1f} ms, {len(scripts) // rounds} nft listings, no commit")
+
+
 def test_a_deleted_bridge_is_made_again_with_its_containers(platform, app):
     settings = network_of(platform)
     since = last_event_id(platform)
@@ -214,3 +238,30 @@ def test_a_second_root_without_network_config_gets_its_own_and_leaves_ours_alone
         network.teardown_container_network(ctx.conn, ctx.config, container)
         network.remove_network(ctx.conn, ctx.config, forget=True)
         ctx.close()
+
+
+def test_paasd_start_repairs_a_lost_bridge_and_nginx_before_serving(platform, app):
+    """What a reboot leaves for the start (B's reboot test relies on it): with the periodic repair off, only the
+    start-time repair can bring the bridge, its containers' attachments and nginx back."""
+    settings = network_of(platform)
+    platform.kill_paasd(signal.SIGTERM)
+    with open(platform.root / "paas.yml", "a") as fh:
+        fh.write("repair:\n  interval_s: 0\n")
+    try:
+        ctx = open_context(platform.root)
+        try:
+            from paas.deploy.pipeline import nginx_for
+
+            nginx_for(ctx).stop()
+        finally:
+            ctx.close()
+        sh("ip", "link", "del", settings.bridge)
+        platform.start()
+        status, body = platform.get(app)  # paasd listens only after its start-time repairs
+        assert status == 200 and body.startswith("release "), body
+        log = platform.paasd_log.read_text()
+        assert f"paasd: repaired network: bridge {settings.bridge} re-created" in log
+        assert "repairs checked every" not in log.split("repaired network")[-1]
+    finally:
+        text = (platform.root / "paas.yml").read_text().replace("repair:\n  interval_s: 0\n", "")
+        (platform.root / "paas.yml").write_text(text)
