@@ -126,10 +126,6 @@ class StageState:
     created: str | None = None
 
 
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def digest_of(*parts: object) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -585,11 +581,11 @@ class Builder:
 
     def _commit(self, upper: Path, key: str, text: str) -> dict:
         """The upper dir as a layer blob (none when the step changed nothing), recorded in the cache."""
+        from ..image.create import commit_layer, now_rfc3339
+
         if not any(upper.iterdir()):
             entry = {"layer": None, "diff_id": None}
         else:
-            from ..image.create import commit_layer
-
             layer, diff_id = commit_layer(self.ctx.store, upper, compression=self.opts.compression)
             entry = {"layer": layer, "diff_id": diff_id}
             self._keep_as_snapshot(upper, diff_id)
