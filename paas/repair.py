@@ -52,12 +52,26 @@ def running_containers(ctx: Context) -> dict[str, tuple[str | None, tuple]]:
     return found
 
 
-def repair_round(ctx: Context) -> list[Repair]:
-    """One round; returns the repairs made (each recorded as an event and logged)."""
+def _still_running(ctx: Context, container_id: str) -> bool:
+    """Asked again under the host network lock: its supervisor says running and lives (not being removed)."""
+    from .runtime import containers, supervisor
+
+    status = supervisor.read_status(containers.paths_for(ctx, container_id).state)
+    return bool(status) and status["status"] == "running" and \
+        supervisor.process_alive(status.get("shim_pid"), container_id)
+
+
+def _repair_network(ctx: Context) -> list[Repair]:
     from . import network
 
-    done = [Repair("network", detail)
-            for detail in network.repair_network(ctx.conn, ctx.config, running_containers(ctx))]
+    return [Repair("network", detail)
+            for detail in network.repair_network(ctx.conn, ctx.config, running_containers(ctx),
+                                                 lambda container_id: _still_running(ctx, container_id))]
+
+
+def repair_round(ctx: Context) -> list[Repair]:
+    """One round; returns the repairs made (each recorded as an event and logged)."""
+    done = _repair_network(ctx)
     done += _repair_proxy_and_apps(ctx)
     _record(ctx, done)
     return done
@@ -65,10 +79,7 @@ def repair_round(ctx: Context) -> list[Repair]:
 
 def repair_network_round(ctx: Context) -> list[str]:
     """The network part alone (paasd's start, before its apps are reconciled); recorded like a round's."""
-    from . import network
-
-    done = [Repair("network", detail)
-            for detail in network.repair_network(ctx.conn, ctx.config, running_containers(ctx))]
+    done = _repair_network(ctx)
     _record(ctx, done)
     return [repair.detail for repair in done]
 

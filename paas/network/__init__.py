@@ -31,7 +31,7 @@ import ipaddress
 import logging
 import socket
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -257,21 +257,26 @@ def publish_port(conn: sqlite3.Connection, config: Config, container_id: str, ma
     if isinstance(mapping, str):
         mapping = parse_port_spec(mapping)
     settings = network_settings(config)
+    with firewall.host_lock():
+        _publish_locked(conn, settings, container_id, mapping)
+
+
+def _publish_locked(conn: sqlite3.Connection, settings: NetworkSettings, container_id: str,
+                    mapping: PortMapping) -> None:
     address = ipam.lease(conn, settings.bridge, str(settings.subnet), container_id)
     if address is None:
         raise UserError(f"container {container_id} has no address on network {settings.bridge}",
                         "set up its network before publishing ports")
     kind = settings.firewall_kind
-    with firewall.host_lock():
-        own = port_tag(settings.bridge, container_id, mapping)
-        for rule in firewall.list_rules(kind, "paas:port:"):  # host ports are shared by all networks
-            other = parse_port_tag(rule.tag)
-            if other and other[2] == mapping.key and rule.tag != own:
-                raise UserError(f"host port {mapping.key} is already published by container {other[1]}",
-                                "pick another host port or unpublish it first")
-        if not firewall.list_rules(kind, own):
-            _check_host_port_free(mapping)
-        firewall.apply_rules(port_rules_plan(kind, settings.bridge, container_id, address, mapping))
+    own = port_tag(settings.bridge, container_id, mapping)
+    for rule in firewall.list_rules(kind, "paas:port:"):  # host ports are shared by all networks
+        other = parse_port_tag(rule.tag)
+        if other and other[2] == mapping.key and rule.tag != own:
+            raise UserError(f"host port {mapping.key} is already published by container {other[1]}",
+                            "pick another host port or unpublish it first")
+    if not firewall.list_rules(kind, own):
+        _check_host_port_free(mapping)
+    firewall.apply_rules(port_rules_plan(kind, settings.bridge, container_id, address, mapping))
 
 
 def unpublish_port(config: Config, container_id: str, mapping: PortMapping | str | None = None) -> int:
@@ -362,8 +367,8 @@ def host_veth_name(container_id: str) -> str:
     return veth_names(container_id).host
 
 
-def repair_network(conn: sqlite3.Connection, config: Config,
-                   running: Mapping[str, tuple[str | None, tuple]]) -> list[str]:
+def repair_network(conn: sqlite3.Connection, config: Config, running: Mapping[str, tuple[str | None, tuple]],
+                   still_running: Callable[[str], bool] = lambda container_id: True) -> list[str]:
     """Make the host hold the network of this root's running containers again (paasd's repair loop; cheap when
     nothing is missing: sysfs reads, one address dump and one rule listing per table, no commit).
 
@@ -371,6 +376,8 @@ def repair_network(conn: sqlite3.Connection, config: Config,
     its gateway and rules and the containers' host veths (which outlive it, masterless) are attached to it
     again; missing network, isolation and port rules come back. Returns what was repaired, one phrase each.
     With no running container holding an address here nothing is done (the bridge goes with the last one).
+    still_running(id) is asked under the host lock before a container's rules are restored: a container being
+    removed meanwhile (its rules go under the same lock, once it stopped) must not get them back.
     """
     settings = network_settings(config)
     leased = ipam.leases(conn, settings.bridge)
@@ -388,18 +395,19 @@ def repair_network(conn: sqlite3.Connection, config: Config,
             repaired.append(f"{len(lost)} container(s) re-attached to {settings.bridge}")
         if settings.isolate and settings.firewall_kind == NFT:
             isolated = isolated_containers(config)
-            missing = [cid for cid in sorted(mine) if cid not in isolated]
+            missing = [cid for cid in sorted(mine) if cid not in isolated and still_running(cid)]
             for cid in missing:
                 _isolate_container(settings, cid, mine[cid][0])
             if missing:
                 repaired.append(f"isolation of {len(missing)} container(s) restored")
-    published = published_ports(config)
-    restored = 0
-    for cid, (_group, ports) in sorted(mine.items()):
-        for mapping in ports:
-            if mapping.key not in published.get(cid, []):
-                publish_port(conn, config, cid, mapping)
-                restored += 1
+        restored = 0
+        published = published_ports(config) if any(ports for _group, ports in mine.values()) else {}
+        for cid, (_group, ports) in sorted(mine.items()):
+            unpublished = [mapping for mapping in ports if mapping.key not in published.get(cid, [])]
+            if unpublished and still_running(cid):
+                for mapping in unpublished:  # the lock is held: publish_port's own steps, without taking it again
+                    _publish_locked(conn, settings, cid, mapping)
+                    restored += 1
     if restored:
         repaired.append(f"{restored} published port(s) restored")
     return repaired
