@@ -137,10 +137,17 @@ def collect_garbage(ctx: Context, *, dry_run: bool = False) -> dict:
 
 def import_images(ctx: Context, source: str, *, name: str | None = None, unpack_layers: bool = True,
                   progress: Progress = _quiet) -> list[dict]:
-    imported = archive.import_layout(ctx.store, Path(source), name=name, progress=progress)
-    if unpack_layers:
-        for _, image in imported:
+    def extract(image: Image) -> None:
+        """Layers are extracted before the image is tagged: a refused layer (escape, bomb) leaves no image."""
+        try:
             unpack(ctx, image, progress)
+        except BaseException:
+            if not ctx.store.names_for(image.digest):  # layers extracted before stay for gc, unheld
+                ctx.snapshots.release(f"image:{image.digest}")
+            raise
+
+    imported = archive.import_layout(ctx.store, Path(source), name=name, progress=progress,
+                                     check=extract if unpack_layers else lambda _: None)
     return [summary(n, image) for n, image in imported]
 
 

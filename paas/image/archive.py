@@ -110,7 +110,7 @@ def _check_layout_marker(data: bytes | None, what: str) -> None:
 
 
 def _tag_from_index(store: ImageStore, index: dict, name: str | None, what: str,
-                    progress: Progress) -> list[tuple[str, Image]]:
+                    progress: Progress, check: Callable[[Image], None]) -> list[tuple[str, Image]]:
     entries = index["manifests"]
     if not entries:
         raise ImageError(f"{what} holds no images")
@@ -129,6 +129,7 @@ def _tag_from_index(store: ImageStore, index: dict, name: str | None, what: str,
         ref_name = name or (entry.get("annotations") or {}).get(REF_NAME)
         if not ref_name:
             raise UserError(f"{what}: image {digest} has no name in index.json", "pass --name NAME[:TAG]")
+        check(image)  # before the tag: an image whose layers are refused never gets a name
         final = store.tag(local_name(parse(ref_name)), image)
         progress(f"imported {final} ({digest})")
         imported.append((final, store.load_image(digest, final)))
@@ -136,8 +137,12 @@ def _tag_from_index(store: ImageStore, index: dict, name: str | None, what: str,
 
 
 def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
-                  progress: Progress = lambda _: None) -> list[tuple[str, Image]]:
-    """Import every image of an OCI layout dir or tar; returns [(name, image)]."""
+                  progress: Progress = lambda _: None,
+                  check: Callable[[Image], None] = lambda _: None) -> list[tuple[str, Image]]:
+    """Import every image of an OCI layout dir or tar; returns [(name, image)].
+
+    check(image) runs before each image is tagged (e.g. extracting its layers); when it raises, that image
+    gets no name and its blobs leave the store with the staging rollback."""
     source = Path(source)
     what = str(source)
     with store.staging() as added:
@@ -151,7 +156,7 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
                     added.add(digest)
                     with open(src.path(digest), "rb") as fh:
                         store.blobs.put_stream(fh, digest, what=f"{what} blob")
-            return _tag_from_index(store, index, name, what, progress)
+            return _tag_from_index(store, index, name, what, progress, check)
         if not source.is_file():
             raise UserError(f"{source} does not exist", "give an OCI layout directory or .tar")
         files: dict[str, bytes] = {}
@@ -172,4 +177,4 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
         _check_layout_marker(files.get("oci-layout"), what)
         if "index.json" not in files:
             raise ImageError(f"{what} has no index.json")
-        return _tag_from_index(store, _read_index(files["index.json"], what), name, what, progress)
+        return _tag_from_index(store, _read_index(files["index.json"], what), name, what, progress, check)
