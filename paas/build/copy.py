@@ -36,11 +36,8 @@ place, mode 0600 unless --chmod, mtime from Last-Modified, never extracted.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import errno
-import gzip
-import lzma
 import os
 import posixpath
 import re
@@ -51,12 +48,11 @@ import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-import zstandard
-
-from ..errors import BuildError, UserError
+from ..errors import BuildError, ImageError, UserError
+from ..image.compress import SNIFF_BYTES, decompressor, sniff
 from ..runtime.rootfs import read_in_root, resolve_in_root
 from .context import BuildContext, Entry, Owner, Source
 from .ignore import go_clean
@@ -68,13 +64,7 @@ COPY_CHUNK = 1 << 20
 SENDFILE_CHUNK = 1 << 30
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-ARCHIVE_MAGIC = (
-    (b"\x1f\x8b\x08", "gzip"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-)
-_DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError, tarfile.TarError)
+_DECOMPRESS_ERRORS = (OSError, EOFError, ImageError, tarfile.TarError)
 _ROOT = Owner(0, 0)
 
 if TYPE_CHECKING:
@@ -217,37 +207,15 @@ def _resolve_chown(root: Path, spec: str, user: str, group: str) -> Owner:
 # archives
 # ---------------------------------------------------------------------------------------------
 
-def _sniff(head: bytes) -> str:
-    return next((kind for magic, kind in ARCHIVE_MAGIC if head.startswith(magic)), "none")
-
-
-@contextlib.contextmanager
-def _decompressed(fh: BinaryIO, kind: str) -> Iterator[BinaryIO]:
-    if kind == "none":
-        yield fh
-    elif kind == "gzip":
-        with gzip.GzipFile(fileobj=fh, mode="rb") as stream:
-            yield stream
-    elif kind == "bzip2":
-        with bz2.BZ2File(fh) as stream:
-            yield stream
-    elif kind == "xz":
-        with lzma.LZMAFile(fh) as stream:
-            yield stream
-    else:
-        with zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True, closefd=False) as stream:
-            yield stream
-
-
 def archive_compression(path: str) -> str | None:
     """"none"/"gzip"/"bzip2"/"xz"/"zstd" if path is a tar archive (first header readable), else None."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
         with open(path, "rb") as fh:
-            kind = _sniff(fh.read(6))
+            kind = sniff(fh.read(SNIFF_BYTES))
             fh.seek(0)
-            with _decompressed(fh, kind) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            with tarfile.open(fileobj=decompressor(kind, fh, what="archive"), mode="r|") as tar:
                 return kind if tar.firstmember is not None else None
     except _DECOMPRESS_ERRORS:
         return None
@@ -504,8 +472,8 @@ class _Writer:
         os.close(self.open_dir(parts, mode=DIR_MODE, owner=self.spec.chown))
         extractor = _Extractor(self, self.root.joinpath(*parts), label)
         try:
-            with open(archive, "rb") as fh, _decompressed(fh, compression) as stream, \
-                    tarfile.open(fileobj=stream, mode="r|") as tar:
+            with open(archive, "rb") as fh, \
+                    tarfile.open(fileobj=decompressor(compression, fh, what="archive"), mode="r|") as tar:
                 extractor.run(tar)
         except _DECOMPRESS_ERRORS as exc:
             if isinstance(exc, OSError) and exc.errno is not None:

@@ -1,10 +1,14 @@
-"""Layer (de)compression: gzip (default) and zstd, chosen by media type; deterministic output."""
+"""(De)compression, the one place: layers in gzip (default) or zstd, chosen by media type, with deterministic
+output; reading also bzip2 and xz, and recognising each by its first bytes (ADD archives)."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import zlib
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -12,8 +16,6 @@ import zstandard
 
 from ..errors import ImageError
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_LEVEL = 6  # the Go/Docker default: a fair size/speed balance
 ZSTD_LEVEL = 3
 
@@ -52,55 +54,50 @@ def compressor(kind: str, sink: BinaryIO):
         raise ImageError(f"unknown compression {kind!r}", "use gzip or zstd")
 
 
-class _ZstdReader(io.RawIOBase):
-    def __init__(self, raw: BinaryIO):
-        self._reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+# what each kind's reader raises on data that is not what it claims (a real I/O error, errno set, stays OSError)
+_READERS: dict[str, tuple[Callable[[BinaryIO], BinaryIO], tuple[type[BaseException], ...]]] = {
+    "gzip": (lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"), (OSError, EOFError, zlib.error)),
+    "zstd": (lambda raw: zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False),
+             (zstandard.ZstdError,)),
+    "bzip2": (lambda raw: bz2.BZ2File(raw), (OSError, EOFError)),
+    "xz": (lambda raw: lzma.LZMAFile(raw), (OSError, EOFError, lzma.LZMAError)),
+}
+MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+SNIFF_BYTES = 6
+
+
+class _Reader(io.RawIOBase):
+    """A decompressing stream whose errors on corrupt data are ImageError."""
+
+    def __init__(self, kind: str, raw: BinaryIO, what: str):
+        opener, self._errors = _READERS[kind]
+        self._stream = opener(raw)
+        self._corrupt = f"corrupt {kind} {what}"
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf) -> int:
-        try:
-            data = self._reader.read(len(buf))
-        except zstandard.ZstdError as exc:
-            raise ImageError(f"corrupt zstd layer data: {exc}") from exc
+        try:  # read1: what one read of the source gives, so a truncated stream fails only where it ends
+            data = self._stream.read1(len(buf))
+        except self._errors as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            raise ImageError(f"{self._corrupt}: {exc}") from exc
         buf[: len(data)] = data
         return len(data)
 
 
-class _GzipReader(io.RawIOBase):
-    """gzip stream reader that turns zlib/EOF errors into ImageError."""
-
-    def __init__(self, raw: BinaryIO):
-        self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        try:
-            data = self._gz.read(len(buf))
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ImageError(f"corrupt gzip layer data: {exc}") from exc
-        buf[: len(data)] = data
-        return len(data)
-
-
-def decompressor(kind: str, source: BinaryIO) -> BinaryIO:
-    """A readable stream of the uncompressed bytes of source."""
+def decompressor(kind: str, source: BinaryIO, *, what: str = "layer data") -> BinaryIO:
+    """A readable stream of the uncompressed bytes of source. kind: none, gzip or zstd (layers), or bzip2 or xz
+    (ADD archives); corrupt data raises ImageError("corrupt <kind> <what>: ...")."""
     if kind == "none":
         return source
-    if kind == "gzip":
-        return io.BufferedReader(_GzipReader(source), buffer_size=1 << 20)
-    if kind == "zstd":
-        return io.BufferedReader(_ZstdReader(source), buffer_size=1 << 20)
-    raise ImageError(f"unknown compression {kind!r}")
+    if kind not in _READERS:
+        raise ImageError(f"unknown compression {kind!r}")
+    return io.BufferedReader(_Reader(kind, source, what), buffer_size=1 << 20)
 
 
-def sniff(prefix: bytes) -> str:
-    """Guess compression from the first bytes (for tars given to us without a media type)."""
-    if prefix.startswith(GZIP_MAGIC):
-        return "gzip"
-    if prefix.startswith(ZSTD_MAGIC):
-        return "zstd"
-    return "none"
+def sniff(head: bytes) -> str:
+    """The compression of a stream by its first SNIFF_BYTES bytes (for archives given without a media type)."""
+    return next((kind for magic, kind in MAGIC if head.startswith(magic)), "none")
