@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import locks, proc
+from .. import failpoints, locks, proc
 from ..errors import PaasError
 from . import procfs
 from .plan import (
@@ -194,6 +194,7 @@ class Nginx:
                             os.replace(stage / name, self.dir / name)
                         else:
                             (self.dir / name).unlink(missing_ok=True)
+                    failpoints.hit("nginx.reload")
                     if master is not None:
                         self._reload(master, generation)
                     elif start:
