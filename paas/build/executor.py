@@ -66,6 +66,13 @@ EPOCH = "1970-01-01T00:00:00Z"
 Progress = Callable[[str], None]
 
 
+def host_ca_bundle(config, *, wanted: bool = True) -> str | None:
+    """The CA bundle RUN steps and ADD <url> trust: the host's (so builds work behind a TLS-inspecting proxy)
+    unless the config's build.host_ca or the caller (`paas build --no-host-ca`) turns it off. A push's build and
+    `paas build` both ask here."""
+    return HOST_CA_BUNDLE if wanted and config.get("build.host_ca", True) else None
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     context_dir: Path

@@ -53,13 +53,13 @@ def build_cmd(tags, dockerfile, build_args, target, no_cache, zstd, network, no_
     """
     import tempfile
 
-    from ..build.executor import HOST_CA_BUNDLE, BuildOptions, build
+    from ..build.executor import BuildOptions, build, host_ca_bundle
     from ..image.reference import local_name, parse
 
     ctx = context()
     names = tuple(local_name(parse(t)) for t in tags)  # a bad name fails now, not after the build
     compression = "zstd" if zstd else str(ctx.config.get("images.compression", "gzip"))
-    ca = None if no_host_ca or not ctx.config.get("build.host_ca", True) else HOST_CA_BUNDLE
+    ca = host_ca_bundle(ctx.config, wanted=not no_host_ca)
 
     def progress(line: str) -> None:
         click.echo(line, err=as_json)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import apps, failpoints, locks, state
+from .. import apps, locks, state
 from ..context import Context
 from ..errors import DeployError, HealthError, PaasError
 from . import health
@@ -195,7 +195,6 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
     run.phase("switch")
     web = [infos[k] for k in sorted(infos) if k[0] == "web"]
     _switch(run, web, port, hostname)
-    failpoints.hit("deploy.switch")
     previous = _activate(run, plan.store)
     run.phase("retire")
     _retire(run, previous)
@@ -310,7 +309,6 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
             web = [containers.inspect(ctx, r["container_id"]) for k, r in sorted(current.items())
                    if k[0] == "web" and k in wanted] + [i for k, i in sorted(started.items()) if k[0] == "web"]
             _switch(run, web, release["port"], hostname)
-            failpoints.hit("scale.switch")
         except BaseException:
             remove_processes(ctx, [{"container_id": c} for c in run.started])
             raise
@@ -410,7 +408,7 @@ def checkout(ctx: Context, app: str, commit: str, workdir: Path, note=None) -> P
 def _build(run: Deploy, src: Path):
     from ..autobuild import prepare
     from ..build.cachemounts import app_scope
-    from ..build.executor import BuildOptions, build
+    from ..build.executor import BuildOptions, build, host_ca_bundle
     from .formation import decide
 
     ctx, out = run.ctx, run.out
@@ -423,16 +421,10 @@ def _build(run: Deploy, src: Path):
     out.step(f"Building {tag}")
     result = build(ctx, BuildOptions(context_dir=src, dockerfile=dockerfile, tags=(tag,), network="bridge",
                                      compression=str(ctx.config.get("images.compression", "gzip")),
-                                     ca_bundle=_ca_bundle(ctx), cache_scope=app_scope(run.app), tenant=run.app,
-                                     progress=out.info))
+                                     ca_bundle=host_ca_bundle(ctx.config), cache_scope=app_scope(run.app),
+                                     tenant=run.app, progress=out.info))
     out.info(f"built in {result.seconds:.1f}s ({result.cached} of {len(result.steps)} steps cached)")
     return detection, result.image
-
-
-def _ca_bundle(ctx: Context) -> str | None:
-    from ..build.executor import HOST_CA_BUNDLE
-
-    return HOST_CA_BUNDLE if ctx.config.get("build.host_ca", True) else None
 
 
 def _record_release(run: Deploy, image_digest: str, image: str, processes: dict[str, str | None],
