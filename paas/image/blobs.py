@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import DigestMismatch, NotFound
-from .digest import CHUNK, HashingReader, HashingWriter, check_digest, hex_of, verify_bytes
+from .digest import CHUNK, HashingReader, HashingWriter, hex_of, verify_bytes
 
 
 def fsync_dir(path: Path) -> None:
@@ -180,7 +180,3 @@ class BlobStore:
 
     def stale_temp_files(self) -> list[Path]:
         return [p for p in self.dir.iterdir() if p.name.startswith(".tmp-")]
-
-
-def check_descriptor_digest(desc: dict) -> str:
-    return check_digest(desc.get("digest", ""))

@@ -73,16 +73,6 @@ class SSHServer:
         self._transports: set[paramiko.Transport] = set()
         self._threads: set[threading.Thread] = set()
 
-    @classmethod
-    def from_config(cls, ctx_factory: Callable[[], Context], **kwargs: Any) -> SSHServer:
-        """Listen where the config says (ssh.listen, ssh.port)."""
-        ctx = ctx_factory()
-        try:
-            return cls(ctx_factory, str(ctx.config.get("ssh.listen", "0.0.0.0")),
-                       int(ctx.config.get("ssh.port", 2222)), **kwargs)
-        finally:
-            ctx.close()
-
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> None:
