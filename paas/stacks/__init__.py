@@ -24,7 +24,7 @@ One module per concern:
 - versions: which suite's version meets a request (pure);
 - mirrors: this host's apt sources -> mmdebstrap mirror lines; the archive's Release dates;
 - plan: the mmdebstrap argv, pruning, reuse keys, image config and labels (pure);
-- build: mmdebstrap, finishing the root, the image (side effects); mounts: unmounting what it may leave;
+- build: mmdebstrap, finishing the root, the image (side effects);
 - cache: the machine cache; make: a stack image in the store, cheapest first; update: `stacks:update`.
 """
 
@@ -42,7 +42,6 @@ from .mirrors import (
     parse_deb822_sources,
     parse_one_line_sources,
 )
-from .mounts import mounts_under
 from .plan import built_from, image_config, inputs_hash, mmdebstrap_argv, rootfs_key
 from .table import (
     APP_USER_COMMANDS,
@@ -69,7 +68,7 @@ __all__ = [
     "AptSource", "MachineCache", "OutputSummary", "Progress", "Stack", "StackBuild",
     "archive_dists", "archive_now", "built_from", "configured_image", "default_suite", "ensure_stack",
     "ensure_stacks_for", "finish_rootfs", "get_stack", "host_mirrors", "image_config", "inputs_hash",
-    "list_stacks", "make_stack", "mirror_lines", "mismatch_policy", "mmdebstrap_argv", "mounts_under",
+    "list_stacks", "make_stack", "mirror_lines", "mismatch_policy", "mmdebstrap_argv",
     "nearest_suite", "parse_deb822_sources", "parse_one_line_sources", "parse_stack_name", "provided_versions",
     "rootfs_key", "satisfying_suites", "stack_image", "stacks_named_in", "update_stacks", "version_satisfies",
 ]

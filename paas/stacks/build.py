@@ -15,12 +15,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import proc
+from .. import linux, proc
 from ..context import Context
-from ..errors import CommandFailed, UserError
+from ..errors import CommandFailed, PaasError, UserError
 from ..image.create import image_from_dirs, now_rfc3339
 from ..image.store import Image
-from .mounts import unmount_all
 from .plan import BUSYBOX_DIRS, BUSYBOX_FILES, EMPTY_FILES, PRUNE_GLOBS, busybox_links, image_config, mmdebstrap_argv
 from .table import Progress, Stack
 
@@ -61,6 +60,15 @@ class OutputSummary:
         return None
 
 
+def _unmount_all(root: Path) -> None:
+    """Unmount what an interrupted mmdebstrap may have left under root; refuse to go on if any stays."""
+    for point in linux.mounts_under(root):
+        proc.run(["umount", "--lazy", point], desc=f"unmount {point}", check=False)
+    left = linux.mounts_under(root)
+    if left:
+        raise PaasError(f"cannot unmount {left[0]} after building a stack", f"unmount it, then remove {root}")
+
+
 @contextlib.contextmanager
 def _scratch(ctx: Context, name: str, suite: str) -> Iterator[Path]:
     ctx.paths.tmp.mkdir(parents=True, exist_ok=True)
@@ -68,7 +76,7 @@ def _scratch(ctx: Context, name: str, suite: str) -> Iterator[Path]:
     try:
         yield scratch
     finally:
-        unmount_all(scratch)  # never rmtree across a live /proc, /sys or /dev mount
+        _unmount_all(scratch)  # never rmtree across a live /proc, /sys or /dev mount
         shutil.rmtree(scratch, ignore_errors=True)
 
 

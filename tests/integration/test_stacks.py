@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
 
-from paas import stacks
+from paas import linux, stacks
 from paas.config import init_root, paths_from_env
 from paas.context import open_context
 from paas.runtime import containers, spec
+from paas.stacks import build as stack_build
 from tests.conftest import need_root, need_tool, run_paas
 from tests.platformkit import MACHINE_STACK_CACHE
 
@@ -191,6 +193,28 @@ def test_update_rebuilds_a_stack_behind_the_archive_and_the_app_on_it_rebuilds(c
 
     again = build_app()
     assert not again.steps[-1].cached and again.image.digest != first.image.digest
+
+
+def test_an_interrupted_build_leaves_no_mount_and_removes_nothing_through_one(ctx, tmp_path):
+    """Mounts left in a build's scratch root (as an interrupted root-mode mmdebstrap leaves /proc, /dev, /dev/pts;
+    one at a path with a space) are unmounted, deepest first, before the scratch directory is removed: the
+    directory bound in keeps its file."""
+    host = tmp_path / "host dir"
+    host.mkdir()
+    (host / "keep").write_text("kept")
+    try:
+        with pytest.raises(RuntimeError, match="interrupted"), stack_build._scratch(ctx, "base", "bookworm") as scratch:
+            points = [scratch / "rootfs" / rel for rel in ("dev", "dev/pts", "my proc")]
+            for point in points:
+                point.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["mount", "--bind", str(host), str(point)], check=True)
+            assert linux.mounts_under(scratch) == [str(points[1]), str(points[0]), str(points[2])]
+            raise RuntimeError("interrupted")
+        assert not scratch.exists() and linux.mounts_under(ctx.paths.tmp) == []
+        assert (host / "keep").read_text() == "kept"
+    finally:  # a failure above leaves no mount behind
+        for point in linux.mounts_under(ctx.paths.tmp):
+            subprocess.run(["umount", "--lazy", point], check=False)
 
 
 def test_unreachable_mirror_is_one_line(ctx, tmp_path):

@@ -310,21 +310,6 @@ def test_output_summary_keeps_phases_and_counts():
                      "configured 2 packages", "W: something odd", "success in 44.3 seconds"]
 
 
-def test_mounts_under_deepest_first():
-    mountinfo = "\n".join([
-        "22 1 0:21 / / rw - ext4 /dev/vda rw",
-        "40 22 0:5 / /tmp/x/rootfs/dev rw - tmpfs tmpfs rw",
-        "41 40 0:6 / /tmp/x/rootfs/dev/pts rw - devpts devpts rw",
-        "42 22 0:7 / /tmp/x/rootfs/proc rw - proc proc rw",
-        "43 22 0:8 / /tmp/x/rootfs2/proc rw - proc proc rw",
-        r"44 22 0:9 / /tmp/x/root\040fs/sys rw - sysfs sysfs rw",
-    ])
-    assert stacks.mounts_under(mountinfo, "/tmp/x/rootfs") == [
-        "/tmp/x/rootfs/dev/pts", "/tmp/x/rootfs/dev", "/tmp/x/rootfs/proc"]
-    assert stacks.mounts_under(mountinfo, "/tmp/x/root fs/") == ["/tmp/x/root fs/sys"]
-    assert stacks.mounts_under(mountinfo, "/elsewhere") == []
-
-
 def test_a_second_builder_of_a_stack_waits_and_says_so(tmp_path):
     """Two processes making the same stack: the second waits for the first's lock (however long its mmdebstrap
     takes) and says whom it waits for, once; it goes on when the lock is released."""
