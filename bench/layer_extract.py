@@ -115,9 +115,9 @@ def main() -> None:
             print(ratio_line(f"extract vs {what}", median(runs["paas"]), median(runs[peer]), "s", peer, GOAL,
                              higher_is_better=False))
             # the goal is a speed ratio (theirs/ours >= GOAL); the table's ratio is ours/theirs
-            report(measured(f"layer extract, {ours[1] / 1e6:.0f} MB in {ours[0]} files", median(runs["paas"]), "s",
+            report(measured(f"layer extract vs {what}, {ours[1] / 1e6:.0f} MB", median(runs["paas"]), "s",
                             peer=median(runs[peer]), peer_name=what, max_ratio=round(1 / GOAL, 2),
-                            note=f"median of {args.reps}"))
+                            note=f"{ours[0]} files; median of {args.reps}"))
 
 
 if __name__ == "__main__":

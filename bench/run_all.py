@@ -32,6 +32,7 @@ from report import REPORT_ENV, Figure, git_commit, machine_facts, read_figures, 
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+KILL_AFTER_S = 300  # after SIGTERM at the timeout, before SIGKILL
 
 # every side-by-side benchmark, in the order they run; the value: its arguments for --quick
 BENCHES: dict[str, list[str]] = {
@@ -70,9 +71,11 @@ def run_one(name: str, args: list[str], log: Path, figures_file: Path, timeout_s
                                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                   stdin=subprocess.DEVNULL) as proc:
         assert proc.stdout is not None
-        watchdog = threading.Timer(timeout_s, proc.terminate)  # its workspace cleans up on SIGTERM
-        watchdog.daemon = True
-        watchdog.start()
+        # SIGTERM first: its workspace cleans up (after a peer tool's call in flight); SIGKILL if that hangs
+        watchdogs = [threading.Timer(timeout_s, proc.terminate), threading.Timer(timeout_s + KILL_AFTER_S, proc.kill)]
+        for watchdog in watchdogs:
+            watchdog.daemon = True
+            watchdog.start()
         try:
             for line in proc.stdout:
                 out.write(line)
@@ -80,12 +83,13 @@ def run_one(name: str, args: list[str], log: Path, figures_file: Path, timeout_s
                 sys.stdout.flush()
             code = proc.wait()
         finally:
-            watchdog.cancel()
+            for watchdog in watchdogs:
+                watchdog.cancel()
         timed_out = time.monotonic() - started >= timeout_s
     seconds = time.monotonic() - started
     error = ""
     if timed_out:
-        error = f"stopped after {timeout_s / 60:.0f} min (--timeout)"
+        error = f"stopped after {timeout_s / 60:g} min (--timeout)"
     elif code != 0:
         error = last_line(log)
     return {"name": name, "args": args, "exit": code, "seconds": round(seconds, 1), "error": error,
@@ -115,7 +119,6 @@ def main() -> None:
         bench_args = BENCHES[name] if args.quick else []
         outcome = run_one(name, bench_args, logs / f"{name}.log", figures_file, args.timeout * 60)
         figures = read_figures(figures_file)
-        figures_file.unlink(missing_ok=True)
         if outcome["exit"] != 0:
             why = outcome["error"] or f"exited {outcome['exit']}"
             figures.append(Figure(name, "(did not finish)" if figures else "(not run)", note=why))
