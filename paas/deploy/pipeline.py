@@ -43,6 +43,7 @@ class Deploy:
     actor: str | None = None  # who started it (the pusher, an API user); None: PAAS_USER, else unknown
     kind: str = "push"  # push, redeploy, rollback, config, restart
     log: Any = None  # this deploy's own log file (deploy_log_file), open while it runs
+    switched: bool = False  # the route may send to this deploy's containers: undoing routes back first
 
     def phase(self, name: str) -> None:
         now = time.monotonic()
@@ -313,6 +314,8 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
             remove_processes(ctx, [{"container_id": c} for c in run.started])
             raise
         apps.set_formation(ctx.conn, app, counts)
+            if run.switched:
+                route_back(ctx, app)
         surplus = [r for k, r in current.items() if k not in wanted]
         if surplus:
             _retire(run, surplus, "scaled away")
@@ -571,6 +574,7 @@ def _switch(run: Deploy, web: list[dict[str, Any]], port: int, hostname: str) ->
 
     if web:
         backends = tuple(Backend(address_of(info), port) for info in web)
+    run.switched = True
         run.out.step(f"Routing {hostname} to {', '.join(f'{b.address}:{b.port}' for b in backends)}")
         route_app(run.ctx, run.app, backends)
     else:
@@ -579,6 +583,18 @@ def _switch(run: Deploy, web: list[dict[str, Any]], port: int, hostname: str) ->
 
 def _activate(run: Deploy, formation: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """New release active, the previous one superseded, the formation its app.json set kept (None: it set
+def route_back(ctx: Context, app: str) -> None:
+    """After a switch that did not complete (the deploy failed or was aborted between routing and activating):
+    the app's route sends to its active release's web processes again, or goes when it has none."""
+    from ..proxy.routes import route_app, unroute_app, web_backends
+
+    backends = web_backends(ctx, app)
+    if backends:
+        route_app(ctx, app, backends)
+    else:
+        unroute_app(ctx, app)
+
+
     none, ps:scale's stays); returns the previous release's processes."""
     conn = run.ctx.conn
     with state.transaction(conn):
@@ -679,6 +695,8 @@ def _undo(run: Deploy, exc: BaseException) -> None:
     try:
         if run.started:  # activated releases have started = []: their containers stay
             remove_processes(ctx, [dict(r) for r in ctx.conn.execute(
+        if run.started and run.switched:  # the route is ours: back to the running release before its removal
+            route_back(ctx, run.app)
                 "SELECT * FROM app_processes WHERE app = ? AND version = ?", (run.app, run.version))])
         with state.transaction(ctx.conn):
             ctx.conn.execute("UPDATE releases SET status = 'failed', error = ?, finished_at = "
