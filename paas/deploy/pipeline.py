@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import apps, locks, state
+from .. import apps, failpoints, locks, state
 from ..context import Context
 from ..errors import DeployError, HealthError, PaasError
 from . import health
@@ -196,6 +196,7 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
     run.phase("switch")
     web = [infos[k] for k in sorted(infos) if k[0] == "web"]
     _switch(run, web, port, hostname)
+    failpoints.hit("deploy.switch")
     previous = _activate(run, plan.store)
     run.phase("retire")
     _retire(run, previous)
@@ -310,6 +311,7 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
             web = [containers.inspect(ctx, r["container_id"]) for k, r in sorted(current.items())
                    if k[0] == "web" and k in wanted] + [i for k, i in sorted(started.items()) if k[0] == "web"]
             _switch(run, web, release["port"], hostname)
+            failpoints.hit("scale.switch")
         except BaseException:
             remove_processes(ctx, [{"container_id": c} for c in run.started])
             raise
