@@ -314,10 +314,10 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
             failpoints.hit("scale.switch")
         except BaseException:
             remove_processes(ctx, [{"container_id": c} for c in run.started])
-            raise
-        apps.set_formation(ctx.conn, app, counts)
             if run.switched:
                 route_back(ctx, app)
+            raise
+        apps.set_formation(ctx.conn, app, counts)
         surplus = [r for k, r in current.items() if k not in wanted]
         if surplus:
             _retire(run, surplus, "scaled away")
@@ -574,17 +574,15 @@ def _switch(run: Deploy, web: list[dict[str, Any]], port: int, hostname: str) ->
     from ..proxy import Backend
     from ..proxy.routes import route_app, unroute_app
 
+    run.switched = True
     if web:
         backends = tuple(Backend(address_of(info), port) for info in web)
-    run.switched = True
         run.out.step(f"Routing {hostname} to {', '.join(f'{b.address}:{b.port}' for b in backends)}")
         route_app(run.ctx, run.app, backends)
     else:
         unroute_app(run.ctx, run.app)
 
 
-def _activate(run: Deploy, formation: dict[str, int] | None = None) -> list[dict[str, Any]]:
-    """New release active, the previous one superseded, the formation its app.json set kept (None: it set
 def route_back(ctx: Context, app: str) -> None:
     """After a switch that did not complete (the deploy failed or was aborted between routing and activating):
     the app's route sends to its active release's web processes again, or goes when it has none."""
@@ -597,6 +595,8 @@ def route_back(ctx: Context, app: str) -> None:
         unroute_app(ctx, app)
 
 
+def _activate(run: Deploy, formation: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """New release active, the previous one superseded, the formation its app.json set kept (None: it set
     none, ps:scale's stays); returns the previous release's processes."""
     conn = run.ctx.conn
     with state.transaction(conn):
@@ -695,10 +695,10 @@ def _undo(run: Deploy, exc: BaseException) -> None:
     ctx = run.ctx
     message = exc.one_line() if isinstance(exc, PaasError) else (str(exc) or type(exc).__name__)
     try:
-        if run.started:  # activated releases have started = []: their containers stay
-            remove_processes(ctx, [dict(r) for r in ctx.conn.execute(
         if run.started and run.switched:  # the route is ours: back to the running release before its removal
             route_back(ctx, run.app)
+        if run.started:  # activated releases have started = []: their containers stay
+            remove_processes(ctx, [dict(r) for r in ctx.conn.execute(
                 "SELECT * FROM app_processes WHERE app = ? AND version = ?", (run.app, run.version))])
         with state.transaction(ctx.conn):
             ctx.conn.execute("UPDATE releases SET status = 'failed', error = ?, finished_at = "
