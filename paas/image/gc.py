@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import state
-from .snapshots import Snapshots, dir_size
+from ..fsusage import tree_bytes
+from .snapshots import Snapshots
 from .store import ImageStore
 
 
@@ -60,7 +61,7 @@ def plan(store: ImageStore, snapshots: Snapshots) -> GcPlan:
         result.snapshots.append((diff_id, path, size))
     for diff_id, holders in held.items():
         if holders and holders <= released and snapshots.exists(diff_id):
-            result.snapshots.append((diff_id, snapshots.path(diff_id), dir_size(snapshots.path(diff_id))))
+            result.snapshots.append((diff_id, snapshots.path(diff_id), tree_bytes(snapshots.path(diff_id))[0]))
     return result
 
 

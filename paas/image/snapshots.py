@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import state
+from ..fsusage import tree_bytes
 from . import mediatypes as mt
 from .compress import decompressor
 from .digest import HashingReader, hex_of
@@ -24,17 +25,6 @@ from .layer import CappedReader, LayerLimits, apply_tar
 from .store import Image, ImageStore
 
 Progress = Callable[[str], None]
-
-
-def dir_size(path: Path) -> int:
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in filenames + dirnames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-            except FileNotFoundError:
-                pass
-    return total
 
 
 class Snapshots:
@@ -88,7 +78,7 @@ class Snapshots:
                 progress(f"extracting layer {index + 1}/{len(image.layers)} {layer['digest'][7:19]}")
             path = self.extract_layer(layer, diff_id)
             known = self.conn.execute("SELECT 1 FROM snapshots WHERE diff_id = ?", (diff_id,)).fetchone()
-            size = None if known else dir_size(path)  # walk a snapshot once, not on every container start
+            size = None if known else tree_bytes(path)[0]  # walk a snapshot once, not on every container start
             with state.transaction(self.conn):
                 if size is not None:
                     self.conn.execute("INSERT OR IGNORE INTO snapshots (diff_id, size) VALUES (?, ?)",
@@ -115,11 +105,11 @@ class Snapshots:
         out = []
         for entry in sorted(self.dir.iterdir()):
             if entry.name.startswith(".tmp-"):
-                out.append(("", entry, dir_size(entry)))
+                out.append(("", entry, tree_bytes(entry)[0]))
                 continue
             diff_id = "sha256:" + entry.name
             if diff_id not in held:
-                out.append((diff_id, entry, dir_size(entry)))
+                out.append((diff_id, entry, tree_bytes(entry)[0]))
         return out
 
     def remove(self, diff_id: str, path: Path) -> None:

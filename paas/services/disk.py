@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import linux, locks, state
 from ..errors import NotFound, PaasError, UserError
+from ..fsusage import tree_bytes
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -112,7 +113,6 @@ def _strays(ctx: Context) -> list[tuple[dict, dict | None]]:
 
 def _container_item(ctx: Context, info: dict, process: dict | None) -> Item:
     from ..runtime import containers
-    from .host import tree_bytes
 
     path = containers.paths_for(ctx, info["id"]).dir
     used, _ = tree_bytes(path)
@@ -161,7 +161,6 @@ def _deploy_running(ctx: Context, app: str) -> bool:
 
 
 def _temp_entries(ctx: Context) -> list[Item]:
-    from .host import tree_bytes
 
     base = ctx.paths.tmp
     if not base.is_dir():
@@ -186,7 +185,6 @@ def _temp_entries(ctx: Context) -> list[Item]:
 
 def _orphan_container_dirs(ctx: Context) -> list[Item]:
     from ..runtime import binds
-    from .host import tree_bytes
 
     live = {r["id"] for r in ctx.conn.execute("SELECT id FROM containers")}
     out = []
@@ -201,7 +199,6 @@ def _orphan_container_dirs(ctx: Context) -> list[Item]:
 
 def _orphan_cache_mounts(ctx: Context) -> list[Item]:
     from .. import apps
-    from .host import tree_bytes
 
     base = ctx.paths.cache_mounts
     if not base.is_dir():
