@@ -27,6 +27,8 @@ class Context:
         (root only: the claim is host-wide) — a root used without `paas init` never falls back to another's."""
         from .network import firewall, owner
 
+        if not (self.paths.root / "images").is_dir():  # not a data root (yet): nothing to claim for
+            return config
         claim = owner.claimed(self.conn)
         if claim is None:
             if os.geteuid() != 0:

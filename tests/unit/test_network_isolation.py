@@ -289,11 +289,12 @@ def test_removing_the_network_drops_its_groups_or_the_bridge_table(monkeypatch):
 # -- settings ------------------------------------------------------------------------------------------
 
 def test_isolate_apps_setting():
-    assert network.network_settings(Config(DEFAULTS)).isolate is True
-    flat = Config({"network": {"bridge": "br1", "subnet": "10.9.0.0/24", "isolate_apps": False}})
+    pair = {"bridge": "br1", "subnet": "10.9.0.0/24"}  # a root's claimed pair (paas.network.owner)
+    assert network.network_settings(Config({**DEFAULTS, "network": {**DEFAULTS["network"], **pair}})).isolate is True
+    flat = Config({"network": {**pair, "isolate_apps": False}})
     assert network.network_settings(flat).isolate is False
     with pytest.raises(UserError, match="isolate_apps"):
-        network.network_settings(Config({"network": {"isolate_apps": "no"}}))
+        network.network_settings(Config({"network": {**pair, "isolate_apps": "no"}}))
 
 
 def test_existing_table_sets_and_chains_are_not_added_again(monkeypatch):
