@@ -5,6 +5,8 @@ Only the CLI root (and later the web error handler) turns these into exit codes.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class PaasError(Exception):
     """Base class: a failure we understand and can describe in one line."""
@@ -119,3 +121,15 @@ class DeployAborted(PaasError):
     def __init__(self, reason: str):
         super().__init__(f"aborted: {reason}", "the change was undone; run it again")
         self.reason = reason
+
+
+class AcmeError(PaasError):
+    """The CA refused or could not be reached: one line naming the domain and the problem."""
+
+
+class RateLimited(AcmeError):
+    """The CA said "too many requests"; do not ask again before `retry_after` (aware, UTC)."""
+
+    def __init__(self, message: str, retry_after: datetime, hint: str | None = None):
+        super().__init__(message, hint or f"retry after {retry_after:%Y-%m-%d %H:%M} UTC")
+        self.retry_after = retry_after

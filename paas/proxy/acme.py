@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..errors import PaasError
+from ..errors import AcmeError, RateLimited
 from ..image.blobs import atomic_write
 
 HTTP01_HINT = "is the name's DNS pointing at this host and port 80 reachable?"
@@ -35,18 +35,6 @@ USER_AGENT = "paas-acme"
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # base64url: the CA's token becomes a file name, so no "/" or ".."
 
 Progress = Callable[[str], None]
-
-
-class AcmeError(PaasError):
-    """The CA refused or could not be reached: one line naming the domain and the problem."""
-
-
-class RateLimited(AcmeError):
-    """The CA said "too many requests"; do not ask again before `retry_after` (aware, UTC)."""
-
-    def __init__(self, message: str, retry_after: datetime, hint: str | None = None):
-        super().__init__(message, hint or f"retry after {retry_after:%Y-%m-%d %H:%M} UTC")
-        self.retry_after = retry_after
 
 
 @dataclass

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import apps, events, state
-from ..errors import PaasError, UserError
+from ..errors import PaasError, RateLimited, UserError
 from . import routes
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def _obtain(ctx: Context, app: str, reason: str, say: Callable[[str], None], act
         issued = acme.obtain(account, names, routes.nginx_for(ctx).acme_dir, progress=say)
         chain, key, info = parse_bundle(issued.fullchain_pem, issued.key_pem)
         install(ctx, app, chain, key, info, source="acme")
-    except acme.RateLimited as exc:
+    except RateLimited as exc:
         _failed(ctx, app, now, exc.one_line(), exc.retry_after, actor)
         raise
     except PaasError as exc:

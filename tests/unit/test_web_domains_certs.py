@@ -223,7 +223,7 @@ def fake_ca(web, monkeypatch):  # noqa: F811
 
     monkeypatch.setattr(autocert, "obtain_for", obtain_for)
     fake = type("Fake", (), {"calls": calls, "gate": gate, "error": None})()
-    from paas.proxy.acme import AcmeError
+    from paas.errors import AcmeError
 
     fake.error_type = AcmeError
     return fake
