@@ -7,7 +7,9 @@ app name (paas.apps.check_app_name) before anything touches the disk, so no path
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +63,11 @@ def ensure_repo(ctx: Context, app: str) -> Path:
 
     repo = repo_path(ctx, app)
     if not (repo / "HEAD").exists():
-        tmp = repo.with_name(f".{repo.name}.{os.getpid()}.tmp")
+        # a name of its own per call: paasd's SSH sessions are threads of one process, so two first pushes of an
+        # app at once would share a pid-named temp dir and one would rename it away under the other's git init
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{repo.name}.", suffix=".tmp", dir=repo.parent))
+        tmp.chmod(0o755)  # as git init makes it (mkdtemp: 0700)
         git.Repo.init(tmp, bare=True, initial_branch="main")
         try:
             os.rename(tmp, repo)
@@ -74,7 +80,7 @@ def ensure_repo(ctx: Context, app: str) -> Path:
     hook = repo / "hooks" / "pre-receive"
     text = _render_hook(ctx, app, repo)
     if not hook.exists() or hook.read_text() != text:
-        tmp_hook = hook.with_name(f".pre-receive.{os.getpid()}")
+        tmp_hook = hook.with_name(f".pre-receive.{os.getpid()}.{secrets.token_hex(4)}")
         tmp_hook.write_text(text)
         tmp_hook.chmod(0o755)
         os.replace(tmp_hook, hook)

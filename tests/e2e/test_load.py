@@ -10,6 +10,7 @@ request, to loopback only. paasd's VmRSS is sampled from /proc during the run.
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import threading
@@ -230,3 +231,26 @@ def test_ten_pushes_at_once_under_fifty_clients(platform):
     assert rss.peak_kib < RSS_BOUND_MIB * 1024, f"paasd peak VmRSS {rss.peak_kib / 1024:.1f} MiB"
     logged = platform.paasd_log.read_text(errors="replace")
     assert "Traceback" not in logged, logged[-4000:]
+
+
+def test_two_first_pushes_of_a_new_app_at_once(platform):
+    """Two people push the first code of the same new name at the same moment: the app is made once, one push
+    deploys, and git refuses the other (its commit does not contain the first), whichever comes first."""
+    app = f"twin-{secrets.token_hex(2)}"
+    runs = [PushRun(app, f"twin{side}") for side in "ab"]
+    clones = {}
+    for run in runs:
+        repo = platform.repo_from(ZERODOWNTIME_APP, f"{app}-{run.marker}")
+        platform.commit_change(repo, "server.py", 'RELEASE = "r0"', f'RELEASE = "{run.marker}"')
+        clones[run.marker] = repo
+    started = time.monotonic()
+    push_at_once(platform, runs, clones, force=False)
+    show(runs, started)
+    won = [r for r in runs if r.returncode == 0]
+    lost = [r for r in runs if r.returncode != 0]
+    assert len(won) == len(lost) == 1, [(r.marker, r.returncode, r.output) for r in runs]
+    assert "[rejected]" in lost[0].output and "fetch first" in lost[0].output, lost[0].output
+    status, body = platform.get(app)
+    assert (status, body.split("\n", 1)[0]) == (200, f"release {won[0].marker}"), body
+    listed = [a["name"] for a in json.loads(platform.paas("apps:list", "--json").stdout)]
+    assert listed.count(app) == 1, listed
