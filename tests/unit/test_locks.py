@@ -69,3 +69,15 @@ def test_hold_for_process_names_the_holder(tmp_path):
 def test_missing_file_is_not_held(tmp_path):
     assert not locks.is_held(tmp_path / "none.lock")
     assert not (tmp_path / "none.lock").exists()
+
+
+def test_one_paasd_per_data_root(ctx):
+    from paas.daemon import _single_instance
+
+    fd = _single_instance(ctx)
+    try:
+        with pytest.raises(UserError, match=rf"paasd already runs for {ctx.paths.root} \(pid {os.getpid()}\)"):
+            _single_instance(ctx)
+    finally:
+        os.close(fd)
+    os.close(_single_instance(ctx))  # free again once its holder is gone
