@@ -74,9 +74,17 @@ def deploy_branches(app: dict[str, Any], default: str = "main") -> tuple[str, ..
     return DEFAULT_BRANCHES if default == "main" else (default,)
 
 
+def _is_branch_name(branch: str) -> bool:
+    """A plain name git would take as a branch (`git check-ref-format --branch`, restricted to ASCII): no `..`,
+    no empty, dot-led or `.lock` component, no leading `-`."""
+    if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or branch.startswith("-") or ".." in branch:
+        return False
+    return all(part and not part.startswith(".") and not part.endswith(".lock") for part in branch.split("/"))
+
+
 def set_deploy_branch(conn: sqlite3.Connection, name: str, branch: str | None) -> None:
     get_app(conn, name)
-    if branch is not None and (not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or branch.startswith("-")):
+    if branch is not None and not _is_branch_name(branch):
         raise UserError(f"invalid branch name {branch!r}", "use a plain git branch name such as main")
     with state.transaction(conn):
         conn.execute("UPDATE apps SET deploy_branch = ? WHERE name = ?", (branch, name))
@@ -181,10 +189,36 @@ def get_config(conn: sqlite3.Connection, name: str) -> dict[str, str]:
     return {r["key"]: r["value"] for r in rows}
 
 
+# Linux refuses to start a process with an environment string ("KEY=VALUE") of 128 KiB or more (MAX_ARG_STRLEN)
+# or one holding NUL: such a value would be stored and then fail every start, so it is refused when set.
+MAX_CONFIG_ENTRY_BYTES = 128 * 1024 - 1
+MAX_CONFIG_BYTES = 1 << 20  # all of an app's values together (they share the 2 MiB of execve's arguments)
+
+
+def check_config_value(key: str, value: str) -> str:
+    if "\x00" in value:
+        raise UserError(f"the value of {key} holds a NUL byte", "environment values cannot hold NUL")
+    try:
+        size = len(key.encode()) + 1 + len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # bytes that are not UTF-8 arrive from argv as lone surrogates
+        raise UserError(f"the value of {key} is not UTF-8 text", "config values are text; use --encoded "
+                        "with base64 of UTF-8 text") from None
+    if size > MAX_CONFIG_ENTRY_BYTES:
+        raise UserError(f"{key}=... is {size} bytes, more than the {MAX_CONFIG_ENTRY_BYTES} an environment "
+                        "variable may hold", "keep large content in a file or a service, and its path in config")
+    return value
+
+
 def set_config(conn: sqlite3.Connection, name: str, values: dict[str, str]) -> None:
     get_app(conn, name)
-    for key in values:
+    for key, value in values.items():
         check_config_key(key)
+        check_config_value(key, value)
+    total = sum(len(k) + 1 + len(v.encode("utf-8"))
+                for k, v in (get_config(conn, name) | values).items())
+    if total > MAX_CONFIG_BYTES:
+        raise UserError(f"{name}'s config would hold {total} bytes, more than {MAX_CONFIG_BYTES}",
+                        "unset values it no longer needs, or keep large content in files")
     with state.transaction(conn):
         conn.executemany("INSERT INTO app_config (app, key, value) VALUES (?, ?, ?) "
                          "ON CONFLICT (app, key) DO UPDATE SET value = excluded.value",
