@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from ..errors import PaasError
+from ..errors import PaasError, UserError
 
 # the command's group (what comes before ':') -> the module defining it, imported only when one of its commands
 # runs (like pip's lazy command registry: `paas logs` does not import the builder); --help imports them all
@@ -134,10 +134,23 @@ def audit(action: str, app: str | None = None, **detail: Any) -> None:
 
 
 
+def _check_text(args: list[str]) -> None:
+    """Bytes that are not UTF-8 reach argv as lone surrogates, which SQLite and JSON cannot store: refuse them
+    here, once, instead of an internal error wherever the argument lands."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = ascii(arg if len(arg) <= 40 else arg[:40] + "...")
+            raise UserError(f"argument {shown} is not UTF-8 text",
+                            "names and values are text (config:set --encoded takes base64)") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PAAS_DEBUG") == "1"
     try:
+        _check_text(args)
         result = cli.main(args=args, prog_name="paas", standalone_mode=False)
         if isinstance(result, int):  # click returns Exit codes instead of raising in this mode
             return result
