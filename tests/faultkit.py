@@ -109,7 +109,7 @@ def consistent(platform: Platform) -> dict:
     from paas import apps
     from paas.context import open_context
     from paas.deploy import nginx_for
-    from paas.deploy.processes import address_of
+    from paas.deploy.processes import address_of, plan_processes
     from paas.runtime import containers
 
     ctx = open_context(platform.root)
@@ -130,13 +130,17 @@ def consistent(platform: Platform) -> dict:
             version = actives[0]["version"] if actives else None
             rows = apps.processes(conn, app)
             assert {r["version"] for r in rows} <= {version}, (app, version, rows)
-            formation = apps.get_formation(conn, app)
+            planned = set()
+            if version is not None:
+                release = apps.active_release(conn, app)
+                planned = {(p.type, p.index) for p in plan_processes(
+                    app, version, release["commit_sha"], release["processes"], release["config"], release["port"],
+                    apps.get_formation(conn, app))}
             for row in rows:
                 info = listed.get(row["container_id"])
                 assert info is not None, f"{app} {row['type']}.{row['idx']}: no container {row['container_id']}"
                 assert info["status"] == "running", (app, row, info["status"])
-                if row["type"] in formation:
-                    assert row["idx"] <= formation[row["type"]], (app, row, formation)
+                assert (row["type"], row["idx"]) in planned, f"{app} {row['type']}.{row['idx']}: not in its formation"
                 seen.add(row["container_id"])
             web = sorted(f"{address_of(containers.inspect(ctx, r['container_id']))}"
                          for r in rows if r["type"] == "web")
@@ -163,8 +167,11 @@ def routed_to(ctx, nginx, app: str) -> list[str]:
     addresses = sorted(b.address for b in route.backends)
     if addresses != [str(settings.gateway.ip)]:
         return addresses
-    rules = steering.steered(settings.bridge).get(steering.chain_name(app)[4:], [])
-    return sorted(set(re.findall(r"\b(\d+\.\d+\.\d+\.\d+)\b", " ".join(rules))))
+    import subprocess
+
+    listing = subprocess.run(["nft", "list", "chain", steering.FAMILY, steering.table_name(settings.bridge),
+                              steering.chain_name(app)], capture_output=True, text=True).stdout
+    return sorted(set(re.findall(r"\b(\d+\.\d+\.\d+\.\d+)\b", listing)))
 
 
 def traces(root: Path, ids: set[str]) -> list[str]:

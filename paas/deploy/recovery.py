@@ -3,6 +3,7 @@
 - a deploy whose process is gone was interrupted: its containers go, its release is marked failed;
 - containers of releases that are not active (an interrupted retire) go;
 - processes of an active release that died with their supervisor are replaced (same release, new container);
+- processes of an active release beyond its formation (a ps:scale killed before it stored the formation) go;
 - nginx routes every app with an active web process to its containers, and nothing else.
 """
 
@@ -45,10 +46,40 @@ def reconcile_apps(ctx: Context) -> dict[str, Any]:
     stale = [dict(r) for r in conn.execute("SELECT * FROM app_processes")
              if active.get(r["app"]) != r["version"] and (r["app"], r["version"]) not in running]
     remove_processes(ctx, stale)
+    unplanned = _remove_unplanned(ctx, active)
     replaced = replace_dead_processes(ctx, active)
     routes = _reconcile_routes(ctx, nginx_for(ctx), active)
-    return {"interrupted_deploys": interrupted, "removed_containers": len(stale), "replaced_processes": replaced,
+    return {"interrupted_deploys": interrupted, "removed_containers": len(stale) + unplanned,
+            "replaced_processes": replaced,
             "routes": routes}
+
+
+class _Busy(Exception):
+    pass
+
+
+def _remove_unplanned(ctx: Context, active: dict[str, int]) -> int:
+    """Remove processes of active releases that their formation does not plan: ps:scale stores the formation
+    only after its switch, so one killed there left its new processes running beyond it. An app whose deploy
+    lock is held is at work (a ps:scale now) and left alone. Returns how many went."""
+    from .. import locks
+    from .pipeline import deploy_lock_path, remove_processes
+    from .processes import plan_processes
+
+    removed = 0
+    for app, version in active.items():
+        try:
+            with locks.hold(deploy_lock_path(ctx, app), wait_s=0, busy=lambda: _Busy()):
+                release = apps.active_release(ctx.conn, app)
+                planned = {(p.type, p.index) for p in plan_processes(
+                    app, version, release["commit_sha"], release["processes"], release["config"], release["port"],
+                    apps.get_formation(ctx.conn, app))}
+                rows = [r for r in apps.processes(ctx.conn, app, version) if (r["type"], r["idx"]) not in planned]
+                remove_processes(ctx, rows)
+                removed += len(rows)
+        except _Busy:
+            continue
+    return removed
 
 
 def replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
