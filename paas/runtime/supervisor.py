@@ -17,6 +17,7 @@ import os
 import select
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -62,8 +63,9 @@ def compile_shim(bin_dir: Path) -> Path:
     if not compiler:
         raise UserError("the container supervisor needs a C compiler to build once", "apt-get install gcc")
     bin_dir.mkdir(parents=True, exist_ok=True)
-    src = bin_dir / f".shim-{os.getpid()}.c"
-    tmp = bin_dir / f".shim-{os.getpid()}"
+    unique = f"{os.getpid()}-{threading.get_ident()}"  # threads of one process (paasd) compile apart too
+    src = bin_dir / f".shim-{unique}.c"
+    tmp = bin_dir / f".shim-{unique}"
     src.write_bytes(source)
     try:
         proc.run([compiler, "-O2", "-Wall", "-o", str(tmp), str(src)], desc="building paas-shim")

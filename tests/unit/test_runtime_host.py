@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -277,6 +278,28 @@ def test_installed_shim_is_used_before_the_data_roots(tmp_path, monkeypatch):
     monkeypatch.setattr(supervisor.proc, "run", no_compiling)
     data_bin = tmp_path / "root" / "bin"
     assert supervisor.ensure_shim(data_bin) == installed and not data_bin.exists()
+
+
+def test_threads_compiling_the_shim_at_once_all_get_it(tmp_path):
+    """paasd starts containers from several threads of one process: their compiles must not share temp files."""
+    need_compiler()
+    bin_dir, count = tmp_path / "bin", 4
+    start, made, errors = threading.Barrier(count), [], []
+
+    def compile_() -> None:
+        start.wait()
+        try:
+            made.append(supervisor.compile_shim(bin_dir))
+        except Exception as exc:  # noqa: BLE001 - any failure of one thread is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=compile_) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(set(made)) == 1 and len(made) == count
+    assert sorted(p.name for p in bin_dir.iterdir()) == [made[0].name]
 
 
 def test_ensure_shim_builds_once(tmp_path, monkeypatch):
