@@ -132,6 +132,15 @@ def run_paas(*args: str, check: bool = True, env: dict | None = None, input: byt
     return result
 
 
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """A failed CLI run's stderr: exactly one line, starting with 'error:', and exit code 1."""
+    assert result.returncode == 1, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
 def run_paasd(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-c", "from paas.daemon import entry; entry()", *args],
                             capture_output=True, text=True, timeout=timeout)

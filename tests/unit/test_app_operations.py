@@ -15,7 +15,7 @@ from paas.access.store import add_user, grant
 from paas.deploy.output import Output
 from paas.errors import NotFound, PermissionDenied, UserError
 from paas.services import appops, appsettings
-from tests.conftest import run_paas
+from tests.conftest import one_error_line, run_paas
 
 ADMIN = User("root-ops", "admin")
 
@@ -253,13 +253,6 @@ def test_checks_per_type_and_all(shop):
 
 
 # -- the CLI: one-line errors, nothing changed -------------------------------------------------------------------
-
-def one_error_line(result) -> str:
-    assert result.returncode == 1, result
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize("args, message", [

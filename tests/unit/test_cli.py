@@ -13,22 +13,13 @@ from pathlib import Path
 import pytest
 
 import paas.state
-from tests.conftest import run_paas
+from tests.conftest import one_error_line, run_paas
 
 MIGRATIONS = len(list((Path(paas.state.__file__).parent / "migrations").glob("*.sql")))
 
 
 def paas_json(*args: str):
     return json.loads(run_paas(*args).stdout)
-
-
-def one_error_line(result) -> str:
-    """The failure's stderr: exactly one line, starting with 'error:'; exit code 1."""
-    assert result.returncode == 1, result
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 @pytest.fixture

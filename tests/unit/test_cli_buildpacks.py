@@ -8,17 +8,9 @@ import shutil
 from pathlib import Path
 
 from paas.build.instructions import parse_dockerfile
-from tests.conftest import run_paas
+from tests.conftest import one_error_line, run_paas
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
-
-
-def one_error_line(result) -> str:
-    assert result.returncode == 1, result
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 def test_list_shows_the_detection_order():
