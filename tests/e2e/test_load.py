@@ -2,10 +2,14 @@
 app through nginx; paasd's memory is watched all along.
 
 The platform (tests/platformkit.Platform) serves 5 apps from tests/apps/zerodowntime that are pushed and one
-bystander app that is not. Each pushed app gets two clones, each with its own release marker, force-pushed at the
-same moment: the platform runs one push per app at a time, so the second one waits ("waiting for another push")
-and deploys after the first. Load comes from tests/loadkit.KeepAliveLoad, bounded by count, time and a pause per
-request, to loopback only. paasd's VmRSS is sampled from /proc during the run.
+bystander app that is not. Each pushed app gets two clones, each with its own release marker, pushed at the same
+moment. paasd runs one push per app at a time (a lock per app held for the whole git session): the second says
+"waiting for another push to APP to finish" and runs after the first. Round 1 force-pushes (both deploy, one after
+the other); round 2 pushes plainly two commits made on what round 1 left, so git refuses whichever comes second
+("[rejected] ... (fetch first)"): every push ends deployed or refused with git's reason, never half-way.
+Load comes from tests/loadkit.KeepAliveLoad, bounded by count, time and a pause per request, to loopback only;
+paasd's VmRSS is sampled from /proc during the run. A second test pushes the first code of one new app twice at
+once.
 """
 
 from __future__ import annotations
