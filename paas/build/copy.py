@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ..errors import BuildError, ImageError, UserError
-from ..image.compress import SNIFF_BYTES, decompressor, sniff
+from ..image.compress import decompressor, sniffed
 from ..runtime.rootfs import read_in_root, resolve_in_root
 from .context import BuildContext, Entry, Owner, Source
 from .ignore import go_clean
@@ -213,9 +213,8 @@ def archive_compression(path: str) -> str | None:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None
         with open(path, "rb") as fh:
-            kind = sniff(fh.read(SNIFF_BYTES))
-            fh.seek(0)
-            with tarfile.open(fileobj=decompressor(kind, fh, what="archive"), mode="r|") as tar:
+            kind, stream = sniffed(fh)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
                 return kind if tar.firstmember is not None else None
     except _DECOMPRESS_ERRORS:
         return None

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import ImageError, UserError
 from . import mediatypes as mt
 from .blobs import BlobStore, atomic_write
+from .compress import sniffed
 from .digest import check_digest
 from .reference import local_name, parse
 from .store import REF_NAME, Image, ImageStore, canonical_json, parse_manifest
@@ -161,7 +162,7 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
             raise UserError(f"{source} does not exist", "give an OCI layout directory or .tar")
         files: dict[str, bytes] = {}
         try:
-            with tarfile.open(source, "r|*") as tar:
+            with open(source, "rb") as fh, tarfile.open(fileobj=sniffed(fh)[1], mode="r|") as tar:
                 for member in tar:
                     path = member.name.removeprefix("./")
                     if member.isreg() and path in ("oci-layout", "index.json"):

@@ -101,3 +101,11 @@ def decompressor(kind: str, source: BinaryIO, *, what: str = "layer data") -> Bi
 def sniff(head: bytes) -> str:
     """The compression of a stream by its first SNIFF_BYTES bytes (for archives given without a media type)."""
     return next((kind for magic, kind in MAGIC if head.startswith(magic)), "none")
+
+
+def sniffed(fh: BinaryIO, *, what: str = "archive") -> tuple[str, BinaryIO]:
+    """(compression, uncompressed stream) of a seekable file, its compression told by its first bytes."""
+    head = fh.read(SNIFF_BYTES)
+    fh.seek(-len(head), io.SEEK_CUR)
+    kind = sniff(head)
+    return kind, decompressor(kind, fh, what=what)

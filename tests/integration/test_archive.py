@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import subprocess
@@ -48,6 +49,28 @@ def test_import_layout_dir_and_tar(ctx, tmp_path, two_images, monkeypatch):
         imported = images.import_images(ctx, str(source))
         assert sorted((i["name"], i["digest"]) for i in imported) == \
             sorted([("one:1", two_images[0].digest), ("two:1", two_images[1].digest)])
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "xz"])
+def test_import_of_a_compressed_tar(ctx, tmp_path, two_images, kind):
+    import lzma
+
+    import zstandard
+
+    compress = {"gzip": gzip.compress, "zstd": zstandard.ZstdCompressor().compress, "xz": lzma.compress}[kind]
+    archive = tmp_path / "both.tar"
+    images.export_images(ctx, ["one:1"], str(archive))
+    packed = tmp_path / "both.tar.packed"
+    packed.write_bytes(compress(archive.read_bytes()))
+    ctx.store.untag("one:1")
+    images.collect_garbage(ctx)
+    imported = images.import_images(ctx, str(packed))
+    assert [(i["name"], i["digest"]) for i in imported] == [("one:1", two_images[0].digest)]
+    cut = tmp_path / "cut.tar.packed"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    ctx.store.untag("one:1")
+    with pytest.raises(ImageError, match=f"corrupt {kind}|not a readable tar"):
+        images.import_images(ctx, str(cut))
 
 
 def corrupt_tar(archive, out):
