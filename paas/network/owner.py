@@ -154,6 +154,9 @@ def _foreign_error(what: str, owner: str, config_hint: str) -> UserError:
 def claim(conn: sqlite3.Connection, bridge: str, subnet: ipaddress.IPv4Network, *,
           config_hint: str = "this root's config") -> str:
     """Make (bridge, subnet) this root's, or refuse with the owner's name. Returns our owner string."""
+    own = own_owner(conn)
+    if link_alias(bridge) == own and claimed(conn) == (bridge, subnet):
+        return own  # claimed and marked already: every container start, one sysfs read and one SELECT
     verdict, own = ownership(conn, bridge)
     if verdict.verdict == P.FOREIGN:
         raise _foreign_error(f"bridge {bridge}", verdict.owner, config_hint)
