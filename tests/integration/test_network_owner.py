@@ -95,3 +95,29 @@ def test_a_record_holds_the_name_while_the_owners_paasd_runs(tmp_path, names):
     finally:
         os.close(fd)
     assert bridge not in owner.taken()[0]  # no paasd, no bridge: the name is free again
+
+
+def test_a_root_whose_config_names_no_network_claims_a_free_pair_on_first_use(tmp_path, names):
+    """A root made before `paas init` wrote the pair (or a hand-written config): opening it claims one, from the
+    suite's PAAS_NETWORK_BASE here, and keeps it."""
+    from paas.config import init_root, paths_from_env
+    from paas.context import open_context
+
+    paths = paths_from_env(tmp_path / "root")
+    init_root(paths)  # no network lines: what a config without them looks like
+    assert "bridge:" not in paths.config_file.read_text()
+    ctx = open_context(paths.root)
+    try:
+        bridge, subnet = ctx.config.get("network.bridge"), ctx.config.get("network.subnet")
+        stem, _first = P.parse_network_base(os.environ.get(P.NETWORK_BASE_ENV))
+        assert bridge.startswith(stem) and P.parse_subnet(subnet).subnet_of(P.parse_subnet("10.0.0.0/8"))
+        assert bridge not in ("paas0",) and not P.parse_subnet(subnet).overlaps(P.parse_subnet("10.88.0.0/16"))
+        assert owner.claimed(ctx.conn) == (bridge, P.parse_subnet(subnet))
+    finally:
+        ctx.close()
+    again = open_context(paths.root)
+    try:
+        assert again.config.get("network.bridge") == bridge  # kept, not picked anew
+        names["roots"].append((state.connect(paths.state_db), again.config, []))
+    finally:
+        again.close()
