@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -187,7 +188,7 @@ class Nginx:
             changed.append(CONTROL)
             stage = self._stage(wanted)
             try:
-                self._check(stage)
+                self._check(stage, changed)
                 try:
                     for name in changed:
                         if name in wanted:
@@ -246,11 +247,17 @@ class Nginx:
             (stage / name).write_text(text)
         return stage
 
-    def _check(self, stage: Path) -> None:
-        """`nginx -t` on the candidate: its nginx.conf includes the candidate's own conf.d/ and apps/."""
+    def _check(self, stage: Path, changed: list[str] | None = None) -> None:
+        """`nginx -t` on the candidate: its nginx.conf includes the candidate's own conf.d/ and apps/. A problem in
+        a file this change did not write (one edited or added by hand) is named as such, with the fix."""
         result = proc.run(self._argv(stage / MAIN, "-t", "-q"), desc="nginx -t", check=False, timeout=60)
         if result.returncode != 0:
             problem = nginx_problem(result.stderr.decode(errors="replace")).replace(f"{stage}/", "")
+            where = re.search(r" in (\S+):\d+$", problem)
+            if where and changed is not None and where.group(1) not in changed:
+                raise PaasError(f"nginx's config is broken outside this change: {problem}",
+                                f"fix or remove {self.dir / where.group(1)} (not written by paas: edited by hand?), "
+                                "then try again; the running nginx keeps its config")
             raise PaasError(f"nginx rejected the new config: {problem}",
                             "nothing was changed: the running config and its files are as before")
 
