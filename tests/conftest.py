@@ -29,10 +29,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "paas"))
 os.environ.setdefault("PAAS_NETWORK_BASE", f"pt{os.urandom(2).hex()}n:10.{224 + os.getpid() % 16}.0.0/24")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin has set up the run's basetemp
 def pytest_configure(config):
     """Before any test (and before xdist starts its workers, which inherit the env): what the host has."""
-    from tests.hoststate import BASELINE_ENV, snapshot
+    from tests.hoststate import BASELINE_ENV, OWN_TEMP_ENV, snapshot
 
+    if not hasattr(config, "workerinput") and not os.environ.get(OWN_TEMP_ENV):  # where this run's roots live
+        os.environ[OWN_TEMP_ENV] = str(config._tmp_path_factory.getbasetemp())
     if hasattr(config, "workerinput") or os.environ.get(BASELINE_ENV) or os.geteuid() != 0:
         return
     import json

@@ -1,11 +1,13 @@
 """What paas-like things exist on the host: mounts, links, netns, firewall rules, cgroups, processes.
 
-Only the suite's own: what belongs to another data root — a bridge whose alias names a root outside the test
-temp dirs (paas.network.owner), the host veths attached to it, their namespaces and cgroups, the firewall rules
-and route tables tagged with its name, the supervisors of its containers — is left out, so a run on a host with a
-live installation (README command 1 leaves paasd, nginx, paas0 and the demo app running) reports only its own
-leftovers. tests/conftest.py also records a snapshot before the suite (PAAS_TEST_BASELINE names the file) and the
-leftover check compares against it, for what no alias names (an install from before aliases).
+Only the run's own: what belongs to another data root — a bridge whose alias names a root outside this run's
+temp dir (PAAS_TEST_OWN_TEMP, set by tests/conftest.py to pytest's basetemp; paas.network.owner), the host veths
+attached to it, their namespaces and cgroups, the firewall rules and route tables tagged with its name, the
+supervisors of its containers, the mounts and processes of another pytest run's temp dir — is left out, so a run on
+a host with a live installation (README command 1 leaves paasd, nginx, paas0 and the demo app running) or beside
+another test run reports only its own leftovers. tests/conftest.py also records a snapshot before the suite
+(PAAS_TEST_BASELINE names the file) and the leftover check compares against it, for what no alias names (an
+install from before aliases).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def _processes() -> list[str]:
     return found
 
 
-TEST_ROOT_MARK = "/pytest-of-"  # pytest's temp dirs: where every data root of the suite lives
+TEST_ROOT_MARK = "/pytest-of-"  # pytest's temp dirs: where every data root of a test run lives
+OWN_TEMP_ENV = "PAAS_TEST_OWN_TEMP"  # this run's basetemp (tests/conftest.py); its roots are the run's own
 SYS_NET = Path("/sys/class/net")
 RECORDS_DIR = Path("/run/paas/networks")  # paas.network.owner's host-wide records
 
@@ -54,9 +57,13 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _own_mark() -> str:
+    return os.environ.get(OWN_TEMP_ENV) or TEST_ROOT_MARK
+
+
 def _foreign_root(owner: str) -> bool:
-    """An owner string (`paas:<root>`) naming a data root that is not one of the suite's."""
-    return owner.startswith("paas:") and TEST_ROOT_MARK not in owner
+    """An owner string (`paas:<root>`) naming a data root that is not one of this run's."""
+    return owner.startswith("paas:") and _own_mark() not in owner
 
 
 def _shim_of(cmdline: str) -> tuple[str, str] | None:
@@ -80,12 +87,14 @@ def others() -> tuple[set[str], set[str]]:
                 containers.add(link.name[2:])
     for cmdline in _processes():
         shim = _shim_of(cmdline) if "paas-shim" in cmdline else None
-        if shim and TEST_ROOT_MARK not in shim[1]:
+        if shim and _own_mark() not in shim[1]:
             containers.add(shim[0][:12])
     return bridges, containers
 
 
 def _theirs(text: str, bridges: set[str], containers: set[str]) -> bool:
+    if TEST_ROOT_MARK in text and _own_mark() not in text:  # another pytest run's temp dir
+        return True
     return any(re.search(rf"(?<![\w-]){re.escape(b)}(?![\w-])|paasroute_{re.escape(b)}\b", text) for b in bridges) \
         or any(c in text for c in containers)
 
@@ -107,8 +116,6 @@ def snapshot(*, ours_only: bool = True) -> dict[str, list[str]]:
     if not ours_only:
         return found
     bridges, containers = others()
-    if not bridges and not containers:
-        return found
     return {key: [item for item in items if not _theirs(item, bridges, containers)] for key, items in found.items()}
 
 

@@ -153,6 +153,20 @@ def test_a_killed_nginx_is_started_again(platform, app):
     print(f"nginx killed: answering again after {took:.2f}s")
 
 
+def test_a_deleted_route_file_is_written_again(platform, app):
+    conf = platform.root / "nginx" / "apps" / f"{app}.conf"
+    text = conf.read_text()
+    since = last_event_id(platform)
+    conf.unlink()
+    deadline = time.monotonic() + REPAIR_DEADLINE_S
+    while not conf.exists():
+        assert time.monotonic() < deadline, f"{conf} not written again within {REPAIR_DEADLINE_S}s"
+        time.sleep(0.1)
+    _, repairs = answers_again(platform, app, since, "route")
+    assert conf.read_text() == text
+    assert any(e["detail"]["detail"] == "nginx route restored" for e in repairs), repairs
+
+
 def test_a_process_whose_supervisor_died_is_replaced(platform, app):
     before = json.loads(platform.paas("ps", app, "--json").stdout)
     shim = _web_supervisor(platform, app)
