@@ -11,26 +11,15 @@ from .permissions import needs
 
 
 def _claim_network(paths, conn) -> tuple[str, str] | None:
-    """The root's (bridge, subnet): the config's when it sets them (refused when another root owns them), else
-    the claimed or first free pair (paas0 10.88.0.0/16, paas1 10.89.0.0/16, ...). None when not root."""
+    """The root's (bridge, subnet), claimed (paas.network.owner.root_network); None when not root."""
     from ..config import load_config
-    from ..network import firewall, owner
-    from ..network.plan import check_bridge_name, parse_subnet
+    from ..network import owner
 
     if os.geteuid() != 0:  # a claim is host-wide (/run/paas); containers need root anyway
         return None
     config = load_config(paths)
-    bridge, subnet = config.get("network.bridge"), config.get("network.subnet")
-    with firewall.host_lock():
-        if bridge is None and subnet is None:
-            picked = owner.pick_and_claim(conn)
-            return picked[0], str(picked[1])
-        if bridge is None or subnet is None:
-            from ..errors import UserError
-
-            raise UserError(f"{paths.config_file} sets only one of network.bridge and network.subnet",
-                            "set both, or neither (the root then picks a free pair)")
-        owner.claim(conn, check_bridge_name(bridge), parse_subnet(subnet), config_hint=str(paths.config_file))
+    bridge, subnet = owner.root_network(conn, config.get("network.bridge"), config.get("network.subnet"),
+                                        config_hint=str(paths.config_file))
     return bridge, str(subnet)
 
 

@@ -208,3 +208,20 @@ def pick_and_claim(conn: sqlite3.Connection) -> tuple[str, ipaddress.IPv4Network
                                     taken_names=names, taken_subnets=subnets)
     claim(conn, bridge, subnet)
     return bridge, subnet
+
+
+def root_network(conn: sqlite3.Connection, bridge: str | None, subnet: str | None, *,
+                 config_hint: str) -> tuple[str, ipaddress.IPv4Network]:
+    """A root's (bridge, subnet) as `paas init` settles it: the config's pair when it sets both (claimed, or a
+    UserError naming the root that owns it), else the claimed or first free pair, claimed now."""
+    from . import firewall
+
+    if (bridge is None) != (subnet is None):
+        raise UserError(f"{config_hint} sets only one of network.bridge and network.subnet",
+                        "set both, or neither: the root then picks a free pair")
+    with firewall.host_lock():
+        if bridge is None:
+            return pick_and_claim(conn)
+        pair = P.check_bridge_name(bridge), P.parse_subnet(subnet)
+        claim(conn, *pair, config_hint=config_hint)
+    return pair
