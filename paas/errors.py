@@ -41,6 +41,31 @@ class ConfigError(UserError):
     """The config file is missing, unreadable or invalid."""
 
 
+class DiskFull(UserError):
+    """A write failed for want of space (ENOSPC, EDQUOT): the filesystem it was on, and how to make room."""
+
+    HINT = "free space there (paas images:gc, paas build:prune, paas cleanup) or grow the filesystem, then try again"
+
+    def __init__(self, where: str | None = None):
+        super().__init__("no space left on the device" + (f" holding {where}" if where else ""), self.HINT)
+
+
+def disk_full(exc: BaseException, where: str | None = None) -> DiskFull | None:
+    """A DiskFull for an OSError (or one it was raised from) that says the disk or quota is full, else None.
+    where: the place to name when the error has no file name (the data root)."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DiskFull):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFull(str(exc.filename) if exc.filename else where)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class CommandFailed(PaasError):
     """A subprocess exited non-zero. Carries its exit code and the tail of its output."""
 

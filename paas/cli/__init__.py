@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from ..errors import PaasError, UserError
+from ..errors import PaasError, UserError, disk_full
 
 # the command's group (what comes before ':') -> the module defining it, imported only when one of its commands
 # runs (like pip's lazy command registry: `paas logs` does not import the builder); --help imports them all
@@ -165,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PaasError as exc:
         if debug:
             traceback.print_exc()
+        exc = disk_full(exc, _data_root()) or exc  # a failure that a full disk caused says so, with the fix
         _report(f"error: {exc.one_line()}")
         return exc.exit_code
     except KeyboardInterrupt:
@@ -173,10 +174,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the top level turns any failure into one line
         if debug:
             traceback.print_exc()
+        full = disk_full(exc, _data_root())
+        if full is not None:
+            _report(f"error: {full.one_line()}")
+            return full.exit_code
         first = str(exc).splitlines()[0] if str(exc) else ""
         _report(f"error: internal error: {type(exc).__name__}: {first} (rerun with --debug for details)")
         return 70
     return 0
+
+
+def _data_root() -> str | None:
+    """Where a full disk most likely is: the data root (for an error that names no file)."""
+    try:
+        from ..config import paths_from_env
+
+        return str(paths_from_env().root)
+    except Exception:  # noqa: BLE001 - only for a message
+        return None
 
 
 def _report(line: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import apps, failpoints, locks, state
 from ..context import Context
-from ..errors import DeployError, HealthError, PaasError
+from ..errors import DeployError, HealthError, PaasError, disk_full
 from . import health
 from .output import Output
 from .processes import ProcessPlan, address_of, container_name, one_off, plan_processes
@@ -116,7 +116,7 @@ def deploy_commit(ctx: Context, app: str, commit: str, out: Output, *, actor: st
             if isinstance(exc, PaasError):
                 raise
             if isinstance(exc, Exception):
-                raise DeployError(f"deploy of {app} failed: {type(exc).__name__}: {exc}") from exc
+                raise disk_full(exc) or DeployError(f"deploy of {app} failed: {type(exc).__name__}: {exc}") from exc
             raise
         finally:
             _close_deploy_log(run)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import proc
-from ..errors import CommandFailed, UserError
+from ..errors import CommandFailed, DiskFull, UserError
 
 DEFAULT_MAX_PUSH_BYTES = 1 << 30  # deploy.max_push_bytes: a push's pack, and the tree it checks out
 SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -117,6 +118,19 @@ def check_tree(entries: list[Entry], commit: str, max_bytes: int) -> None:
                         f"({max_bytes})", "remove large files from the repository or raise deploy.max_push_bytes")
 
 
+def _no_room_for(repo: Path, commit: str, message: str, dest: Path) -> bool:
+    """git's `unable to write file PATH` came from a full filesystem: PATH is larger than the space left (git
+    removed what it had written of it)."""
+    unwritten = re.search(r"unable to write file (.+?)\s*$", message, re.M)
+    if unwritten is None:
+        return False
+    try:
+        size = int(_git(repo, "cat-file", "-s", f"{commit}:{unwritten.group(1)}", desc="git cat-file"))
+    except (CommandFailed, ValueError):
+        return False
+    return size >= shutil.disk_usage(dest.parent).free
+
+
 def read_tree(repo: Path, commit: str, dest: Path) -> None:
     """git's own checkout (read-tree -u into a private index): hooks never run, the repo's index is not touched."""
     with tempfile.TemporaryDirectory(prefix="paas-index-", dir=dest.parent) as tmp:
@@ -124,6 +138,8 @@ def read_tree(repo: Path, commit: str, dest: Path) -> None:
             _git(repo, f"--work-tree={dest}", "read-tree", "-u", "--reset", commit, desc="git read-tree",
                  env={"GIT_INDEX_FILE": os.path.join(tmp, "index")})
         except CommandFailed as exc:
+            if _no_room_for(repo, commit, str(exc), dest):
+                raise DiskFull(str(dest.parent)) from exc  # git's message names the file, not the cause
             raise UserError(f"git refused to check out commit {commit[:12]}: {exc.one_line()}",
                             "fix the named path in the repository and push again") from exc
 
