@@ -51,7 +51,9 @@ DEFAULTS: dict[str, Any] = {
     # loopback hosts are insecure unless configured otherwise
     "registries": {},
     # paasd's SSH server: git push and CLI commands, key authentication only
-    "ssh": {"listen": "0.0.0.0", "port": 2222},
+    # max_connections: more at once are closed as they arrive; login_grace_s: a connection not logged in by then
+    # is closed (OpenSSH's LoginGraceTime)
+    "ssh": {"listen": "0.0.0.0", "port": 2222, "max_connections": 100, "login_grace_s": 120},
     # paasd's HTTP API (/api/v1, API tokens); port 0 turns it off
     "api": {"listen": "127.0.0.1", "port": 2280},
     # cgroup limits of containers (paas.limits); memory as 512m/2g or bytes, cpus as a number, null: none
@@ -282,6 +284,8 @@ build:
 ssh:
   listen: 0.0.0.0
   port: 2222                    # git remote: ssh://paas@HOST:2222/APP
+  max_connections: 100          # connections at once; more are closed as they arrive
+  login_grace_s: 120            # a connection not logged in after this is closed
 api:
   listen: 127.0.0.1             # paasd's HTTP API (/api/v1, `paas tokens:create`)
   port: 2280                    # 0: off

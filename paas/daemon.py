@@ -110,7 +110,9 @@ def _serve(ctx) -> None:
     port = int(ctx.config.get("ssh.port", 2222))
     # no banner: OpenSSH prints it on every connection, i.e. in every push; a refused key gets the standard
     # "Permission denied (publickey)" and `paas ssh-keys:add` is in the docs
-    server = SSHServer(lambda: Context(ctx.paths), listen, port, banner=None)
+    server = SSHServer(lambda: Context(ctx.paths), listen, port, banner=None,
+                       max_connections=int(ctx.config.get("ssh.max_connections", 100)),
+                       login_grace_s=float(ctx.config.get("ssh.login_grace_s", 120)))
     server.start()
     click.echo(f"paasd: SSH on {listen}:{server.port} (git push ssh://paas@HOST:{server.port}/APP)", nl=True)
     api = None

@@ -28,6 +28,9 @@ HOST_KEY_NAME = "ssh_host_ed25519_key"
 POLL_S = 0.2  # how soon accept loops and waiting sessions notice stop() or a closed connection
 REQUEST_TIMEOUT_S = 60.0  # a session channel that never asks for anything is closed after this
 JOIN_TIMEOUT_S = 60.0  # a session whose client left may take GIT_TERM_GRACE_S to end
+MAX_CONNECTIONS = 100  # config ssh.max_connections: more at once are closed as they arrive
+LOGIN_GRACE_S = 120.0  # config ssh.login_grace_s: a connection not logged in by then is closed (OpenSSH's
+# LoginGraceTime), so clients that never finish the handshake cannot hold connection slots
 
 
 def ensure_host_key(ssh_dir: Path) -> Path:
@@ -58,8 +61,12 @@ class SSHServer:
 
     def __init__(self, ctx_factory: Callable[[], Context], listen: str = "0.0.0.0", port: int = 2222, *,
                  cli_argv: Callable[[Sequence[str]], list[str]] = default_cli_argv,
-                 git_service: Callable[..., Any] | None = None, banner: str | None = BANNER):
+                 git_service: Callable[..., Any] | None = None, banner: str | None = BANNER,
+                 max_connections: int = MAX_CONNECTIONS, login_grace_s: float = LOGIN_GRACE_S):
         self.ctx_factory = ctx_factory
+        self.max_connections = max_connections
+        self.login_grace_s = login_grace_s
+        self._connections = 0  # connections being served (counted from accept to close)
         self.listen = listen
         self.port = port
         self.cli_argv = cli_argv
@@ -161,7 +168,35 @@ class SSHServer:
                 time.sleep(POLL_S)
                 continue
             peer = f"{addr[0]}:{addr[1]}"
-            self._spawn(self._serve_connection, f"paas-sshd-{peer}", conn, peer)
+            with self._lock:
+                full = self._connections >= self.max_connections
+                if not full:
+                    self._connections += 1
+            if full:
+                self._refuse(conn, peer)
+                continue
+            try:
+                self._spawn(self._connection, f"paas-sshd-{peer}", conn, peer)
+            except RuntimeError:  # no thread to be had: refuse this one, keep listening
+                with self._lock:
+                    self._connections -= 1
+                self._refuse(conn, peer)
+
+    def _refuse(self, conn: socket.socket, peer: str) -> None:
+        """Over the cap: one line a human with `nc` can read (SSH clients skip lines before the version), close."""
+        log.warning("refused connection from %s: %d connections already (ssh.max_connections)", peer,
+                    self.max_connections)
+        with contextlib.suppress(OSError):
+            conn.setblocking(False)
+            conn.send(b"paasd: too many connections, try again later\r\n")
+        conn.close()
+
+    def _connection(self, conn: socket.socket, peer: str) -> None:
+        try:
+            self._serve_connection(conn, peer)
+        finally:
+            with self._lock:
+                self._connections -= 1
 
     def _lookup_key(self, key_type: str, blob: bytes) -> str | None:
         try:
@@ -208,17 +243,24 @@ class SSHServer:
             self._transports.add(transport)
         sessions: list[threading.Thread] = []
         try:
-            transport.start_server(server=interface)
+            transport.start_server(threading.Event(), server=interface)  # returns at once; the loop waits
             logged_in = False
+            grace_ends = time.monotonic() + self.login_grace_s
             while transport.is_active() and not self._stopping.is_set():
                 chan = transport.accept(POLL_S)
                 if not logged_in and transport.is_authenticated():
                     logged_in = True
                     log.info("key %s (%s) logged in as %s from %s", interface.key_name,
                              interface.key_fingerprint, transport.get_username(), peer)
+                elif not logged_in and time.monotonic() > grace_ends:
+                    log.warning("closed connection from %s: not logged in after %gs (ssh.login_grace_s)", peer,
+                                self.login_grace_s)
+                    break
                 if chan is not None:
                     sessions.append(self._spawn(self._serve_session, f"paas-sshd-session-{peer}",
                                                 chan, interface, host))
+            if not transport.is_active() and transport.get_exception() is not None:
+                log.info("connection from %s ended: %s", peer, transport.get_exception())
         except (paramiko.SSHException, EOFError, OSError) as exc:
             log.info("connection from %s ended: %s", peer, exc or type(exc).__name__)
         except Exception:  # noqa: BLE001 - one connection must not take the server down
