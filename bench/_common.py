@@ -30,6 +30,10 @@ if str(REPO) not in sys.path:
 # report: the one way a script hands its figures to run_all (re-exported)
 from report import Figure, figure, not_measured, report  # noqa: E402, F401
 
+# A bench root picks its bridge and subnet from this base (paas.network.owner), never the real paas0 10.88.0.0/16
+# an installation on this host owns; paas/paasd subprocesses and tests.platformkit platforms inherit it.
+os.environ.setdefault("PAAS_NETWORK_BASE", f"pb{os.urandom(2).hex()}n:10.{240 + os.getpid() % 8}.0.0/24")
+
 from paas.config import init_root, paths_from_env  # noqa: E402
 from paas.context import Context, open_context  # noqa: E402
 
