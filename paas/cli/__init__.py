@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -149,6 +150,12 @@ def _check_text(args: list[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PAAS_DEBUG") == "1"
+    from .permissions import VIA_ENV
+
+    if os.environ.get(VIA_ENV) == "ssh" and threading.current_thread() is threading.main_thread():
+        from ..serverwatch import abort_on_leave
+
+        abort_on_leave()  # the client leaving or paasd dying ends a change undone, not half-done or unseen
     try:
         _check_text(args)
         result = cli.main(args=args, prog_name="paas", standalone_mode=False)

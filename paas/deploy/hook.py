@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import threading
-import time
 
 from .. import apps
 from ..context import Context
 from ..errors import DeployAborted, PaasError
-from ..receive import SERVER_PID_ENV
+from ..serverwatch import abort_on_leave
 from .output import Output, rotate
 from .pipeline import deploy_commit, deploy_log_path
 
@@ -32,13 +29,8 @@ def parse_updates(text: str) -> list[tuple[str, str, str]]:
 def pre_receive(ctx: Context, app: str, stdin_text: str) -> int:
     record = apps.get_app(ctx.conn, app)
     branches = apps.deploy_branches(record, str(ctx.config.get("deploy.branch", "main")))
-    # the pusher pressing Ctrl-C or the connection dropping ends the hook with SIGPIPE/SIGHUP/SIGTERM: turn
-    # them into exceptions so the deploy undoes its work
-    for sig in (signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, _raise_abort)
-    server_pid = os.environ.get(SERVER_PID_ENV)
-    if server_pid and server_pid.isdigit():
-        threading.Thread(target=_abort_when_gone, args=(int(server_pid),), daemon=True).start()
+    # the pusher pressing Ctrl-C, the connection dropping or paasd dying: the deploy undoes its work
+    abort_on_leave()
     log_path = deploy_log_path(ctx, app)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     rotate(log_path)
@@ -87,20 +79,3 @@ def _record_push(ctx: Context, app: str, branch: str, commit: str, result: str) 
     with contextlib.suppress(Exception):  # the log must not turn a deploy's outcome into another one
         events.record(ctx.conn, actor, "push", app, branch=branch, commit=commit[:12], result=result[:200])
 
-
-def _raise_abort(signum, frame):
-    raise DeployAborted(f"signal {signum}")
-
-
-def _abort_when_gone(pid: int) -> None:
-    """The SSH server that runs this push died (paasd killed): SIGTERM ourselves, so the deploy undoes its work
-    and the hook fails, whatever it was doing."""
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        except PermissionError:
-            pass

@@ -16,10 +16,10 @@ from pathlib import Path
 from .. import apps
 from ..context import Context
 from ..errors import NotFound, UserError
+from ..serverwatch import SERVER_PID_ENV
 from .checkout import receive_pack_env
 
 SERVICES = ("git-receive-pack", "git-upload-pack")
-SERVER_PID_ENV = "PAAS_SERVER_PID"
 
 
 @dataclass(frozen=True)

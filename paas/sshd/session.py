@@ -16,6 +16,7 @@ import paramiko
 from .. import locks
 from ..cli.permissions import USER_ENV, VIA_ENV
 from ..errors import PaasError, PermissionDenied, UserError
+from ..serverwatch import SERVER_PID_ENV
 from .commands import CliCommand, GitCommand, Shell, app_of, parse_command, shell_message
 from .interface import PtyRequest
 from .pump import CHANNEL_ERRORS, POLL_S, run_on_channel, run_on_pty
@@ -82,7 +83,8 @@ class Session:
         assert isinstance(request, CliCommand)
         user = self._authorize(lambda ctx, user: _authorize_cli(ctx, user, request.words),
                                request.words[0] if request.words else "", None)
-        argv, env = self.cli_argv(request.words), self._env({VIA_ENV: "ssh"}, user)
+        # SERVER_PID_ENV: the command watches paasd and undoes its work when paasd dies (paas.serverwatch)
+        argv, env = self.cli_argv(request.words), self._env({VIA_ENV: "ssh", SERVER_PID_ENV: str(os.getpid())}, user)
         if self.pty is not None:
             return run_on_pty(argv, env=env, chan=self.chan, is_gone=self.is_gone, pty=self.pty)
         return run_on_channel(argv, env=env, chan=self.chan, is_gone=self.is_gone)
