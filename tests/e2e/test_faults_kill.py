@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import faultkit
-from tests.platformkit import Platform, running_platform
+from tests.platformkit import SSH_OPTIONS, Platform, running_platform
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 V1 = "hello from procfile-only\n"
@@ -211,3 +211,34 @@ def test_scale_killed_at_the_switch(platform):
     platform.paas("ps:scale", app, "web=2")
     assert [p["process"] for p in faultkit.ps_json(platform, app)] == ["web.1", "web.2"]
     faultkit.consistent(platform)
+
+
+@pytest.mark.parametrize("command", ["releases:rollback", "ps:scale"])
+def test_a_command_over_ssh_is_undone_when_paasd_is_killed_at_its_switch(platform, armed, command):
+    """Over SSH the command runs in `python -m paas …` under paasd, in a session of its own: paasd killed at the
+    switch, the command notices its server is gone (paas.serverwatch), routes back and undoes its change by itself,
+    before any restart, as a push does; after the restart state, containers and routes agree."""
+    app, repo = deploy_v1(platform)
+    change(platform, repo)
+    assert platform.push(repo, app).returncode == 0
+    point = "deploy.switch" if command == "releases:rollback" else "scale.switch"
+    folder = armed(point)
+    args = [command, app] + (["web=2"] if command == "ps:scale" else [])
+    client = subprocess.Popen(["ssh", "-p", str(platform.ssh_port), "-i", str(platform.key), *SSH_OPTIONS,
+                               "paas@127.0.0.1", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = faultkit.wait_paused(folder, point, proc=client)
+    paused = faultkit.container_ids(platform)
+    platform.kill_paasd()
+    client.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{worker}").exists(), "the command went on without its server"
+    assert platform.get(app) == (200, "hello from v2\n")  # paasd still down: routed back by the command itself
+    faultkit.restart_paasd(platform)
+    settled(platform, paused)
+    assert platform.get(app) == (200, "hello from v2\n")
+    if command == "releases:rollback":
+        assert versions(platform, app) == {1: "superseded", 2: "active", 3: "failed"}
+    else:
+        assert [p["process"] for p in faultkit.ps_json(platform, app)] == ["web.1"]
