@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,61 @@ def test_a_push_over_max_push_bytes_is_refused_and_the_release_keeps_serving(pla
     assert platform.get(app, "/index.html") == (200, "small\n") and release(platform, app)["version"] == 1
     remote = platform.git(repo, "ls-remote", platform.remote(app), "refs/heads/main").stdout.split()
     assert remote[0] == head  # the branch did not move
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def _wait(condition, what: str, bound_s: float = 120) -> None:
+    deadline = time.monotonic() + bound_s
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {bound_s:g}s: {what}"
+        time.sleep(0.2)
+
+
+def test_a_client_leaving_mid_push_cancels_the_deploy_and_the_next_push_works(platform):
+    """The push's ssh dies while its build runs: the build stops, no release is made, the old one keeps serving,
+    and the app's lock is free for the next push. The cancelled deploy's version is recorded as aborted."""
+    app = unique("leaves")
+    repo = app_repo(platform, app, {"index.html": "v1\n"})
+    assert platform.push(repo, app).returncode == 0
+    marker = f"slow-build-{secrets.token_hex(4)}"
+    # a command after the sleep keeps the shell (whose argv names the marker) from exec'ing sleep
+    (repo / "Dockerfile").write_text(DOCKERFILE.replace("COPY . /srv/app", f"RUN sleep 600; echo {marker}\n"
+                                                                           "COPY . /srv/app"))
+    (repo / "index.html").write_text("v2\n")
+    git_out(platform, repo, "commit", "-q", "-am", "slow")
+    env = {**os.environ, "GIT_SSH_COMMAND": platform.ssh_command(), "GIT_TERMINAL_PROMPT": "0"}
+    output = platform.base / f"{app}.push.log"
+    with output.open("wb") as log:
+        push = subprocess.Popen(["git", "-C", str(repo), "push", platform.remote(app), "HEAD:refs/heads/main"],
+                                env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        _wait(lambda: _processes_mentioning(marker) or push.poll() is not None, "the slow RUN step to start")
+        assert push.poll() is None, output.read_text()
+    finally:
+        os.killpg(push.pid, signal.SIGKILL)  # git and its ssh: the connection drops mid-build
+        push.wait()
+
+    _wait(lambda: not _processes_mentioning(marker), "the build step to be stopped")
+    assert platform.get(app, "/index.html") == (200, "v1\n") and release(platform, app)["version"] == 1
+    _wait(lambda: json.loads(platform.paas("releases", app, "--json").stdout)[-1]["finished_at"],
+          "the cancelled deploy to be recorded as ended")
+    (repo / "Dockerfile").write_text(DOCKERFILE)
+    (repo / "index.html").write_text("v3\n")
+    git_out(platform, repo, "commit", "-q", "-am", "fast again")
+    pushed = platform.push(repo, app)
+    assert pushed.returncode == 0, pushed.output  # the lock was released
+    assert platform.get(app, "/index.html") == (200, "v3\n") and release(platform, app)["version"] == 3
+    releases = {r["version"]: r for r in json.loads(platform.paas("releases", app, "--json").stdout)}
+    cancelled = releases[2]  # recorded as what it was: aborted, without an image, never active
+    assert cancelled["status"] == "failed" and cancelled["image_digest"] is None, cancelled
+    assert cancelled["error"].startswith("aborted:") and "undone" in cancelled["error"], cancelled
