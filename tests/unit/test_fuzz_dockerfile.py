@@ -6,10 +6,12 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from paas.build.executor import expand_from, global_scope, needed_stages
 from paas.build.instructions import expand, parse_dockerfile
 from paas.build.parser import parse
 from paas.build.shell import Lexer, ShellExpansionError
 from paas.errors import UserError
+from paas.image.reference import parse as parse_reference
 from tests.fuzzkit import assert_one_line, no_hang
 
 fuzz = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -53,11 +55,16 @@ env = st.dictionaries(st.sampled_from(["A", "B", "C", "PATH"]), st.text(max_size
 
 
 def check_dockerfile(text: str, scope: dict[str, str]) -> None:
-    """Parse into stages and expand every instruction as the builder would; only a one-line UserError may
-    come out (DockerfileError for syntax, ShellExpansionError wrapped by it for `${…}`)."""
+    """Parse into stages, plan them and expand every instruction as the builder would before running anything;
+    only a one-line UserError may come out (DockerfileError for syntax, ShellExpansionError wrapped by it for
+    `${…}`, a bad image reference in FROM)."""
     with no_hang():
         try:
             parsed = parse_dockerfile(text)
+            froms = expand_from(parsed, global_scope(parsed, scope))
+            for index in needed_stages(parsed, froms, None):
+                if froms[index].image != "scratch" and parsed.stage(froms[index].image) is None:
+                    parse_reference(froms[index].image)
             for stage in parsed.stages:
                 for step in (stage.from_, *stage.instructions):
                     expand(step, scope, parsed.escape)
