@@ -101,7 +101,7 @@ class Nginx:
         live = self._read_tree()
         rendered = self._rendered(live)
         if self.is_running() and CONTROL in live and live.items() >= rendered.items() and \
-                (DASHBOARD in rendered or DASHBOARD not in live):
+                (DASHBOARD in rendered or DASHBOARD not in live) and self._serves(live):
             return
         self._install({}, start=True)
 
@@ -179,7 +179,7 @@ class Nginx:
                              if name != CONTROL and wanted.get(name) != live.get(name))
             master = self.master_pid()
             if not changed and not force:
-                if master is not None and CONTROL in live:
+                if master is not None and CONTROL in live and self._serves(live):
                     return  # already serving exactly these files
                 if master is None and not start:
                     return  # nothing to install, nothing to start
@@ -350,6 +350,12 @@ class Nginx:
                 raise PaasError(f"nginx did not load the new config within {LIVE_TIMEOUT_S:g}s",
                                 f"is it running? see {self.error_log}")
             time.sleep(0.01)
+
+    def _serves(self, live: dict[str, str]) -> bool:
+        """nginx has loaded the installed files: it answers the generation in control.conf (a process killed
+        between installing files and its reload left them installed and not loaded)."""
+        installed = re.search(r'return 200 "([^"]*)"', live.get(CONTROL, ""))
+        return installed is not None and self._generation() == installed.group(1)
 
     def _generation(self) -> str | None:
         """What the control server answers (None: not listening yet, or no answer)."""
