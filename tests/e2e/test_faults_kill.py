@@ -163,6 +163,25 @@ def test_first_push_killed_during_the_nginx_reload(platform, armed):
     assert platform.get(app) == (200, V1)
 
 
+def test_domains_add_killed_between_installing_and_loading_the_nginx_config(platform):
+    """The files are in place and recorded, nginx never got its SIGHUP: paasd's start must load what is installed
+    (nginx answering an older generation than its files), or the domain would stay unserved with everything in
+    agreement on paper."""
+    app, _repo = deploy_v1(platform)
+    domain = f"{app}.example.test"
+    folder = faultkit.arm(platform, "nginx.reload")
+    added = cli_in_background(platform, "domains:add", app, domain)
+    cli = faultkit.wait_paused(folder, "nginx.reload", proc=added)
+    faultkit.disarm(platform)
+    faultkit.kill(cli)
+    added.communicate(timeout=30)
+    assert platform.get(app, host=domain)[0] == 404  # installed, not loaded
+    faultkit.restart_paasd(platform)
+    assert platform.get(app, host=domain) == (200, V1)
+    assert platform.get(app) == (200, V1)
+    faultkit.consistent(platform)
+
+
 @pytest.mark.parametrize("killed", ["cli", "paasd"])
 def test_rollback_killed_at_the_switch(platform, armed, killed):
     """releases:rollback run locally: its own process does the work (killing paasd alone changes nothing)."""
