@@ -11,16 +11,21 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CONFORMANCE = SHARED / "conformance"
 
-# Hypothesis (the fuzz tests): no example database in the tree, a bounded number of examples so CI stays
-# quick, and a per-example deadline; the tests add their own alarm so a hang fails instead of stalling.
+# Hypothesis (the fuzz tests): no example database, and its other caches (constants, charmap) in /tmp, never a
+# .hypothesis/ in the tree; a bounded number of examples so CI stays quick, and a per-example deadline; the tests
+# add their own alarm so a hang fails instead of stalling.
+set_hypothesis_home_dir(os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY") or
+                        Path(tempfile.gettempdir()) / f"paas-test-hypothesis-{os.getuid()}")
 settings.register_profile("paas", database=None, max_examples=300, deadline=5000, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "paas"))
 
