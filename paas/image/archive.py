@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import ImageError, UserError
 from . import mediatypes as mt
@@ -137,6 +139,36 @@ def _tag_from_index(store: ImageStore, index: dict, name: str | None, what: str,
     return imported
 
 
+MAX_LAYOUT_FILE = 4 << 20  # oci-layout and index.json: small JSON
+
+
+def _open_regular(path: Path, what: str) -> BinaryIO:
+    """A layout file opened only if it is a regular file: a symlink to /dev/zero or a FIFO in a hostile layout
+    would otherwise fill the disk or hang the import."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ImageError(f"{what}: {path.name} is missing") from None
+    except OSError as exc:
+        raise ImageError(f"{what}: {path.name} cannot be read: {exc.strerror}",
+                         "layout files must be regular files, not symlinks") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageError(f"{what}: {path.name} is not a regular file", "layout files must be regular files")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _read_small(path: Path, what: str) -> bytes | None:
+    if not os.path.lexists(path):
+        return None
+    with _open_regular(path, what) as fh:
+        data = fh.read(MAX_LAYOUT_FILE + 1)
+    if len(data) > MAX_LAYOUT_FILE:
+        raise ImageError(f"{what}: {path.name} is larger than {MAX_LAYOUT_FILE} bytes", "it is not a layout file")
+    return data
+
+
 def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
                   progress: Progress = lambda _: None,
                   check: Callable[[Image], None] = lambda _: None) -> list[tuple[str, Image]]:
@@ -148,14 +180,16 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
     what = str(source)
     with store.staging() as added:
         if source.is_dir():
-            _check_layout_marker((source / "oci-layout").read_bytes() if (source / "oci-layout").exists()
-                                 else None, what)
-            index = _read_index((source / "index.json").read_bytes(), what)
+            _check_layout_marker(_read_small(source / "oci-layout", what), what)
+            index_data = _read_small(source / "index.json", what)
+            if index_data is None:
+                raise ImageError(f"{what} has no index.json")
+            index = _read_index(index_data, what)
             src = BlobStore(source)
             for digest in src.all_digests():
                 if not store.blobs.exists(digest):
                     added.add(digest)
-                    with open(src.path(digest), "rb") as fh:
+                    with _open_regular(src.path(digest), what) as fh:
                         store.blobs.put_stream(fh, digest, what=f"{what} blob")
             return _tag_from_index(store, index, name, what, progress, check)
         if not source.is_file():

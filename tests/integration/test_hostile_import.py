@@ -133,3 +133,29 @@ def test_a_good_import_after_a_refused_one_works(initialised, tmp_path):
     imported = json.loads(run_paas("images:import", str(good), "--json").stdout)
     assert [i["name"] for i in imported] == ["app:1"]
     assert list((initialised / "snapshots").glob("*/hello"))[0].read_bytes() == b"world"
+
+
+def layout_dir(path: Path, archive: Path) -> Path:
+    with tarfile.open(archive) as tar:
+        tar.extractall(path, filter="data")
+    return path
+
+
+@pytest.mark.parametrize("case", ["index symlink to /dev/zero", "blob fifo", "blob symlink to /dev/zero",
+                                  "index fifo"])
+def test_a_layout_directory_with_special_files_is_refused_without_hanging(initialised, tmp_path, case):
+    """A symlink to /dev/zero would fill the store's disk, a FIFO would block the import forever."""
+    layout = layout_dir(tmp_path / "layout", layout_tar(tmp_path / "ok.tar", [layer_tar([("file", "a", b"a")])]))
+    blob = max((layout / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    target = layout / "index.json" if case.startswith("index") else blob
+    target.unlink()
+    if "fifo" in case:
+        os.mkfifo(target)
+    else:
+        target.symlink_to("/dev/zero")
+    before = store_state(initialised)
+    result = run_paas("images:import", str(layout), check=False, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert f"{target.name} is not a regular file" in result.stderr or "cannot be read" in result.stderr
+    assert store_state(initialised) == before
