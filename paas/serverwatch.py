@@ -4,7 +4,8 @@ When the client leaves, paasd SIGTERMs the command's process group (paas.sshd.pu
 killed, nobody does, and the command (in a session of its own) would go on and, say, switch a rollback live for a
 client that was told the connection broke. abort_on_leave() makes both end the same way: SIGTERM and SIGHUP raise
 DeployAborted wherever the command is, so a deploy, rollback or scale undoes its work; and when PAAS_SERVER_PID
-names the server, a thread SIGTERMs this process as soon as that server is gone.
+names the server, a thread SIGTERMs this process as soon as that server is gone, and check() asks once more right
+before a change goes live (the deploy's activation).
 """
 
 from __future__ import annotations
@@ -29,6 +30,24 @@ def abort_on_leave() -> None:
         threading.Thread(target=_abort_when_gone, args=(int(server),), name="paas-server-watch", daemon=True).start()
 
 
+def check() -> None:
+    """Raise DeployAborted when the server named by PAAS_SERVER_PID is gone: asked right before a change goes live,
+    where the watching thread's next look could come too late."""
+    server = os.environ.get(SERVER_PID_ENV, "")
+    if server.isdigit() and not _alive(int(server)):
+        raise DeployAborted("the server running this command is gone")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def _raise_abort(signum, frame):
     raise DeployAborted(f"signal {signum}")
 
@@ -36,12 +55,6 @@ def _raise_abort(signum, frame):
 def _abort_when_gone(pid: int) -> None:
     """The SSH server running this command died (paasd killed): SIGTERM ourselves, so what we were doing is undone
     and the command fails, whatever it was doing."""
-    while True:
+    while _alive(pid):
         time.sleep(POLL_S)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        except PermissionError:
-            pass
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import apps, failpoints, locks, state
+from .. import apps, failpoints, locks, serverwatch, state
 from ..context import Context
 from ..errors import DeployError, HealthError, PaasError, disk_full
 from . import health
@@ -197,6 +197,7 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
     web = [infos[k] for k in sorted(infos) if k[0] == "web"]
     _switch(run, web, port, hostname)
     failpoints.hit("deploy.switch")
+    serverwatch.check()  # no going live for a client whose server died meanwhile: undone and routed back
     previous = _activate(run, plan.store)
     run.phase("retire")
     _retire(run, previous)
