@@ -114,9 +114,11 @@ def test_push_killed_at_the_switch_with_paasd_keeps_the_old_release(platform, ar
     assert platform.get(app) == (200, "hello from v2\n")
 
 
-def test_paasd_alone_killed_at_the_switch_of_a_push(platform, armed):
+@pytest.mark.parametrize("resumed", [False, True])
+def test_paasd_alone_killed_at_the_switch_of_a_push(platform, armed, resumed):
     """paasd dies, the deploy under it (a session of its own) lives on: it notices that the server carrying its
-    push is gone, aborts and routes back to v1 by itself, before any restart."""
+    push is gone, aborts and routes back to v1 by itself, before any restart. resumed: the deploy goes on at once
+    (before its watching thread looks again): it must still not go live."""
     app, repo = deploy_v1(platform)
     change(platform, repo)
     folder = armed("deploy.switch")
@@ -124,6 +126,8 @@ def test_paasd_alone_killed_at_the_switch_of_a_push(platform, armed):
     faultkit.wait_paused(folder, "deploy.switch", proc=push)
     paused = faultkit.container_ids(platform)
     platform.kill_paasd()
+    if resumed:
+        faultkit.resume(folder, "deploy.switch")
     output = push.communicate(timeout=60)[0]
     assert push.returncode != 0, output
     deadline = time.monotonic() + 30
