@@ -147,7 +147,8 @@ def import_images(ctx: Context, source: str, *, name: str | None = None, unpack_
             raise
 
     imported = archive.import_layout(ctx.store, Path(source), name=name, progress=progress,
-                                     check=extract if unpack_layers else lambda _: None)
+                                     check=extract if unpack_layers else lambda _: None,
+                                     max_blob_bytes=ctx.snapshots.limits.max_bytes)
     return [summary(n, image) for n, image in imported]
 
 

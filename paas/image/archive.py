@@ -171,11 +171,19 @@ def _read_small(path: Path, what: str) -> bytes | None:
 
 def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
                   progress: Progress = lambda _: None,
-                  check: Callable[[Image], None] = lambda _: None) -> list[tuple[str, Image]]:
+                  check: Callable[[Image], None] = lambda _: None,
+                  max_blob_bytes: int | None = None) -> list[tuple[str, Image]]:
     """Import every image of an OCI layout dir or tar; returns [(name, image)].
 
     check(image) runs before each image is tagged (e.g. extracting its layers); when it raises, that image
-    gets no name and its blobs leave the store with the staging rollback."""
+    gets no name and its blobs leave the store with the staging rollback. A blob larger than max_blob_bytes is
+    refused before it is stored (a compressed layout tar can unpack to far more than its size)."""
+
+    def within_cap(size: int, blob: str) -> None:
+        if max_blob_bytes is not None and size > max_blob_bytes:
+            raise ImageError(f"{what}: blob {blob} has {size} bytes, more than {max_blob_bytes} "
+                             "(images.max_layer_bytes)", "raise images.max_layer_bytes if the image is genuine")
+
     source = Path(source)
     what = str(source)
     with store.staging() as added:
@@ -190,6 +198,7 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
                 if not store.blobs.exists(digest):
                     added.add(digest)
                     with _open_regular(src.path(digest), what) as fh:
+                        within_cap(os.fstat(fh.fileno()).st_size, digest)
                         store.blobs.put_stream(fh, digest, what=f"{what} blob")
             return _tag_from_index(store, index, name, what, progress, check)
         if not source.is_file():
@@ -204,6 +213,7 @@ def import_layout(store: ImageStore, source: Path, *, name: str | None = None,
                     elif member.isreg() and path.startswith("blobs/sha256/"):
                         digest = check_digest("sha256:" + path.rsplit("/", 1)[1])
                         if not store.blobs.exists(digest):
+                            within_cap(member.size, digest)
                             added.add(digest)
                             store.blobs.put_stream(tar.extractfile(member), digest, member.size,
                                                    what=f"{what} blob")

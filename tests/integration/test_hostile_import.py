@@ -27,10 +27,11 @@ def _blob(blobs: dict[str, bytes], data: bytes) -> dict:
     return {"digest": digest, "size": len(data)}
 
 
-def layout_tar(path: Path, layers: list[bytes], name: str = "hostile:1") -> Path:
-    """An OCI layout tar holding one image made of the given (uncompressed) layer tars, gzipped."""
+def layout_tar(path: Path, layers: list[bytes], name: str = "hostile:1", level: int = 9) -> Path:
+    """An OCI layout tar holding one image made of the given (uncompressed) layer tars, gzipped at `level`."""
     blobs: dict[str, bytes] = {}
-    descriptors = [{"mediaType": mt.OCI_LAYER_GZIP, **_blob(blobs, gzip.compress(tar, mtime=0))} for tar in layers]
+    descriptors = [{"mediaType": mt.OCI_LAYER_GZIP, **_blob(blobs, gzip.compress(tar, level, mtime=0))}
+                   for tar in layers]
     config = {"architecture": "amd64", "os": "linux", "config": {},
               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]}}
     config_desc = {"mediaType": mt.OCI_CONFIG, **_blob(blobs, json.dumps(config).encode())}
@@ -159,3 +160,19 @@ def test_a_layout_directory_with_special_files_is_refused_without_hanging(initia
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert f"{target.name} is not a regular file" in result.stderr or "cannot be read" in result.stderr
     assert store_state(initialised) == before
+
+
+def test_a_compressed_layout_holding_a_blob_past_the_cap_is_refused_before_it_is_stored(initialised, tmp_path):
+    """A .tar.gz of a few KiB can hold gigabytes of blob: a blob above images.max_layer_bytes is not written."""
+    config = initialised / "paas.yml"
+    config.write_text(config.read_text().replace("  max_layer_bytes: 17179869184", "  max_layer_bytes: 2097152"))
+    plain = layout_tar(tmp_path / "big.tar", [layer_tar([("file", "zeros", b"\0" * (3 << 20))])], level=0)
+    archive = tmp_path / "big.tar.gz"
+    archive.write_bytes(gzip.compress(plain.read_bytes()))
+    assert archive.stat().st_size < 100_000
+    before = store_state(initialised)
+    result = run_paas("images:import", str(archive), check=False)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "more than 2097152 (images.max_layer_bytes)" in result.stderr, result.stderr
+    assert store_state(initialised) == before
+    assert not [p for p in (initialised / "images" / "blobs").rglob(".tmp-*")]
