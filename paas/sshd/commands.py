@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from ..errors import UserError
 
 GIT_SERVICES = ("git-receive-pack", "git-upload-pack")
+# the command's words become a child's argv: Linux refuses a single string of 128 KiB or more (MAX_ARG_STRLEN)
+MAX_COMMAND_BYTES = 128 * 1024 - 1
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ def parse_command(command: bytes | None) -> Shell | GitCommand | CliCommand:
     """Classify an exec request (None: a shell request). Unparseable text is a UserError."""
     if command is None:
         return Shell()
+    if len(command) > MAX_COMMAND_BYTES:
+        raise UserError(f"the command is {len(command)} bytes, more than {MAX_COMMAND_BYTES}",
+                        "pass large values through stdin, e.g. config:import APP - < file.env")
+    if b"\0" in command:
+        raise UserError("the command holds a NUL byte", "run a paas command, e.g. apps:list")
     try:
         words = shlex.split(command.decode())
     except UnicodeDecodeError as exc:

@@ -212,3 +212,29 @@ def test_password_guesses_are_refused_one_by_one(serve, admin):
                 transport.auth_interactive("paas", lambda title, instructions, prompts: ["x"] * len(prompts))
         finally:
             transport.close()
+
+
+@pytest.mark.parametrize("command", [b"apps:create a\x00b", b"config:set web K=\xff\xfe", b"\x00", b"apps:list '",
+                                     b"git-receive-pack '\x00'", b"git-upload-pack 'a b'", b"x" * 200_000])
+def test_commands_with_nul_bad_utf8_or_bad_quoting_get_one_line(serve, admin, command):
+    """What OpenSSH's client cannot send but a crafted one can: NUL, non-UTF-8, a 200 KB command."""
+    server = serve()
+    ssh = paramiko.SSHClient()
+    ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    ssh.connect("127.0.0.1", server.port, username="paas", key_filename=str(admin), look_for_keys=False,
+                allow_agent=False, timeout=10)
+    try:
+        chan = ssh.get_transport().open_session(timeout=10)
+        chan.exec_command(command)
+        chan.shutdown_write()
+        chan.settimeout(WAIT_S)
+        err = b""
+        while chunk := chan.recv_stderr(4096):
+            err += chunk
+        status = chan.recv_exit_status()
+    finally:
+        ssh.close()
+    assert status != 0
+    text = err.decode(errors="replace")
+    assert text.startswith("error: ") and text.count("\n") == 1, text
+    assert "internal error" not in text and "Traceback" not in text, text
