@@ -227,3 +227,18 @@ def test_a_client_leaving_mid_push_cancels_the_deploy_and_the_next_push_works(pl
     cancelled = releases[2]  # recorded as what it was: aborted, without an image, never active
     assert cancelled["status"] == "failed" and cancelled["image_digest"] is None, cancelled
     assert cancelled["error"].startswith("aborted:") and "undone" in cancelled["error"], cancelled
+
+
+def test_a_push_to_a_branch_named_like_shell_code_runs_nothing_and_deploys_nothing(platform, tmp_path):
+    """Git allows `$`, `;`, backticks, braces, quotes and unicode in branch names; they reach the hook and the
+    push output as data only."""
+    app = unique("branches")
+    repo = app_repo(platform, app, {"index.html": "v1\n"})
+    assert platform.push(repo, app).returncode == 0
+    canary = tmp_path / f"pwned-{secrets.token_hex(3)}"
+    for branch in (f"x$(touch${{IFS}}{canary})", f"y`touch${{IFS}}{canary}`", f"z;touch${{IFS}}{canary};'\"é{{}}"):
+        pushed = platform.push(repo, app, branch=branch)
+        assert pushed.returncode == 0, pushed.output
+        assert "Traceback" not in pushed.output and "internal error" not in pushed.output, pushed.output
+    assert not canary.exists()
+    assert release(platform, app)["version"] == 1 and platform.get(app, "/index.html") == (200, "v1\n")
