@@ -94,6 +94,8 @@ def test_values_together_past_the_cap_are_refused(ctx, capsys, app):
 def test_hostile_domains_are_refused_and_add_nothing(ctx, capsys, app):
     for domain in HOSTILE_DOMAINS:
         refused(capsys, "domains:add", app, domain)
+        refused(capsys, "domains:set", app, "ok.example.com", domain)
+        refused(capsys, "domains:add-global", domain)
     assert hostnames(ctx, app) == ("web1.paas.localhost",)
 
 
