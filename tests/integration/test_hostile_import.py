@@ -176,3 +176,22 @@ def test_a_compressed_layout_holding_a_blob_past_the_cap_is_refused_before_it_is
     assert "more than 2097152 (images.max_layer_bytes)" in result.stderr, result.stderr
     assert store_state(initialised) == before
     assert not [p for p in (initialised / "images" / "blobs").rglob(".tmp-*")]
+
+
+@pytest.mark.parametrize("member", ["blobs/sha256/../../../../outside/evil", "blobs/sha256/not-a-digest",
+                                    "/blobs/sha256/" + "0" * 64])
+def test_a_layout_tar_with_a_crafted_blob_name_writes_nothing_outside(initialised, tmp_path, member):
+    archive = layout_tar(tmp_path / "ok.tar", [layer_tar([("file", "a", b"a")])])
+    with tarfile.open(archive, "a") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"pwned"))
+    before = store_state(initialised)
+    result = run_paas("images:import", str(archive), check=False)
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    if result.returncode != 0:  # refused: one line, nothing stored
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert store_state(initialised) == before
+    assert not (tmp_path / "outside" / "evil").exists() and not list(initialised.rglob("evil"))
+    assert b"pwned" not in b"".join(p.read_bytes() for p in (initialised / "images" / "blobs").rglob("*")
+                                    if p.is_file())
