@@ -52,6 +52,14 @@ def pytest_configure(config):
     config.add_cleanup(lambda: (path.unlink(missing_ok=True), os.environ.pop(BASELINE_ENV, None)))
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """The run's own network claims of roots whose bridge is gone are not left in /run/paas/networks."""
+    from tests.hoststate import forget_own_records
+
+    if not hasattr(session.config, "workerinput") and os.geteuid() == 0:
+        forget_own_records()
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).parts

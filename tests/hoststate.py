@@ -66,6 +66,20 @@ def _foreign_root(owner: str) -> bool:
     return owner.startswith("paas:") and _own_mark() not in owner
 
 
+def forget_own_records() -> int:
+    """Remove this run's host-wide network records whose bridge is gone (a root a test opened claims a pair
+    on first use, and the test removes its directory, not the claim). Returns how many."""
+    forgotten = 0
+    if not RECORDS_DIR.is_dir() or not os.environ.get(OWN_TEMP_ENV):
+        return forgotten
+    for rec in RECORDS_DIR.iterdir():
+        owner = _read(rec).split("\n")[0]
+        if owner.startswith("paas:") and not _foreign_root(owner) and not (SYS_NET / rec.name).exists():
+            rec.unlink(missing_ok=True)
+            forgotten += 1
+    return forgotten
+
+
 def _shim_of(cmdline: str) -> tuple[str, str] | None:
     """(container id, bundle path) of a paas-shim command line."""
     words = cmdline.split()

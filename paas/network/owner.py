@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 from ..errors import UserError
@@ -94,7 +95,7 @@ def _write_record(bridge: str, owner: str, subnet: ipaddress.IPv4Network) -> Non
     path = os.path.join(RECORDS_DIR, P.check_bridge_name(bridge))
     if _read(path) == f"{owner}\n{subnet}":
         return
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # paasd's threads write records too
     with open(tmp, "w") as fh:
         fh.write(f"{owner}\n{subnet}\n")
     os.replace(tmp, path)
