@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from paas.context import Context
+from paas.sshd import SSHServer
 from tests.conftest import need_root, need_tool
 from tests.netkit import outside  # noqa: F401 (a fixture for every integration test)
 from tests.services import start_registry
@@ -13,6 +15,23 @@ def registry(tmp_path):
     reg = start_registry(tmp_path / "registry")
     yield reg
     reg.stop()
+
+
+@pytest.fixture
+def start_server(ctx):
+    """start_server(**SSHServer kwargs) -> a started server on 127.0.0.1, stopped after the test."""
+    need_tool("ssh")
+    servers = []
+
+    def start(**kwargs) -> SSHServer:
+        server = SSHServer(lambda: Context(ctx.paths), "127.0.0.1", 0, **kwargs)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

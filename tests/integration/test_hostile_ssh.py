@@ -15,8 +15,6 @@ import pytest
 
 from paas import keys
 from paas.access.store import ensure_user
-from paas.context import Context
-from paas.sshd import SSHServer
 from tests.conftest import need_tool
 from tests.integration.test_sshd import Client, make_key
 
@@ -33,19 +31,13 @@ def admin(ctx, tmp_path):
     return path
 
 
-@pytest.fixture
-def serve(ctx):
-    servers = []
-
-    def start(**kwargs) -> SSHServer:
-        server = SSHServer(lambda: Context(ctx.paths), "127.0.0.1", 0, **kwargs)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def paramiko_client(server, key) -> paramiko.SSHClient:
+    """A logged-in paramiko client: it sends what OpenSSH's client would not (env, NUL, raw requests)."""
+    ssh = paramiko.SSHClient()
+    ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    ssh.connect("127.0.0.1", server.port, username="paas", key_filename=str(key), look_for_keys=False,
+                allow_agent=False, timeout=10)
+    return ssh
 
 
 @pytest.fixture
@@ -64,10 +56,10 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_forwarding_agent_x11_and_env_requests_are_refused_and_the_command_still_runs(serve, admin, client_env,
+def test_forwarding_agent_x11_and_env_requests_are_refused_and_the_command_still_runs(start_server, admin, client_env,
                                                                                      tmp_path):
     """-A, -X, -L, SetEnv: OpenSSH asks, we say no; the command runs with the server's environment."""
-    server = serve()
+    server = start_server()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free_port = probe.getsockname()[1]
@@ -82,8 +74,8 @@ def test_forwarding_agent_x11_and_env_requests_are_refused_and_the_command_still
 
 @pytest.mark.parametrize("command", ["frobnicate", "apps:create", "rm -rf /", "apps:list; id", "$(id)", "`id`",
                                      "git-receive-pack '../../etc'", "scp -t /tmp", "x" * 10000])
-def test_unknown_or_malformed_commands_get_one_line_and_a_non_zero_exit(serve, admin, client_env, command):
-    server = serve()
+def test_unknown_or_malformed_commands_get_one_line_and_a_non_zero_exit(start_server, admin, client_env, command):
+    server = start_server()
     result = Client(server.port, admin, client_env).run(command)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -105,12 +97,9 @@ def _channel_request(chan: paramiko.Channel, kind: str, *words: str) -> None:
     chan._wait_for_event()
 
 
-def test_env_requests_and_global_forwarding_are_refused_by_reply(serve, admin):
-    server = serve()
-    ssh = paramiko.SSHClient()
-    ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    ssh.connect("127.0.0.1", server.port, username="paas", key_filename=str(admin), look_for_keys=False,
-                allow_agent=False, timeout=10)
+def test_env_requests_and_global_forwarding_are_refused_by_reply(start_server, admin):
+    server = start_server()
+    ssh = paramiko_client(server, admin)
     try:
         requests = [("env", "PAAS_ROOT", "/tmp/x"), ("env", "LD_PRELOAD", "/tmp/evil.so"), ("env", "A\nB", "\x00"),
                     ("auth-agent-req@openssh.com",)]
@@ -145,8 +134,8 @@ def _first_line(sock: socket.socket) -> bytes:
     return data.split(b"\n")[0]
 
 
-def test_two_hundred_connections_at_once_meet_the_cap_and_leave_nothing_behind(serve, admin, client_env):
-    server = serve(max_connections=100)
+def test_two_hundred_connections_at_once_meet_the_cap_and_leave_nothing_behind(start_server, admin, client_env):
+    server = start_server(max_connections=100)
     ssh = Client(server.port, admin, client_env)
     assert ssh.run("version").returncode == 0  # warm: lazy imports, the host key, first SQLite use
     until(lambda: server._connections == 0, "the warm-up connection to end")
@@ -171,8 +160,8 @@ def test_two_hundred_connections_at_once_meet_the_cap_and_leave_nothing_behind(s
     until(lambda: open_fds() == fds, f"open fds back to {fds}")
 
 
-def test_a_connection_that_never_finishes_the_handshake_is_closed_after_the_grace_time(serve, admin, client_env):
-    server = serve(login_grace_s=1)
+def test_a_connection_that_never_finishes_the_handshake_is_closed_after_the_grace_time(start_server, admin, client_env):
+    server = start_server(login_grace_s=1)
     silent = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT_S)  # not even a version line
     stalled = _version_exchange(server.port)
     try:
@@ -188,8 +177,8 @@ def test_a_connection_that_never_finishes_the_handshake_is_closed_after_the_grac
     until(lambda: server._connections == 0, "the connections to be dropped")
 
 
-def test_a_client_that_negotiates_but_never_authenticates_is_closed(serve, admin, client_env):
-    server = serve(login_grace_s=1)
+def test_a_client_that_negotiates_but_never_authenticates_is_closed(start_server, admin, client_env):
+    server = start_server(login_grace_s=1)
     transport = paramiko.Transport(("127.0.0.1", server.port))
     try:
         transport.start_client(timeout=WAIT_S)  # key exchange done, no authentication attempted
@@ -199,9 +188,9 @@ def test_a_client_that_negotiates_but_never_authenticates_is_closed(serve, admin
     assert Client(server.port, admin, client_env).run("version").returncode == 0  # logging in in time still works
 
 
-def test_password_guesses_are_refused_one_by_one(serve, admin):
+def test_password_guesses_are_refused_one_by_one(start_server, admin):
     """Keys only: each password and keyboard-interactive attempt fails, and the connection can be retried."""
-    server = serve()
+    server = start_server()
     for _ in range(3):
         transport = paramiko.Transport(("127.0.0.1", server.port))
         try:
@@ -216,13 +205,10 @@ def test_password_guesses_are_refused_one_by_one(serve, admin):
 
 @pytest.mark.parametrize("command", [b"apps:create a\x00b", b"config:set web K=\xff\xfe", b"\x00", b"apps:list '",
                                      b"git-receive-pack '\x00'", b"git-upload-pack 'a b'", b"x" * 200_000])
-def test_commands_with_nul_bad_utf8_or_bad_quoting_get_one_line(serve, admin, command):
+def test_commands_with_nul_bad_utf8_or_bad_quoting_get_one_line(start_server, admin, command):
     """What OpenSSH's client cannot send but a crafted one can: NUL, non-UTF-8, a 200 KB command."""
-    server = serve()
-    ssh = paramiko.SSHClient()
-    ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    ssh.connect("127.0.0.1", server.port, username="paas", key_filename=str(admin), look_for_keys=False,
-                allow_agent=False, timeout=10)
+    server = start_server()
+    ssh = paramiko_client(server, admin)
     try:
         chan = ssh.get_transport().open_session(timeout=10)
         chan.exec_command(command)

@@ -15,9 +15,7 @@ import paramiko
 import pytest
 
 from paas import keys
-from paas.context import Context
 from paas.errors import UserError
-from paas.sshd import SSHServer
 from paas.sshd.commands import CliCommand, GitCommand, Shell, app_of, parse_command
 from tests.conftest import need_tool, run_paas
 
@@ -55,23 +53,6 @@ def admin_key(ctx, tmp_path):
 def stranger_key(tmp_path):
     need_tool("ssh-keygen")
     return make_key(tmp_path / "stranger")
-
-
-@pytest.fixture
-def start_server(ctx):
-    """start_server(**SSHServer kwargs) -> a started server on 127.0.0.1, stopped after the test."""
-    need_tool("ssh")
-    servers = []
-
-    def start(**kwargs) -> SSHServer:
-        server = SSHServer(lambda: Context(ctx.paths), "127.0.0.1", 0, **kwargs)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture
