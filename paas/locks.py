@@ -4,6 +4,8 @@ nginx install never leaves a stale lock). The one place the project takes a file
 - `hold`: exclusive or shared; wait forever, up to a timeout, or not at all. An exclusive holder writes its pid
   into the file, so whoever finds it busy can say who holds it.
 - `exclusive`: `hold` for one writer that waits up to wait_s and then says `what` is still busy.
+- `if_free`: an exclusive lock for the block when nobody holds it now, else nothing (work that can wait for the
+  next round: paasd's repair loop and start-up recovery skip an app a deploy is at work on).
 - `hold_for_process`: an exclusive lock kept until the process exits (one paasd per data root).
 - `is_held`: whether someone holds a lock now, without creating the file or waiting.
 """
@@ -47,6 +49,20 @@ def exclusive(path: Path, *, wait_s: float, what: str, on_wait: Callable[[], Non
     """Hold an exclusive lock on path; when it is busy call on_wait() once, then wait up to wait_s and raise
     busy() (default: a UserError saying `what` is still busy)."""
     return hold(path, wait_s=wait_s, what=what, on_wait=on_wait, busy=busy, poll_s=poll_s, mode=mode)
+
+
+@contextmanager
+def if_free(path: Path, *, mode: int = 0o644) -> Iterator[bool]:
+    """Hold an exclusive lock on path for the block when it is free now; yields whether it does (False: someone
+    holds it, and nothing is held)."""
+    fd = _open(path, mode)
+    try:
+        free = _acquire(fd, shared=False, wait_s=0)
+        if free:
+            _write_pid(fd)
+        yield free
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def hold_for_process(path: Path, *, busy: Callable[[str], PaasError], mode: int = 0o644) -> int:

@@ -104,17 +104,12 @@ def _repair_proxy_and_apps(ctx: Context) -> list[Repair]:
     steering = _steering_state(ctx)
     for app in sorted(active):
         try:
-            with locks.hold(deploy_lock_path(ctx, app), wait_s=0, busy=lambda: _Busy()):
-                done += _repair_app(ctx, nginx, steering, app, active[app])
-        except _Busy:
-            continue  # a deploy or ps command is at work on it: it sets up what it needs; next round
+            with locks.if_free(deploy_lock_path(ctx, app)) as free:
+                if free:  # else a deploy or ps command is at work on it: it sets up what it needs; next round
+                    done += _repair_app(ctx, nginx, steering, app, active[app])
         except PaasError as exc:  # one app's trouble must not stop the others' repairs
             log.warning("cannot repair %s: %s", app, exc.one_line())
     return done
-
-
-class _Busy(Exception):
-    pass
 
 
 def _steering_state(ctx: Context) -> tuple[str, str, str | None] | None:

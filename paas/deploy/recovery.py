@@ -54,10 +54,6 @@ def reconcile_apps(ctx: Context) -> dict[str, Any]:
             "routes": routes}
 
 
-class _Busy(Exception):
-    pass
-
-
 def _remove_unplanned(ctx: Context, active: dict[str, int]) -> int:
     """Remove processes of active releases that their formation does not plan: ps:scale stores the formation
     only after its switch, so one killed there left its new processes running beyond it. An app whose deploy
@@ -68,17 +64,16 @@ def _remove_unplanned(ctx: Context, active: dict[str, int]) -> int:
 
     removed = 0
     for app, version in active.items():
-        try:
-            with locks.hold(deploy_lock_path(ctx, app), wait_s=0, busy=lambda: _Busy()):
-                release = apps.active_release(ctx.conn, app)
-                planned = {(p.type, p.index) for p in plan_processes(
-                    app, version, release["commit_sha"], release["processes"], release["config"], release["port"],
-                    apps.get_formation(ctx.conn, app))}
-                rows = [r for r in apps.processes(ctx.conn, app, version) if (r["type"], r["idx"]) not in planned]
-                remove_processes(ctx, rows)
-                removed += len(rows)
-        except _Busy:
-            continue
+        with locks.if_free(deploy_lock_path(ctx, app)) as free:
+            if not free:
+                continue
+            release = apps.active_release(ctx.conn, app)
+            planned = {(p.type, p.index) for p in plan_processes(
+                app, version, release["commit_sha"], release["processes"], release["config"], release["port"],
+                apps.get_formation(ctx.conn, app))}
+            rows = [r for r in apps.processes(ctx.conn, app, version) if (r["type"], r["idx"]) not in planned]
+            remove_processes(ctx, rows)
+            removed += len(rows)
     return removed
 
 

@@ -81,3 +81,15 @@ def test_one_paasd_per_data_root(ctx):
     finally:
         os.close(fd)
     os.close(_single_instance(ctx))  # free again once its holder is gone
+
+
+def test_if_free_holds_a_free_lock_and_skips_a_held_one(tmp_path):
+    path = tmp_path / "app.lock"
+    with locks.if_free(path) as free:
+        assert free
+        assert path.read_text().strip() == str(os.getpid())
+        assert locks.is_held(path)
+        with locks.if_free(path) as again:  # another holder (a second open file): busy, nothing held
+            assert not again
+        assert locks.is_held(path)
+    assert not locks.is_held(path)
