@@ -69,15 +69,15 @@ def _foreign_root(owner: str) -> bool:
 def forget_own_records() -> int:
     """Remove this run's host-wide network records whose bridge is gone (a root a test opened claims a pair
     on first use, and the test removes its directory, not the claim). Returns how many."""
-    forgotten = 0
-    if not RECORDS_DIR.is_dir() or not os.environ.get(OWN_TEMP_ENV):
-        return forgotten
-    for rec in RECORDS_DIR.iterdir():
-        owner = _read(rec).split("\n")[0]
-        if owner.startswith("paas:") and not _foreign_root(owner) and not (SYS_NET / rec.name).exists():
-            rec.unlink(missing_ok=True)
-            forgotten += 1
-    return forgotten
+    from paas.network import owner
+
+    if not os.environ.get(OWN_TEMP_ENV):
+        return 0
+    own = [(bridge, holder) for bridge, (holder, _subnet) in owner.records().items()
+           if holder.startswith("paas:") and not _foreign_root(holder) and not (SYS_NET / bridge).exists()]
+    for bridge, holder in own:
+        owner.forget_record(bridge, holder)
+    return len(own)
 
 
 def _shim_of(cmdline: str) -> tuple[str, str] | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..state import transaction
+from . import links
 from . import plan as P
 
 RECORDS_DIR = "/run/paas/networks"
@@ -35,10 +36,6 @@ def _read(path: str) -> str | None:
 
 def link_alias(name: str) -> str | None:
     return _read(f"{SYS_NET}/{name}/ifalias") or None
-
-
-def _link_exists(name: str) -> bool:
-    return os.path.exists(f"{SYS_NET}/{name}")
 
 
 def _has_ports(name: str) -> bool:
@@ -138,7 +135,7 @@ def ownership(conn: sqlite3.Connection, bridge: str) -> tuple[P.Ownership, str]:
     own = own_owner(conn)
     recorded = records().get(bridge)
     leases = conn.execute("SELECT count(*) FROM ip_leases WHERE network = ?", (bridge,)).fetchone()[0]
-    verdict = P.bridge_ownership(own, link_alias=link_alias(bridge), link_exists=_link_exists(bridge),
+    verdict = P.bridge_ownership(own, link_alias=link_alias(bridge), link_exists=links.link_exists(bridge),
                                  link_has_ports=_has_ports(bridge), recorded_owner=recorded[0] if recorded else None,
                                  recorded_owner_alive=bool(recorded) and owner_alive(recorded[0], bridge),
                                  own_leases=leases)
