@@ -11,6 +11,7 @@ APT_PACKAGES=(
   pebble  # ACME test server (and pebble-challtestsrv, its DNS) for the certificate tests
   wrk  # bench/routing.py
   chromium  # the dashboard's browser tests (Playwright drives it; no browser download)
+  docker.io  # dockerd for the swarm tests, run only in namespaces they create (policy-rc.d keeps its service off)
 )
 
 missing=()
