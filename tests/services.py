@@ -11,9 +11,9 @@ from pathlib import Path
 import requests
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
@@ -34,10 +34,11 @@ class Registry:
 
 
 def start_registry(workdir: Path, *, auth: str = "", htpasswd: Path | None = None,
-                   token: dict | None = None) -> Registry:
-    """Start docker-registry on a free loopback port with a temp storage dir; wait until it answers."""
+                   token: dict | None = None, address: str = "127.0.0.1") -> Registry:
+    """Start docker-registry on a free port of address (loopback unless given) with a temp storage dir; wait until
+    it answers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port(address)
     storage = workdir / "storage"
     lines = [
         "version: 0.1",
@@ -49,7 +50,7 @@ def start_registry(workdir: Path, *, auth: str = "", htpasswd: Path | None = Non
         "  delete:",
         "    enabled: true",
         "http:",
-        f"  addr: 127.0.0.1:{port}",
+        f"  addr: {address}:{port}",
         "  secret: paas-test-secret",
     ]
     if htpasswd:
@@ -62,7 +63,7 @@ def start_registry(workdir: Path, *, auth: str = "", htpasswd: Path | None = Non
     with open(log, "wb") as log_file:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log_file,
                                    stderr=subprocess.STDOUT)
-    host = f"127.0.0.1:{port}"
+    host = f"{address}:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
