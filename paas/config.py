@@ -108,6 +108,11 @@ DEFAULTS: dict[str, Any] = {
     # requested version no stack provides does (error, or nearest: build with the nearest and warn);
     # stacks.<name>.image points a stack at a registry image instead
     "stacks": {"default_suite": "bookworm", "version_mismatch": "error"},
+    # the Docker Swarm cluster apps with `scheduler:set APP swarm` run on (paas.scheduler.swarm): a manager's
+    # Engine API (unix:// or tcp:// with tls client certificates), the registry every node pulls release images
+    # from (HOST[:PORT][/PREFIX]; its credentials under registries.HOST), the overlay network of the services
+    "swarm": {"manager": "", "tls": {"ca": "", "cert": "", "key": ""}, "registry": "", "network": "paas-apps",
+              "service_prefix": "paas", "converge_timeout_s": 300, "health_interval_s": 2},
 }
 
 
@@ -339,6 +344,14 @@ stacks:
   version_mismatch: error       # a requested version no stack has fails the push (nearest: build with the nearest)
 #  python:
 #    image: registry.example.com/python:3.12   # a registry image instead of our stack (its version is not checked)
+swarm:                          # the cluster of apps with `paas scheduler:set APP swarm`
+  manager: ""                   # a manager's Engine API: unix:///run/docker.sock or tcp://HOST:2376 (with tls:)
+  tls: {ca: "", cert: "", key: ""}  # client certificate files for a tcp:// manager
+  registry: ""                  # HOST[:PORT][/PREFIX] every node pulls release images from (login: registries.HOST)
+  network: paas-apps            # overlay network the apps' services join
+  service_prefix: paas          # services are named PREFIX-APP-TYPE
+  converge_timeout_s: 300       # a deploy waits this long for the cluster to run the new release
+  health_interval_s: 2          # how often Swarm probes a task's health (the deploy's port and app.json checks)
 registries: {}
 #  registry.example.com:
 #    username: me

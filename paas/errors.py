@@ -133,6 +133,10 @@ class DeployError(PaasError):
     """A deploy, rollback or restart failed; it undid its own work."""
 
 
+class ClusterError(PaasError):
+    """The cluster's Engine API (swarm.manager) refused a request or cannot be reached: one line saying which."""
+
+
 class HealthError(PaasError):
     """A new release's process did not pass its startup checks (port, app.json checks)."""
 

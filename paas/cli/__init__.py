@@ -34,6 +34,7 @@ COMMAND_MODULES = {
     "init": "init",
     "resource": "resources",
     "domains": "domains", "certs": "certs",
+    "scheduler": "scheduler",
     "users:passwd": "passwd",  # a whole command name wins over its group's module
 }
 

@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Deploy:
     kind: str = "push"  # push, redeploy, rollback, config, restart
     log: Any = None  # this deploy's own log file (deploy_log_file), open while it runs
     switched: bool = False  # the route may send to this deploy's containers: undoing routes back first
+    # what undoes this deploy's changes outside app_processes (a cluster's services), run first by _undo
+    undo_hooks: list = field(default_factory=list)
 
     def phase(self, name: str) -> None:
         now = time.monotonic()
@@ -161,12 +163,64 @@ def _workdir(run: Deploy) -> Path:
 
 
 def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
-    """Run the release phase, start the formation's processes, check them, route to the web ones, retire the
-    previous release's."""
-    from .formation import decide, no_web_note
+    """Run the release phase, start the formation's processes where the app's scheduler runs them (this host,
+    or the Swarm cluster: paas.scheduler), check them, route to the web ones, retire the previous release's."""
+    from .. import scheduler
+    from .formation import decide
 
     ctx, out, app = run.ctx, run.out, run.app
     plan = decide(release["processes"], detection.app_json.formation, apps.get_formation(ctx.conn, app))
+    before = apps.active_release(ctx.conn, app)
+    if scheduler.is_swarm(ctx.conn, app):
+        from ..scheduler.swarm import release as on_cluster
+
+        on_cluster.go_live(run, release, detection, plan)
+        has_web = plan.counts.get("web", 0) > 0
+    else:
+        has_web = _start_here(run, release, detection, plan)
+    previous = _activate(run, plan.store)
+    run.phase("retire")
+    _retire(run, previous)
+    if scheduler.is_swarm(ctx.conn, app):
+        from ..scheduler.swarm import release as on_cluster
+
+        on_cluster.retire_types(ctx, app, {t for t, n in plan.counts.items() if n > 0} | set(release["processes"]),
+                                out)
+    elif scheduler.release_scheduler(before) == "swarm":  # moved back here: its services on the cluster go
+        from ..scheduler.swarm import release as on_cluster
+
+        on_cluster.remove_app(ctx, app, out)
+    _untag_old_images(run)
+    run.phase("done")
+    _finish(run, "succeeded")
+    out.info("took " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in run.timings.items()))
+    if detection.app_json.postdeploy:
+        try:
+            _one_off(run, release, "postdeploy", detection.app_json.postdeploy)
+        except PaasError as exc:  # the release is live already: say so, do not pretend it was rolled back
+            out.warn(f"postdeploy failed: {exc.one_line()}")
+    if has_web:
+        out.step(f"Deployed {app} v{run.version}: {_url(ctx, app)}")
+    else:
+        out.step(f"Deployed {app} v{run.version} (no web process: no route)")
+    return apps.active_release(ctx.conn, app)
+
+
+def _one_off(run: Deploy, release: dict[str, Any], kind: str, command: str) -> None:
+    if release.get("cluster_image"):
+        from ..scheduler.swarm.release import run_job
+
+        run_job(run, release, kind, command)
+    else:
+        _run_one_off(run, release, kind, command)
+
+
+def _start_here(run: Deploy, release: dict[str, Any], detection, plan) -> bool:
+    """The local scheduler: the release phase, then the formation's containers on this host, checked and
+    switched to. Returns whether a web process runs."""
+    from .formation import no_web_note
+
+    ctx, out, app = run.ctx, run.out, run.app
     run.phase("start")
     config, port = release["config"], release["port"]
     # Dokku's order: app.json's predeploy, then the Procfile's release (Heroku's release phase): each once in
@@ -198,23 +252,7 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
     _switch(run, web, port, hostname)
     failpoints.hit("deploy.switch")
     serverwatch.check()  # no going live for a client whose server died meanwhile: undone and routed back
-    previous = _activate(run, plan.store)
-    run.phase("retire")
-    _retire(run, previous)
-    _untag_old_images(run)
-    run.phase("done")
-    _finish(run, "succeeded")
-    out.info("took " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in run.timings.items()))
-    if detection.app_json.postdeploy:
-        try:
-            _run_one_off(run, release, "postdeploy", detection.app_json.postdeploy)
-        except PaasError as exc:  # the release is live already: say so, do not pretend it was rolled back
-            out.warn(f"postdeploy failed: {exc.one_line()}")
-    if web:
-        out.step(f"Deployed {app} v{run.version}: {_url(ctx, app)}")
-    else:
-        out.step(f"Deployed {app} v{run.version} (no web process: no route)")
-    return apps.active_release(ctx.conn, app)
+    return bool(web)
 
 
 def _check_process(run: Deploy, info: dict[str, Any], label: str, port: int, hostname: str, checks, *,
@@ -296,6 +334,8 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
                             f"its types: {known} (from its Procfile)")
         wanted_scale = {**apps.get_formation(ctx.conn, app), **counts}
         run = Deploy(ctx, app, release["commit_sha"], out, version=release["version"], started=[], timings={})
+        if release.get("scheduler") == "swarm":
+            return _scale_on_cluster(run, release, counts, wanted_scale)
         plans = plan_processes(app, release["version"], release["commit_sha"], release["processes"],
                                release["config"], release["port"], wanted_scale)
         current = {(r["type"], r["idx"]): r for r in apps.processes(ctx.conn, app, release["version"])}
@@ -325,6 +365,28 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
         result = formation(release["processes"], wanted_scale)
         out.step(f"{app} runs " + ", ".join(f"{k}={v}" for k, v in result.items()))
         return result
+
+
+def _scale_on_cluster(run: Deploy, release: dict[str, Any], counts: dict[str, int],
+                      wanted_scale: dict[str, int]) -> dict[str, int]:
+    """ps:scale of an app whose active release runs on the Swarm cluster: its services' replicas, followed until
+    they run; a failure puts the services back."""
+    from ..scheduler.swarm import release as on_cluster
+    from .processes import formation
+
+    try:
+        on_cluster.scale(run, release, counts)
+    except BaseException:
+        for hook in reversed(run.undo_hooks):
+            with contextlib.suppress(Exception):
+                hook()
+        if run.switched:
+            route_back(run.ctx, run.app)
+        raise
+    apps.set_formation(run.ctx.conn, run.app, counts)
+    result = formation(release["processes"], wanted_scale)
+    run.out.step(f"{run.app} runs " + ", ".join(f"{k}={v}" for k, v in result.items()))
+    return result
 
 
 def refuse_when_app_json_scales(ctx: Context, app: str) -> None:
@@ -587,11 +649,11 @@ def _switch(run: Deploy, web: list[dict[str, Any]], port: int, hostname: str) ->
 def route_back(ctx: Context, app: str) -> None:
     """After a switch that did not complete (the deploy failed or was aborted between routing and activating):
     the app's route sends to its active release's web processes again, or goes when it has none."""
-    from ..proxy.routes import route_app, unroute_app, web_backends
+    from ..proxy.routes import active_on_cluster, route_app, unroute_app, web_backends
 
     backends = web_backends(ctx, app)
     if backends:
-        route_app(ctx, app, backends)
+        route_app(ctx, app, backends, steer=not active_on_cluster(ctx, app))
     else:
         unroute_app(ctx, app)
 
@@ -696,6 +758,15 @@ def _undo(run: Deploy, exc: BaseException) -> None:
     ctx = run.ctx
     message = exc.one_line() if isinstance(exc, PaasError) else (str(exc) or type(exc).__name__)
     try:
+        for hook in reversed(run.undo_hooks):  # a cluster's services back to their previous specs
+            try:
+                hook()
+            except Exception as hook_error:  # noqa: BLE001 - the other hooks and the local undo still run
+                import logging
+
+                logging.getLogger("paas.deploy").warning("undoing part of %s's deploy: %s", run.app, hook_error)
+        if run.switched and run.undo_hooks:  # routed to the cluster's new tasks: back to the active release's
+            route_back(ctx, run.app)
         if run.started and run.switched:  # the route is ours: back to the running release before its removal
             route_back(ctx, run.app)
         if run.started:  # activated releases have started = []: their containers stay

@@ -205,9 +205,10 @@ def _steering_target(ctx: Context) -> tuple[str, str]:
     return settings.bridge, str(settings.gateway.ip)
 
 
-def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, ...]) -> Route:
+def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, ...], *, steer: bool = True) -> Route:
     """Make the app's names answer from these backends. With steering, new connections go to them from the
-    moment this returns, while connections opened before stay with the containers they reached."""
+    moment this returns, while connections opened before stay with the containers they reached. steer=False:
+    nginx goes straight to the backends (tasks on a Swarm cluster are not on our bridge)."""
     from . import steering
 
     if not backends:
@@ -215,7 +216,7 @@ def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, .
     nginx = nginx_for(ctx)
     nginx.ensure_running()
     upstream = tuple(backends)
-    if steering_available(ctx):
+    if steer and steering_available(ctx):
         bridge, gateway = _steering_target(ctx)
         port = route_port(ctx, app)
         steering.steer(bridge, gateway, port, app, backends)
@@ -261,8 +262,17 @@ def _unsteer(ctx: Context, app: str) -> None:
         steering.unsteer(bridge, gateway, int(row["route_port"]), app)
 
 
+def active_on_cluster(ctx: Context, app: str) -> bool:
+    """Whether the app's active release runs on the Swarm cluster (paas.scheduler)."""
+    from .. import apps
+    from ..scheduler import release_scheduler
+
+    return release_scheduler(apps.active_release(ctx.conn, app)) == "swarm"
+
+
 def web_backends(ctx: Context, app: str) -> list[Backend]:
-    """The web containers of the app's active release that have an address, as backends."""
+    """The web processes of the app's active release that have an address, as backends: its containers here,
+    or its running tasks on the cluster."""
     from .. import apps
     from ..deploy.processes import address_of
     from ..runtime import containers
@@ -270,6 +280,10 @@ def web_backends(ctx: Context, app: str) -> list[Backend]:
     release = apps.active_release(ctx.conn, app)
     if release is None:
         return []
+    if release.get("scheduler") == "swarm":
+        from ..scheduler.swarm.release import web_backends as task_backends
+
+        return task_backends(ctx, app, int(release["port"]))
     backends = []
     for row in apps.processes(ctx.conn, app, release["version"]):
         if row["type"] != "web":
@@ -286,5 +300,5 @@ def refresh_route(ctx: Context, app: str) -> bool:
     backends = web_backends(ctx, app)
     if not backends:
         return False
-    route_app(ctx, app, backends)
+    route_app(ctx, app, backends, steer=not active_on_cluster(ctx, app))
     return True

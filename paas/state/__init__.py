@@ -50,10 +50,11 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply migrations newer than the DB's user_version, each in its own transaction."""
+def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
+    """Apply migrations newer than the DB's user_version (up to `upto`: a test's older DB), each in its own
+    transaction."""
     for number, _name, sql in _migration_files():
-        if number <= schema_version(conn):
+        if number <= schema_version(conn) or (upto is not None and number > upto):
             continue
         with transaction(conn):
             # re-check under the write lock: another process may have migrated meanwhile

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 
 import pytest
 
@@ -119,8 +120,10 @@ def test_an_app_json_formation_is_kept_and_turns_ps_scale_off_until_a_release_wi
     assert apps.get_formation(ctx.conn, "shop") == {"web": 1, "worker": 3}
 
 
-def test_the_migration_keeps_the_types_deployed_apps_ran(ctx):
-    conn = ctx.conn
+def test_the_migration_keeps_the_types_deployed_apps_ran(tmp_path):
+    conn = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    state.migrate(conn, upto=13)  # a data root from before migration 14
     for name in ("shop", "blog", "new"):
         apps.create_app(conn, name)
     with state.transaction(conn):
@@ -132,7 +135,6 @@ def test_the_migration_keeps_the_types_deployed_apps_ran(ctx):
             conn.execute("INSERT INTO releases (app, version, commit_sha, status, processes, port) "
                          "VALUES (?, ?, ?, ?, ?, 5000)", (app, version, "a" * 40, status, json.dumps(processes)))
     apps.set_formation(conn, "blog", {"clock": 0, "web": 2})
-    conn.execute("PRAGMA user_version = 13")
     assert state.migrate(conn) >= 14
     assert apps.get_formation(conn, "shop") == {"web": 1, "worker": 1}  # no release phase, no superseded type
     assert apps.get_formation(conn, "blog") == {"clock": 0, "web": 2}   # ps:scale's counts stay
