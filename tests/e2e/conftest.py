@@ -16,6 +16,7 @@ from paas.context import open_context
 from paas.runtime import containers
 from tests.conftest import need_root, need_tool
 from tests.platformkit import MACHINE_STACK_CACHE
+from tests.swarmkit import swarm1, swarm2  # noqa: F401 (real swarms, module-scoped)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from paas.sshd import SSHServer
 from tests.conftest import need_root, need_tool
 from tests.netkit import outside  # noqa: F401 (a fixture for every integration test)
 from tests.services import start_registry
+from tests.swarmkit import swarm1, swarm2  # noqa: F401 (real swarms, module-scoped)
 
 
 @pytest.fixture
