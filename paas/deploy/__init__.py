@@ -23,6 +23,11 @@ def destroy_app(ctx: Context, app: str) -> dict:
     apps.get_app(ctx.conn, app)
     with locks.exclusive(deploy_lock_path(ctx, app), wait_s=float(ctx.config.get("deploy.lock_wait_s", 600)),
                         what=f"a deploy of {app}"):
+        services = 0
+        from ..scheduler.swarm.release import ran_on_cluster, remove_app
+
+        if ran_on_cluster(ctx.conn, app):  # first: a cluster that cannot be reached leaves the app as it was
+            services = remove_app(ctx, app)
         rows = apps.processes(ctx.conn, app)
         remove_processes(ctx, rows)
         unroute_app(ctx, app)
@@ -35,4 +40,4 @@ def destroy_app(ctx: Context, app: str) -> dict:
         cachemounts.remove_scope(ctx.paths.cache_mounts, cachemounts.app_scope(app))
         with state.transaction(ctx.conn):
             ctx.conn.execute("DELETE FROM apps WHERE name = ?", (app,))
-    return {"app": app, "containers": len(rows), "images": images}
+    return {"app": app, "containers": len(rows), "services": services, "images": images}

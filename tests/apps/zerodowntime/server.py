@@ -65,6 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Served-By", socket.gethostname())  # which container or Swarm task answered
         if STOPPING.is_set():  # shutting down: this answer is the connection's last
             self.send_header("Connection", "close")
             self.close_connection = True

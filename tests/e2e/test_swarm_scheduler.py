@@ -1,0 +1,91 @@
+"""The swarm scheduler end to end on a real one-node Docker Swarm (tests/swarmkit: dockerd in a network namespace
+this test creates, images from a real registry): git push -> build here -> push to the registry -> a Swarm service
+-> nginx here routes to the task's host-mode published port. Then config:set, rollback and ps:scale web=3 on the
+same app, with requests through nginx spread over the three tasks."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from tests.loadkit import ZERODOWNTIME_APP
+from tests.platformkit import running_platform
+from tests.swarmkit import paas_swarm_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def platform(swarm1, tmp_path_factory):
+    with running_platform(tmp_path_factory.mktemp("swarm-platform"), config=paas_swarm_config(swarm1)) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def app(platform, swarm1):
+    """The zero-downtime sample on the swarm scheduler, pushed once."""
+    name = "onswarm"
+    platform.paas("apps:create", name)
+    platform.paas("scheduler:set", name, "swarm")
+    pushed = platform.push(platform.repo_from(ZERODOWNTIME_APP, name), name)
+    assert pushed.returncode == 0, pushed.output
+    assert "Pushing the image to" in pushed.output and "Creating service paas-onswarm-web" in pushed.output
+    return name
+
+
+def served(platform, app: str) -> tuple[int, str, str]:
+    """GET / through nginx: status, the release marker, the task that answered."""
+    response = requests.get(f"http://127.0.0.1:{platform.http_port}/", headers={"Host": f"{app}.paas.localhost"},
+                            timeout=10)
+    return response.status_code, response.text.splitlines()[0] if response.text else "", \
+        response.headers.get("X-Served-By", "")
+
+
+def service(swarm, name: str):
+    return swarm.client().services.get(name)
+
+
+def test_a_push_runs_the_app_as_a_swarm_service_behind_nginx(platform, swarm1, app):
+    status, marker, served_by = served(platform, app)
+    assert (status, marker) == (200, "release r0")
+    assert served_by.startswith(f"{app}-web-")  # a task's hostname, not a local container's
+    web = service(swarm1, f"paas-{app}-web")
+    spec = web.attrs["Spec"]
+    image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image.startswith(f"{swarm1.registry}/paas/{app}@sha256:"), image
+    assert spec["UpdateConfig"]["Order"] == "start-first" and spec["UpdateConfig"]["FailureAction"] == "rollback"
+    assert spec["EndpointSpec"]["Mode"] == "dnsrr"
+    assert spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"][:2] == ["CMD", "bash"]
+    assert spec["Labels"]["paas.app"] == app and spec["Labels"]["paas.release"] == "1"
+    report = json.loads(platform.paas("scheduler:report", app, "--json").stdout)
+    assert report["scheduler"] == "swarm" and report["running_on"] == "swarm"
+    assert json.loads(platform.paas("ps", app, "--json").stdout) is not None
+    # nothing of it runs on this host
+    assert not list((platform.root / "containers").glob(f"*{app}*"))
+
+
+def test_config_set_rolls_the_service_and_rollback_brings_the_old_config_back(platform, swarm1, app):
+    platform.paas("config:set", app, "RELEASE_MARKER=second")
+    assert served(platform, app)[:2] == (200, "release second")
+    assert service(swarm1, f"paas-{app}-web").attrs["Spec"]["Labels"]["paas.release"] == "2"
+    platform.paas("releases:rollback", app, "1")
+    assert served(platform, app)[:2] == (200, "release r0")
+    assert service(swarm1, f"paas-{app}-web").attrs["Spec"]["Labels"]["paas.release"] == "3"
+
+
+def test_scale_web_to_three_spreads_requests_over_three_tasks(platform, swarm1, app):
+    platform.paas("ps:scale", app, "web=3")
+    tasks = [t for t in service(swarm1, f"paas-{app}-web").tasks(filters={"desired-state": "running"})
+             if t["Status"]["State"] == "running"]
+    assert len(tasks) == 3
+    seen = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < 3 and time.monotonic() < deadline:
+        status, _, served_by = served(platform, app)
+        assert status == 200
+        seen.add(served_by)
+    assert len(seen) == 3, seen
+    platform.paas("ps:scale", app, "web=1")
