@@ -2,9 +2,10 @@
 
 Everything a Swarm makes is its own and goes again in stop(), also after a start that failed half-way: a host
 bridge `psw<hex>` with an address in a free /24 of 10.250.0.0-10.254.255.0, one namespace `pt-swarm-<hex>-<n>` per
-node joined to the bridge by a veth (addresses .2, .3, ...; default route via the bridge), a dockerd per node on a
-private socket, data root and exec root under the Swarm's base directory, with containerd namespaces and a cgroup
-parent named like its namespace, and a docker-registry on the bridge address that every node pulls from (plain
+node joined to the bridge by a veth (addresses .2, .3, ...; default route via the bridge), a dockerd per node with
+its data root under the Swarm's base directory and its socket and exec root under /tmp/psw<hex> (pytest's paths are
+too long for unix sockets), containerd namespaces and a cgroup parent (below this process's cgroups) named like its
+namespace, and a docker-registry on the bridge address that every node pulls from (plain
 HTTP: an --insecure-registry of each daemon). dockerd starts through nsenter + unshare -m, not `ip netns exec`,
 which remounts /sys and breaks dockerd's devices cgroup; the cgroup2 tree of this hybrid host is unmounted in its
 mount namespace so runc keeps to the v1 controllers.
@@ -15,6 +16,7 @@ Node 1 is the manager (it inits the swarm advertising its veth address); the oth
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import os
 import secrets
@@ -89,16 +91,18 @@ def _log_tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-def _used_networks() -> list[ipaddress.IPv4Network]:
-    """Every IPv4 destination in any routing table of the host, and the networks of its addresses."""
+def _used_networks(*, besides: int | None = None) -> list[ipaddress.IPv4Network]:
+    """Every IPv4 destination in any routing table of the host (the default route apart), and the networks of its
+    addresses; those of the link with index `besides` left out."""
     found = []
     with IPRoute() as ipr:
-        for route in ipr.get_routes(family=2, table=0):  # table 0: all tables
+        for route in ipr.route("dump", family=2):  # every table: main, local, policy tables
             dst = route.get_attr("RTA_DST")
-            if dst:
+            if dst and route.get_attr("RTA_OIF") != besides:
                 found.append(ipaddress.IPv4Network(f"{dst}/{route['dst_len']}", strict=False))
         for addr in ipr.get_addr(family=2):
-            found.append(ipaddress.IPv4Interface(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}").network)
+            if addr["index"] != besides:
+                found.append(ipaddress.IPv4Interface(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}").network)
     return found
 
 
@@ -130,15 +134,36 @@ def _in_netns(pid: int, netns: tuple[int, int] | None) -> bool:
     return netns is not None and _netns_id(f"/proc/{pid}/ns/net") == netns
 
 
-def _cmdline(pid: int) -> bytes:
+def _argv(pid: int) -> list[bytes]:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
     except OSError:  # gone meanwhile
-        return b""
+        return []
+
+
+def _cmdline(pid: int) -> bytes:
+    return b" ".join(_argv(pid))
 
 
 def _mentions(pid: int, text: bytes) -> bool:
     return text in _cmdline(pid)
+
+
+SHIM_SOCKETS = Path("/run/containerd/s")  # containerd 1.6 shims' sockets: host-wide, whichever containerd
+
+
+def _shim_socket(pid: int) -> Path | None:
+    """The socket a containerd-shim-runc-v2 process made (named after its containerd, namespace and container); a
+    shim that is killed leaves it behind."""
+    words = _argv(pid)
+    if not words or not words[0].endswith(b"containerd-shim-runc-v2"):
+        return None
+    args = dict(zip(words[1::2], words[2::2], strict=False))
+    try:
+        key = os.path.join(args[b"-address"], args[b"-namespace"], args[b"-id"])
+    except KeyError:
+        return None
+    return SHIM_SOCKETS / hashlib.sha256(key).hexdigest()
 
 
 def _kill(pids: list[int]) -> None:
@@ -273,7 +298,7 @@ class Swarm:
         return self.client().services.list()
 
     def wait_nodes_ready(self, timeout: float = 60) -> None:
-        """Until the manager lists every node ready (and active or drained as set)."""
+        """Until the manager lists all the swarm's nodes, each ready (its agent reports to the manager)."""
         deadline = time.monotonic() + timeout
         while True:
             states = {n.id: n.attrs["Status"]["State"]  # not by hostname: every node has the host's
@@ -295,16 +320,23 @@ class Swarm:
     def activate(self, which: Node | str | int) -> None:
         self.set_availability(which, "active")
 
+    def pids(self) -> list[int]:
+        """The processes naming the swarm's directories: registry, dockerd, containerd, shims."""
+        marks = str(self.base).encode(), str(self.run).encode()
+        return [pid for pid in _pids() if pid != os.getpid() and any(mark in _cmdline(pid) for mark in marks)]
+
+    def shim_sockets(self) -> list[Path]:
+        """The sockets of the swarm's running containerd shims (host-wide in /run/containerd/s)."""
+        return [path for pid in self.pids() if (path := _shim_socket(pid))]
+
     def leftovers(self) -> dict[str, list[str]]:
         """What of this swarm exists on the host (after stop(): nothing): links, namespaces, processes naming its
         directory, cgroups, mounts."""
         prefix = f"pt-swarm-{self.tag}-"
-        marks = str(self.base).encode(), str(self.run).encode()
         found = {
             "links": [link.name for link in Path("/sys/class/net").iterdir() if link.name.startswith(self.bridge)],
             "netns": [ns.name for ns in Path(links.NETNS_DIR).glob(f"{prefix}*")],
-            "processes": [command.decode(errors="replace") for command in map(_cmdline, _pids())
-                          if any(mark in command for mark in marks)],
+            "processes": [_cmdline(pid).decode(errors="replace") for pid in self.pids()],
             "cgroups": [str(path) for own in own_cgroups() for path in own.glob(f"{prefix}*")],
             "mounts": [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
                        if prefix in line or str(self.base) in line or str(self.run) in line],
@@ -359,17 +391,20 @@ class Swarm:
         self.timings["join"] = time.monotonic() - began
 
     def _make_bridge(self) -> None:
-        self.subnet = free_subnet()
         with IPRoute() as ipr:
             ipr.link("add", ifname=self.bridge, kind="bridge")
             self._bridge_made = True
             index = ipr.link_lookup(ifname=self.bridge)[0]
-            ipr.addr("add", index=index, address=self.bridge_address, prefixlen=24)
+            for _ in range(5):
+                self.subnet = free_subnet()
+                ipr.addr("add", index=index, address=self.bridge_address, prefixlen=24)
+                # another run may have taken the same /24 between our look and our address: then another one
+                if not any(net.overlaps(self.subnet) for net in _used_networks(besides=index)):
+                    break
+                ipr.addr("del", index=index, address=self.bridge_address, prefixlen=24)
+            else:
+                raise RuntimeError("every /24 picked for a test swarm was taken meanwhile")
             ipr.link("set", index=index, state="up")
-        # another run may have picked the same /24 between our look and our address: then start again elsewhere
-        clashes = [net for net in _used_networks() if net.overlaps(self.subnet)]
-        if len(clashes) > 2:  # ours: the route of the bridge and the network of its address
-            raise RuntimeError(f"{self.subnet} was taken meanwhile: {clashes}")
 
     def _make_node(self, index: int) -> None:
         node = Node(name=f"node{index}", netns=f"pt-swarm-{self.tag}-{index}", address=str(self.subnet[index + 1]),
@@ -490,9 +525,12 @@ class Swarm:
         marks = str(node.dir).encode(), str(node.run).encode()
         leftovers = [pid for pid in _pids() if pid != os.getpid()
                      and (_in_netns(pid, netns) or any(_mentions(pid, mark) for mark in marks))]
+        sockets = [path for pid in leftovers if (path := _shim_socket(pid))]
         _kill(leftovers)
         if still := _wait_gone(leftovers):
             raise RuntimeError(f"processes of {node.name} survive SIGKILL: {still}")
+        for path in sockets:
+            path.unlink(missing_ok=True)
 
     def _remove_node_network(self, node: Node) -> None:
         with IPRoute() as ipr:
@@ -501,24 +539,17 @@ class Swarm:
         links.delete_netns(node.netns)
 
 
-@contextlib.contextmanager
-def running_swarm(base: Path, size: int = 1):
-    swarm = Swarm(base, size)
-    with swarm:
-        yield swarm
-
-
 @pytest.fixture(scope="module")
 def swarm1(tmp_path_factory):
     """A one-node swarm for the module's tests."""
-    with running_swarm(tmp_path_factory.mktemp("swarm1"), 1) as swarm:
+    with Swarm(tmp_path_factory.mktemp("swarm1"), 1) as swarm:
         yield swarm
 
 
 @pytest.fixture(scope="module")
 def swarm2(tmp_path_factory):
     """A two-node swarm (a manager and a worker) for the module's tests."""
-    with running_swarm(tmp_path_factory.mktemp("swarm2"), 2) as swarm:
+    with Swarm(tmp_path_factory.mktemp("swarm2"), 2) as swarm:
         yield swarm
 
 

@@ -155,6 +155,24 @@ def test_stop_leaves_nothing_behind(tmp_path):
     assert swarm.leftovers() == {}
 
 
+def test_stop_after_dockerd_was_killed_leaves_nothing_behind(tmp_path):
+    """dockerd gone without a shutdown (SIGKILL): its containerd shims and the container keep running, outside any
+    daemon's reach; stop() finds them by namespace and directory, kills them and removes their sockets and cgroups."""
+    swarm = Swarm(tmp_path / "swarm", 1)
+    with swarm:
+        network = overlay(swarm)
+        image = push_httpd_image(swarm, tmp_path / "image")
+        service = swarm.client().services.create(image.pinned, name=unique("web"), networks=[network.id])
+        wait_converged(service, 1)
+        sockets = swarm.shim_sockets()
+        assert sockets and all(path.exists() for path in sockets)
+        swarm.nodes[0].process.kill()
+        swarm.nodes[0].process.wait()
+        assert swarm.shim_sockets() == sockets  # orphaned, still running
+    assert swarm.leftovers() == {}
+    assert not any(path.exists() for path in sockets)
+
+
 def test_a_daemon_that_does_not_start_fails_the_start_with_its_log_and_leaves_nothing(tmp_path):
     swarm = Swarm(tmp_path / "swarm", 2)
     (tmp_path / "swarm" / "node2" / "docker.pid").mkdir(parents=True)  # dockerd cannot write its pid file
