@@ -27,6 +27,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   policy=/usr/sbin/policy-rc.d
   [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; trap 'rm -f "$policy"' EXIT; }
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # nor start at boot: docker.io enables docker.service and docker.socket, and a dockerd in the host's network
+  # namespace would add docker0 and set iptables' FORWARD policy to DROP (only a docker.io this run installed)
+  if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --quiet docker.service docker.socket
+  fi
 fi
 
 VENV="${PAAS_VENV:-$PWD/.venv}"
