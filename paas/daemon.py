@@ -142,6 +142,14 @@ def _serve(ctx) -> None:
         repairer.start()
         click.echo(f"paasd: repairs checked every {repair_interval:g}s (bridge, rules, nginx, routes, dead "
                    "supervisors)")
+    cluster_watch = None
+    if ctx.config.get("swarm.manager"):
+        from .scheduler.swarm.watch import ClusterWatch
+
+        cluster_watch = ClusterWatch(lambda: Context(ctx.paths))
+        cluster_watch.start()
+        click.echo(f"paasd: following the Swarm cluster at {ctx.config.get('swarm.manager')} (swarm apps' routes "
+                   "track their tasks)")
     from .proxy.autocert import renewal_thread
 
     renewals = renewal_thread(lambda: Context(ctx.paths), float(ctx.config.get("certs.check_interval_s", 3600)))
@@ -156,6 +164,8 @@ def _serve(ctx) -> None:
             pass
     finally:
         renewals.stop()
+        if cluster_watch is not None:
+            cluster_watch.stop()
         if repairer is not None:
             repairer.stop()
         if sampler is not None:

@@ -130,20 +130,26 @@ def _repair_app(ctx: Context, nginx, steer_state, app: str, version: int) -> lis
 
     done = [Repair("process", f"{name}: its supervisor was gone, replaced", app)
             for name in replace_dead_processes(ctx, {app: version})]
+    if routes.active_on_cluster(ctx, app):  # nginx goes straight to the cluster's running tasks: no steering
+        from .scheduler.swarm.release import engine_for
+        from .scheduler.swarm.watch import follow_tasks
+
+        port = ctx.conn.execute("SELECT port FROM releases WHERE app = ? AND version = ?", (app, version)).fetchone()
+        with engine_for(ctx) as engine:
+            if follow_tasks(ctx, nginx, engine, app, int(port["port"])):
+                done.append(Repair("route", "upstream follows the cluster's running tasks", app))
+        return done
     backends = routes.web_backends(ctx, app)
     if not backends:
         return done
-    on_cluster = routes.active_on_cluster(ctx, app)  # nginx goes straight to the cluster's tasks: no steering
-    steer_state = None if on_cluster else steer_state
     route = nginx.route(app)
     intact = route is not None and (
         set(route.backends) == set(backends) if steer_state is None else
         steering.intact(steer_state[2], steer_state[1], routes.route_port(ctx, app), app, backends))
     if not intact:
-        routes.route_app(ctx, app, backends, steer=not on_cluster)
-        detail = ("nginx route restored" if route is None else "upstream follows the cluster's running tasks"
-                  if on_cluster else "steering to its containers restored")
-        done.append(Repair("route", detail, app))
+        routes.route_app(ctx, app, backends)
+        done.append(Repair("route", "nginx route restored" if route is None else "steering to its containers "
+                                                                                  "restored", app))
     return done
 
 

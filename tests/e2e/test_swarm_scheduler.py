@@ -89,3 +89,27 @@ def test_scale_web_to_three_spreads_requests_over_three_tasks(platform, swarm1, 
         seen.add(served_by)
     assert len(seen) == 3, seen
     platform.paas("ps:scale", app, "web=1")
+
+
+def routed_backends(platform, app: str) -> set[str]:
+    conf = (platform.root / "nginx" / "apps" / f"{app}.conf").read_text()
+    return {" ".join(line.split()[3:5]) for line in conf.splitlines() if line.startswith("# route backend ")}
+
+
+def test_a_task_that_dies_is_replaced_by_swarm_and_nginx_follows_without_a_deploy(platform, swarm1, app):
+    """paasd watches the manager's events: the replacement task's new host port is in nginx's upstream at once."""
+    before = routed_backends(platform, app)
+    web = service(swarm1, f"paas-{app}-web")
+    (running,) = [t for t in web.tasks(filters={"desired-state": "running"}) if t["Status"]["State"] == "running"]
+    container = swarm1.client().containers.get(running["Status"]["ContainerStatus"]["ContainerID"])
+    container.kill()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = routed_backends(platform, app)
+        if now and now != before and served(platform, app)[0] == 200:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"nginx still routes to {routed_backends(platform, app)} (was {before})")
+    assert served(platform, app)[:2] == (200, "release r0")
+    assert f"route of {app} follows the cluster" in platform.paasd_log.read_text()
