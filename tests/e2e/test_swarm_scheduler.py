@@ -6,6 +6,7 @@ same app, with requests through nginx spread over the three tasks."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import pytest
@@ -44,6 +45,15 @@ def served(platform, app: str) -> tuple[int, str, str]:
         response.headers.get("X-Served-By", "")
 
 
+def local_processes(platform, app: str) -> int:
+    """The app's containers on this host (app_processes rows)."""
+    conn = sqlite3.connect(platform.root / "state.db")
+    try:
+        return conn.execute("SELECT COUNT(*) FROM app_processes WHERE app = ?", (app,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
 def service(swarm, name: str):
     return swarm.client().services.get(name)
 
@@ -62,9 +72,7 @@ def test_a_push_runs_the_app_as_a_swarm_service_behind_nginx(platform, swarm1, a
     assert spec["Labels"]["paas.app"] == app and spec["Labels"]["paas.release"] == "1"
     report = json.loads(platform.paas("scheduler:report", app, "--json").stdout)
     assert report["scheduler"] == "swarm" and report["running_on"] == "swarm"
-    assert json.loads(platform.paas("ps", app, "--json").stdout) is not None
-    # nothing of it runs on this host
-    assert not list((platform.root / "containers").glob(f"*{app}*"))
+    assert local_processes(platform, app) == 0  # nothing of it runs on this host
 
 
 def test_config_set_rolls_the_service_and_rollback_brings_the_old_config_back(platform, swarm1, app):
@@ -113,3 +121,28 @@ def test_a_task_that_dies_is_replaced_by_swarm_and_nginx_follows_without_a_deplo
         raise AssertionError(f"nginx still routes to {routed_backends(platform, app)} (was {before})")
     assert served(platform, app)[:2] == (200, "release r0")
     assert f"route of {app} follows the cluster" in platform.paasd_log.read_text()
+
+
+def test_an_app_moves_onto_the_cluster_and_back_at_its_next_deploy(platform, swarm1):
+    """scheduler:set on a deployed app: the running release stays where it is until a deploy (here ps:restart)
+    starts the new one on the other side, switches nginx and retires the old side's processes."""
+    name = "mover"
+    platform.paas("apps:create", name)
+    pushed = platform.push(platform.repo_from(ZERODOWNTIME_APP, name), name)
+    assert pushed.returncode == 0, pushed.output
+    assert local_processes(platform, name) == 1 and served(platform, name)[:2] == (200, "release r0")
+
+    said = platform.paas("scheduler:set", name, "swarm")
+    assert "next deploy" in said.stderr
+    assert local_processes(platform, name) == 1  # nothing moved yet
+    platform.paas("ps:restart", name)
+    assert local_processes(platform, name) == 0
+    assert service(swarm1, f"paas-{name}-web").attrs["Spec"]["Labels"]["paas.release"] == "2"
+    assert served(platform, name)[:2] == (200, "release r0")
+
+    platform.paas("scheduler:set", name, "local")
+    platform.paas("ps:restart", name)
+    assert local_processes(platform, name) == 1
+    assert not [s for s in swarm1.client().services.list() if s.name == f"paas-{name}-web"]
+    assert served(platform, name)[:2] == (200, "release r0")
+    platform.paas("apps:destroy", name, "--force")
