@@ -37,7 +37,10 @@ def _processes() -> list[str]:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
             except OSError:
                 continue
-            if "paas-shim" in cmdline or ("pytest-of-" in cmdline and (
+            # the swarm tests' dockerd, containerd and shims name only their /tmp/psw<hex> dirs (tests/swarmkit.py)
+            if "/tmp/psw" in cmdline and re.search(r"\b(dockerd|containerd)", cmdline):
+                found.append(cmdline)
+            elif "paas-shim" in cmdline or ("pytest-of-" in cmdline and (
                     "docker-registry serve" in cmdline or "nginx" in cmdline or "paas.daemon" in cmdline
                     or "git-receive-pack" in cmdline)):
                 found.append(cmdline)
@@ -113,6 +116,18 @@ def _theirs(text: str, bridges: set[str], containers: set[str]) -> bool:
         or any(c in text for c in containers)
 
 
+def _swarm_cgroups() -> list[str]:
+    """The swarm tests' dockerd cgroup parents (pt-swarm-*), made below this process's own cgroup in each
+    hierarchy (tests/swarmkit.py)."""
+    own = {line.split(":", 2)[2].strip().lstrip("/") for line in _read(Path("/proc/self/cgroup")).splitlines()
+           if line.count(":") >= 2}
+    found = set()
+    for path in own | {""}:
+        found |= {str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{path}/pt-swarm-*".replace("//", "/"))
+                  if p.is_dir()}
+    return sorted(found)
+
+
 def snapshot(*, ours_only: bool = True) -> dict[str, list[str]]:
     mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     names = re.findall(r"^\d+: ([^:@]+)", _out(["ip", "-o", "link"]), re.M)
@@ -120,11 +135,11 @@ def snapshot(*, ours_only: bool = True) -> dict[str, list[str]]:
     found = {
         "mounts": [m for m in mounts if "paas-root" in m or TEST_ROOT_MARK in m],
         "links": [n for n in names if re.match(r"(vp[0-9a-f]{12}|pc[0-9a-f]{6}|pt[0-9a-f-]|pv[0-9a-f]{6}|pe[0-9a-f]"
-                                                r"{6}|pa[0-9a-f]{6}|paas)", n)],
+                                                r"{6}|pa[0-9a-f]{6}|psw[0-9a-f]{6}|paas)", n)],
         "netns": [n for n in netns if n.startswith(("paas-", "pt-", "pt"))],
         "nft rules": [line.strip() for line in _out(["nft", "list", "ruleset"]).splitlines() if "paas" in line],
         "iptables rules": [line for line in _out(["iptables-save"]).splitlines() if "PAAS-" in line or "paas:" in line],
-        "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob("*/paas/*") if p.is_dir()],
+        "cgroups": [str(p) for p in Path("/sys/fs/cgroup").glob("*/paas/*") if p.is_dir()] + _swarm_cgroups(),
         "processes": _processes(),
     }
     if not ours_only:
