@@ -72,7 +72,8 @@ def destroy_cmd(app, force):
 @json_option
 @APP_ARGUMENT
 def info_cmd(as_json, app):
-    """Show an app: URL, active release, processes with their state, last deploy, repository."""
+    """Show an app: URL, scheduler, active release, processes with their state (on the Swarm scheduler: each task
+    with the node it runs on), last deploy, repository."""
     from ..services import apps as service
 
     data = service.info(context(), app)
@@ -88,6 +89,9 @@ def info_cmd(as_json, app):
     echo(f"url:        {data['url'] if release else '(not deployed)'}"
          + (f" (unrouted: {data['no_route']})" if release and data.get("no_route") else ""))
     echo(f"state:      {data['state']}")
+    moving = data["running_on"] and data["running_on"] != data["scheduler"]
+    echo(f"scheduler:  {data['scheduler']}"
+         + (f" (v{release['version']} runs on {data['running_on']} until the next deploy)" if moving else ""))
     echo(f"domains:    {' '.join(data['domains'])}")
     echo(f"repository: {data['repository']} (deploys from {', '.join(data['deploy_branches'])})")
     if release:
@@ -102,8 +106,8 @@ def info_cmd(as_json, app):
              + (f": {deploy['error']}" if deploy["error"] else ""))
     echo("processes:" + ("" if procs else "  none"))
     for p in procs:
-        echo(f"  {p['type']}.{p['index']}  {p['release']}  {p['status']}  {p['address'] or ''}  {p['container'] or ''}"
-             .rstrip())
+        where = f"on {p['node']}" if p.get("node") else p["container"] or ""  # a task: the node it runs on
+        echo(f"  {p['type']}.{p['index']}  {p['release']}  {p['status']}  {p['address'] or ''}  {where}".rstrip())
 
 
 @cli.command("apps:set")

@@ -51,7 +51,8 @@ def _bytes(value: int | None) -> str:
 @json_option
 def ps_cmd(app, as_json):
     """The app's processes: state (running, restarting, exited, oom, stopped, ...), release, uptime, restarts, CPU %
-    (paasd's last sample) and memory now."""
+    (paasd's last sample) and memory now. An app on the Swarm scheduler lists its tasks: process = type.slot, the
+    node each runs on and the address:port nginx reaches it at (--json: the task id and Swarm's own state too)."""
     from ..services import processes as service
 
     procs = service.ps(context(), app)
@@ -61,14 +62,25 @@ def ps_cmd(app, as_json):
     if not procs:
         click.echo(f"{app} runs no processes", err=True)
         return
+    table(*_ps_table(procs))
+
+
+def _ps_table(procs: list[dict]) -> tuple[list[tuple], tuple[str, ...]]:
+    """Rows and headings: CPU and memory for processes here, node and address for tasks on a cluster."""
+    on_cluster = all(p.get("scheduler") == "swarm" for p in procs)
     rows = []
     for p in procs:
-        memory = _bytes(p.get("memory_bytes"))
-        if p.get("memory_bytes") is not None and p.get("memory_limit_bytes"):
-            memory += f" / {_bytes(p['memory_limit_bytes'])}"
-        cpu = "-" if p.get("cpu_percent") is None else f"{p['cpu_percent']:.1f}%"
-        rows.append((p["process"], p["release"], p["status"], _duration(p["uptime_s"]), p["restarts"], cpu, memory))
-    table(rows, ("PROCESS", "RELEASE", "STATE", "UPTIME", "RESTARTS", "CPU", "MEMORY"))
+        row = (p["process"], p["release"], p["status"], _duration(p["uptime_s"]), p["restarts"])
+        if on_cluster:
+            row += (p.get("node") or "-", p.get("address") or "-")
+        else:
+            memory = _bytes(p.get("memory_bytes"))
+            if p.get("memory_bytes") is not None and p.get("memory_limit_bytes"):
+                memory += f" / {_bytes(p['memory_limit_bytes'])}"
+            row += ("-" if p.get("cpu_percent") is None else f"{p['cpu_percent']:.1f}%", memory)
+        rows.append(row)
+    return rows, ("PROCESS", "RELEASE", "STATE", "UPTIME", "RESTARTS") + (
+        ("NODE", "ADDRESS") if on_cluster else ("CPU", "MEMORY"))
 
 
 @cli.command("ps:scale")
@@ -206,7 +218,9 @@ def _check_selection(ctx, app: str, which) -> None:
 def logs_cmd(app, follow, tail, process, since, release, deploy_log, as_json):
     """The app's log history across deploys and restarts, oldest first: `TIME RELEASE PROCESS | TEXT` (the
     supervisor's notes as `[paas] ...`); --json: one object per line (id, time, process, type, release, stream,
-    text). The logs of removed processes are kept within logs.max_bytes_per_app and logs.retention_days."""
+    text). The logs of removed processes are kept within logs.max_bytes_per_app and logs.retention_days. An app on
+    the Swarm scheduler shows its services' logs from the cluster (as far back as Swarm keeps its tasks), every
+    service's lines merged in time order; -f follows them all."""
     from .. import apps
     from ..context import open_context
     from ..deploy.logs import print_deploy_log
@@ -221,19 +235,24 @@ def logs_cmd(app, follow, tail, process, since, release, deploy_log, as_json):
     _check_selection(ctx, app, which)
     start = service.now_cursor()
     page = service.history(ctx, app, tail=tail if tail or since else 100, since=since, which=which)
-    for line in page["lines"]:
-        _print_line(line, as_json)
-    if not follow:
-        return
-    after = page["lines"][-1]["id"] if page["lines"] else start
-    root = ctx.paths.root
-    live = service.stream(lambda: open_context(root), app, which=which, after=after, heartbeat=3600)
     try:
-        for line in live:
-            if line is not None:
-                _print_line(line, as_json)
-    finally:
-        live.close()
+        for line in page["lines"]:
+            _print_line(line, as_json)
+        if not follow:
+            return
+        after = page["lines"][-1]["id"] if page["lines"] else start
+        root = ctx.paths.root
+        live = service.stream(lambda: open_context(root), app, which=which, after=after, heartbeat=3600)
+        try:
+            for line in live:
+                if line is not None:
+                    _print_line(line, as_json)
+        finally:
+            live.close()
+    except BrokenPipeError:  # the reader went (`| head`): end quietly, and let Python's exit not flush again
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @cli.command("logs:deploy")

@@ -7,6 +7,10 @@ of its processes that has no container shows as `stopped` (paas.services.process
 starts exactly those again: new containers of the same release, health-checked, then routed. A new release (a
 push, a rollback, a config change, ps:restart, ps:rebuild) runs the whole formation again; so does ps:scale for
 the types it names.
+
+An app whose active release runs on the Swarm cluster stops and starts the same way through its services: ps:stop
+takes web out of nginx, scales the services to 0 and waits until their tasks are gone; ps:start scales them back
+to the formation and routes the web tasks as they run (paas.scheduler.swarm.views).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from .. import apps
 from ..context import Context
 from ..errors import DeployError, UserError
+from ..scheduler.swarm.views import on_cluster
 from . import pipeline
 from .output import Output
 
@@ -48,7 +53,9 @@ def stop(ctx: Context, app: str, out: Output, process_type: str | None = None) -
     check_type(ctx, app, active_release(ctx, app), process_type)  # bad input: nothing waits for the lock
     with pipeline.deploy_lock(ctx, app, out):
         release = active_release(ctx, app)
-        check_type(ctx, app, release, process_type)
+        types = check_type(ctx, app, release, process_type)
+        if on_cluster(release):
+            return _stop_on_cluster(ctx, app, out, release, [process_type] if process_type else list(types))
         rows = apps.processes(ctx.conn, app, release["version"])
         going = [r for r in rows if process_type is None or r["type"] == process_type]
         labels = [f"{r['type']}.{r['idx']}" for r in going]
@@ -82,7 +89,10 @@ def start(ctx: Context, app: str, out: Output, process_type: str | None = None) 
                         f"run `paas ps:scale {app} {process_type}=1`")
     with pipeline.deploy_lock(ctx, app, out):
         release = active_release(ctx, app)
-        check_type(ctx, app, release, process_type)
+        types = check_type(ctx, app, release, process_type)
+        if on_cluster(release):
+            return _start_on_cluster(ctx, app, out, release, {kind: count for kind, count in types.items()
+                                                              if process_type is None or kind == process_type})
         rows = apps.processes(ctx.conn, app, release["version"])
         have = {(r["type"], r["idx"]) for r in rows}
         plans = [p for p in plan_processes(app, release["version"], release["commit_sha"], release["processes"],
@@ -115,3 +125,30 @@ def start(ctx: Context, app: str, out: Output, process_type: str | None = None) 
         labels = [f"{kind}.{index}" for kind, index in sorted(started)]
         out.step(f"{app}: started {', '.join(labels)}")
         return {"release": release["version"], "started": labels}
+
+
+# -- on the Swarm cluster (paas.scheduler.swarm.views): the app's services scaled, the formation kept --------------
+
+def _run(ctx: Context, app: str, out: Output, release: dict[str, Any]) -> pipeline.Deploy:
+    return pipeline.Deploy(ctx, app, release["commit_sha"], out, version=release["version"], started=[], timings={})
+
+
+def _stop_on_cluster(ctx: Context, app: str, out: Output, release: dict[str, Any], types: list[str]
+                     ) -> dict[str, Any]:
+    from ..scheduler.swarm import views
+
+    labels = views.stop(ctx, app, out, release, types, _run(ctx, app, out, release))
+    out.step(f"{app}: stopped {', '.join(labels)}" if labels else
+             f"{app}: {'every process' if len(types) > 1 else types[0]} is stopped already")
+    return {"release": release["version"], "stopped": labels}
+
+
+def _start_on_cluster(ctx: Context, app: str, out: Output, release: dict[str, Any], counts: dict[str, int]
+                      ) -> dict[str, Any]:
+    from ..scheduler.swarm import views
+
+    labels = views.start(ctx, app, out, release, counts, _run(ctx, app, out, release))
+    out.step(f"{app}: started {', '.join(labels)}" if labels else
+             f"{app}: {'every process' if len(counts) > 1 else next(iter(counts), 'every process')} is running "
+             "already")
+    return {"release": release["version"], "started": labels}

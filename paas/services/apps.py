@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import apps
 from ..access.model import User
-from ..errors import NotFound
+from ..errors import ClusterError, NotFound
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -26,9 +26,13 @@ def overview(ctx: Context, user: User) -> list[dict[str, Any]]:
         if visible is not None and app["name"] not in visible:
             continue
         release = apps.active_release(ctx.conn, app["name"])
-        procs = processes(ctx, app["name"]) if release else []
+        try:
+            procs, unreachable = (processes(ctx, app["name"]) if release else []), False
+        except ClusterError:  # one app's cluster down: the others are still listed
+            procs, unreachable = [], True
         deploy = last_deploy(ctx, app["name"])
-        rows.append({"name": app["name"], "state": app_state(release is not None, procs, deploy),
+        rows.append({"name": app["name"],
+                     "state": "unreachable" if unreachable else app_state(release is not None, procs, deploy),
                      "release": f"v{release['version']}" if release else None,
                      "commit": (release["commit_sha"] or "")[:12] if release else None,
                      "url": app_url(ctx, app["name"]) if release else None,
@@ -93,12 +97,15 @@ def info(ctx: Context, app: str) -> dict[str, Any]:
     deploy, whether it is locked. NotFound when there is no such app."""
     from ..proxy.routes import app_url, hostnames
     from ..receive import repo_path
+    from ..scheduler import of, release_scheduler
 
     record = apps.get_app(ctx.conn, app)
     release = apps.active_release(ctx.conn, app)
     procs = processes(ctx, app)
     return {
         "name": app,
+        "scheduler": of(ctx.conn, app),  # where its next deploy runs
+        "running_on": release_scheduler(release) if release else None,  # where the active release runs
         "state": app_state(release is not None, procs, apps.last_deploy(ctx.conn, app)),
         "url": app_url(ctx, app),
         "domains": list(hostnames(ctx, app)),
@@ -137,8 +144,12 @@ def processes(ctx: Context, app: str) -> list[dict[str, Any]]:
     process of the active release's formation that ps:stop stopped (it has no container) as `stopped`."""
     from ..limits import process_status
     from ..runtime import containers
+    from ..scheduler.swarm.views import on_cluster, process_rows
     from .processes import stopped_slots
 
+    release = apps.active_release(ctx.conn, app)
+    if on_cluster(release):  # its tasks on the Swarm cluster, in the same rows (with the node each runs on)
+        return process_rows(ctx, app, release)
     out = []
     for row in apps.processes(ctx.conn, app):
         try:

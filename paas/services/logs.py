@@ -195,7 +195,11 @@ def history(ctx: Context, app: str, *, tail: int | None = 100, before: str | Non
     reads little of a long history."""
     from ..deploy.logs import prune_archive
     from ..runtime.logs import log_files, parse_since
+    from ..scheduler.swarm import views as cluster
 
+    if cluster.on_cluster(apps.active_release(ctx.conn, apps.get_app(ctx.conn, app)["name"])):
+        return cluster.history(ctx, app, tail=tail, before=before, since=since, process_type=process_type,
+                               which=which)  # its services' logs, from the Swarm manager
     since_ts = parse_since(since) if since else None
     if before is not None:
         check_cursor(before)
@@ -306,9 +310,19 @@ def stream(ctx_factory: Callable[[], Context], app: str, *, process_type: str | 
 
     The logs are opened before this returns (a line written afterwards is never missed) with a Context of its
     own (the stream outlives the request's); close() the iterator to let them go early."""
+    from ..scheduler.swarm import views as cluster
+
     if after is not None:
         check_cursor(after, "after")
     ctx = ctx_factory()
+    try:
+        swarm = cluster.on_cluster(apps.active_release(ctx.conn, apps.get_app(ctx.conn, app)["name"]))
+    except BaseException:
+        ctx.close()
+        raise
+    if swarm:  # its services' logs, followed on the Swarm manager (the stream owns ctx)
+        return cluster.stream(ctx, app, process_type=process_type, after=after, backlog=backlog,
+                              heartbeat=heartbeat, gone=gone, which=which)
     tails: dict[str, _Tail] = {}
     try:
         for src in sources(ctx, app, process_type, which):

@@ -210,7 +210,8 @@ def change_config(app):
 @api.get("/apps/<app>/processes")
 @needs("view")
 def processes(app):
-    """The app's process containers: type, index, release, state, restarts, address."""
+    """The app's process containers: type, index, release, state, restarts, address; on the Swarm scheduler its
+    tasks in the same shape (index: the task's slot) with the node each runs on."""
     from ..services import apps as service
 
     apps.get_app(context().conn, app)
@@ -230,6 +231,33 @@ def scale(app):
     result = apply_scale(context(), app, counts, out)
     _audit("scale", app, **{str(k): v for k, v in counts.items()})
     return jsonify({"formation": result, "output": buffer.getvalue().splitlines()})
+
+
+# -- scheduler ----------------------------------------------------------------------------------------------------
+
+@api.get("/apps/<app>/scheduler")
+@needs("view")
+def scheduler_report(app):
+    """Where the app's processes run: its scheduler, where the active release runs, the cluster's settings."""
+    from .. import scheduler
+
+    return jsonify(scheduler.report(context(), app))
+
+
+@api.route("/apps/<app>/scheduler", methods=["PUT", "POST"])
+@needs("manage")
+def set_scheduler(app):
+    """{"scheduler": "local"|"swarm"}: where the app's processes run from its next deploy (swarm: the cluster's
+    manager must answer now). The answer says whether the running release moves at that deploy."""
+    from .. import scheduler
+
+    name = _body().get("scheduler")
+    if not isinstance(name, str):
+        raise UserError("give the scheduler", 'send {"scheduler": "swarm"} (or "local")')
+    result = scheduler.set_scheduler(context(), app, name)
+    if result["changed"]:
+        _audit("scheduler.set", app, scheduler=name, previous=result["previous"])
+    return jsonify(result)
 
 
 # -- logs and events ----------------------------------------------------------------------------------------------

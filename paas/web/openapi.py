@@ -48,7 +48,11 @@ OPERATIONS: dict[str, dict[str, tuple[str, str | None, list[dict], bool]]] = {
     "/apps/{app}/releases/rollback": {"post": ("Run an earlier release again", "deploy", [APP], True)},
     "/apps/{app}/config": {"get": ("Environment (masked without read:sensitive and deploy)", "read", [APP], False),
                            "patch": ("Set/unset variables; restarts a deployed app", "deploy", [APP], True)},
-    "/apps/{app}/processes": {"get": ("Process containers and their state", "read", [APP], False)},
+    "/apps/{app}/processes": {"get": ("Process containers (or Swarm tasks, with their node) and their state",
+                                      "read", [APP], False)},
+    "/apps/{app}/scheduler": {"get": ("Where the app's processes run (scheduler:report)", "read", [APP], False),
+                              "put": ("Set the scheduler: local or swarm (scheduler:set)", "manage", [APP], True),
+                              "post": ("Set the scheduler: local or swarm (scheduler:set)", "manage", [APP], True)},
     "/apps/{app}/formation": {"put": ("Scale process types", "manage", [APP], True)},
     "/apps/{app}/processes/restart": {"post": ("Restart the app (or one process type)", "deploy", [APP], True)},
     "/apps/{app}/logs": {"get": ("Log history across deploys, paged by line id", "read:sensitive",
@@ -103,7 +107,7 @@ OPERATIONS: dict[str, dict[str, tuple[str, str | None, list[dict], bool]]] = {
 
 
 REQUIRED_BODY = {"/apps", "/users", "/apps/{app}/access", "/tokens", "/images/pull", "/images/push", "/images/tag",
-                 "/apps/{app}/domains", "/domains/global", "/apps/{app}/certs"}
+                 "/apps/{app}/domains", "/domains/global", "/apps/{app}/certs", "/apps/{app}/scheduler"}
 ACCEPTED = {("/apps/{app}/deploys", "post"), ("/apps/{app}/certs/auto", "put")}
 
 
