@@ -112,7 +112,7 @@ DEFAULTS: dict[str, Any] = {
     # Engine API (unix:// or tcp:// with tls client certificates), the registry every node pulls release images
     # from (HOST[:PORT][/PREFIX]; its credentials under registries.HOST), the overlay network of the services
     "swarm": {"manager": "", "tls": {"ca": "", "cert": "", "key": ""}, "registry": "", "network": "paas-apps",
-              "service_prefix": "paas", "converge_timeout_s": 300, "health_interval_s": 2},
+              "service_prefix": "paas", "converge_timeout_s": 300, "health_interval_s": 1},
 }
 
 
@@ -351,7 +351,7 @@ swarm:                          # the cluster of apps with `paas scheduler:set A
   network: paas-apps            # overlay network the apps' services join
   service_prefix: paas          # services are named PREFIX-APP-TYPE
   converge_timeout_s: 300       # a deploy waits this long for the cluster to run the new release
-  health_interval_s: 2          # how often Swarm probes a task's health (the deploy's port and app.json checks)
+  health_interval_s: 1          # how often Swarm probes a task's health (the deploy's port and app.json checks)
 registries: {}
 #  registry.example.com:
 #    username: me

@@ -8,6 +8,8 @@ node's hostname and address filled in.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +31,7 @@ class ClusterSettings:
     network: str = "paas-apps"
     prefix: str = "paas"
     converge_timeout_s: float = 300.0
-    health_interval_s: float = 2.0
+    health_interval_s: float = 1.0
 
 
 def cluster_settings(config) -> ClusterSettings:
@@ -52,13 +54,69 @@ def cluster_settings(config) -> ClusterSettings:
                            network=str(config.get("swarm.network") or "paas-apps"),
                            prefix=str(config.get("swarm.service_prefix") or "paas"),
                            converge_timeout_s=float(config.get("swarm.converge_timeout_s") or 300),
-                           health_interval_s=float(config.get("swarm.health_interval_s") or 2))
+                           health_interval_s=float(config.get("swarm.health_interval_s") or 1))
 
 
 def _one_line(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     text = explanation.decode(errors="replace") if isinstance(explanation, bytes) else str(explanation or exc)
     return " ".join(text.split())[:300] or type(exc).__name__
+
+
+def _innermost(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The deepest exception of this kind inside exc: requests and urllib3 wrap the socket's own error in their
+    args, .reason, __cause__ or __context__."""
+    found, todo, seen = None, [exc], set()
+    while todo:
+        item = todo.pop(0)
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kind):
+            found = item
+        todo += [inner for inner in (*item.args, getattr(item, "reason", None), item.__cause__, item.__context__)
+                 if isinstance(inner, BaseException)]
+    return found
+
+
+def _unreachable_reason(exc: BaseException) -> str:
+    """Why a connection failed, in the socket's words (Connection refused, No such file or directory) rather
+    than the pool's nested repr."""
+    inner = _innermost(exc, OSError)
+    return inner.strerror if inner is not None and inner.strerror else _one_line(exc)
+
+
+def _tls_reason(exc: BaseException) -> str | None:
+    """The TLS handshake's own words when that is what failed (certificate verify failed: ..., tlsv13 alert
+    certificate required), else None."""
+    import ssl
+
+    inner = _innermost(exc, ssl.SSLError)
+    if inner is None:
+        return None
+    return re.sub(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", str(inner)) or type(inner).__name__
+
+
+def _tls_config(settings: ClusterSettings):
+    """The SDK's TLS settings for a tcp:// manager with swarm.tls; a ConfigError naming the key when a file is
+    missing (the SDK's own error names neither)."""
+    import docker
+
+    if not settings.manager.startswith("tcp://") or not (settings.tls_ca or settings.tls_cert or settings.tls_key):
+        return None
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("swarm.tls needs both cert and key (a client certificate and its private key)",
+                          "set swarm.tls.cert and swarm.tls.key, or neither")
+    for key, path in (("ca", settings.tls_ca), ("cert", settings.tls_cert), ("key", settings.tls_key)):
+        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise ConfigError(f"swarm.tls.{key} {path} is not a readable file",
+                              f"point swarm.tls.{key} at a PEM file paasd can read")
+    return docker.tls.TLSConfig(client_cert=(settings.tls_cert, settings.tls_key) if settings.tls_cert else None,
+                                ca_cert=settings.tls_ca or None, verify=settings.tls_ca or True)
+
+
+TLS_HINT = ("check swarm.tls: ca is the CA that signed the manager's certificate, made out to the swarm.manager "
+            "address; cert and key are a client certificate signed by the CA of the manager's --tlscacert")
 
 
 class Engine:
@@ -68,16 +126,16 @@ class Engine:
         import docker
 
         self.settings = settings
-        tls = None
-        if settings.manager.startswith("tcp://") and (settings.tls_cert or settings.tls_ca):
-            tls = docker.tls.TLSConfig(client_cert=(settings.tls_cert, settings.tls_key) if settings.tls_cert
-                                       else None, ca_cert=settings.tls_ca or None, verify=settings.tls_ca or True)
+        tls = _tls_config(settings)
         base_url = settings.manager.replace("tcp://", "https://", 1) if tls else settings.manager
         try:
             self.api = docker.APIClient(base_url=base_url, version=API_VERSION, timeout=TIMEOUT_S, tls=tls)
         except Exception as exc:  # noqa: BLE001 - the SDK raises several kinds for a bad address or certificate
             raise ClusterError(f"cannot use swarm.manager {settings.manager}: {_one_line(exc)}",
                                "check the address and swarm.tls") from exc
+        # the manager's CA is swarm.tls.ca alone: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in paasd's
+        # environment replace a session's CA, and would send the Engine API through HTTPS_PROXY
+        self.api.trust_env = False
 
     def close(self) -> None:
         self.api.close()
@@ -98,8 +156,11 @@ class Engine:
         except docker.errors.APIError as exc:
             raise ClusterError(f"{what} failed on {self.settings.manager}: {_one_line(exc)}") from exc
         except (requests.RequestException, OSError) as exc:
+            if (reason := _tls_reason(exc)) is not None:
+                raise ClusterError(f"TLS with the Swarm manager at {self.settings.manager} failed ({what}): {reason}",
+                                   TLS_HINT) from exc
             raise ClusterError(f"cannot reach the Swarm manager at {self.settings.manager} ({what}): "
-                               f"{_one_line(exc)}", "is dockerd running there? check swarm.manager") from exc
+                               f"{_unreachable_reason(exc)}", "is dockerd running there? check swarm.manager") from exc
 
     # -- the cluster ---------------------------------------------------------------------------------------
 
