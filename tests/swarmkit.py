@@ -231,13 +231,109 @@ def remove_cgroups(parent: str) -> list[str]:
     return left
 
 
+TLS_PORT = 2376  # where a tls=True swarm's manager also serves the Engine API (mutual TLS)
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files of a test CA and two certificates it signed: the manager's (serverAuth, the node's IP in its
+    subjectAltName) and a client's (clientAuth), as `dockerd --tlsverify` and paas's swarm.tls use them."""
+
+    dir: Path
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "ca.pem"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.dir / "server-cert.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.dir / "server-key.pem"
+
+    @property
+    def client_cert(self) -> Path:
+        return self.dir / "cert.pem"
+
+    @property
+    def client_key(self) -> Path:
+        return self.dir / "key.pem"
+
+
+def make_tls(directory: Path, server_ip: str) -> TLSFiles:
+    """A fresh CA in `directory`, a server certificate for server_ip and a client certificate, all signed by it
+    (P-256 keys, valid for a day). Another call makes another CA: one its certificates do not chain to."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    files = TLSFiles(directory)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def signed(subject: str, key, issuer_key, *, ca: bool, usage=None, ip: str | None = None) -> x509.Certificate:
+        builder = (x509.CertificateBuilder().subject_name(name(subject))
+                   .issuer_name(name("paas test CA"))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if usage:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if ip:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+                                            critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def write(path: Path, cert: x509.Certificate | None = None, key=None) -> None:
+        if cert is not None:
+            path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        else:
+            path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+            path.chmod(0o600)
+
+    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    write(files.ca, signed("paas test CA", ca_key, ca_key, ca=True))
+    write(files.server_cert, signed("swarm manager", server_key, ca_key, ca=False,
+                                    usage=ExtendedKeyUsageOID.SERVER_AUTH, ip=server_ip))
+    write(files.server_key, key=server_key)
+    write(files.client_cert, signed("paas", client_key, ca_key, ca=False, usage=ExtendedKeyUsageOID.CLIENT_AUTH))
+    write(files.client_key, key=client_key)
+    return files
+
+
+def make_htpasswd(path: Path, username: str, password: str) -> Path:
+    """An htpasswd file with one bcrypt entry (apache2-utils' htpasswd -B), for docker-registry's auth."""
+    need_tool("htpasswd")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["htpasswd", "-B", "-b", "-c", str(path), username, password], check=True, capture_output=True)
+    return path
+
+
 @dataclass
 class Swarm:
-    """A running N-node swarm (a context manager); stop() removes everything it made."""
+    """A running N-node swarm (a context manager); stop() removes everything it made.
+
+    tls=True: the manager's dockerd also serves tcp://ADDRESS:2376 (manager_tls_url) with --tlsverify and the
+    certificates in `tls_files` (a CA the kit makes). registry_auth=(USER, PASSWORD): the registry asks for them
+    (htpasswd, bcrypt); the nodes have no credentials of their own, so a pull works only with the ones a client
+    sends (X-Registry-Auth)."""
 
     base: Path
     size: int = 1
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
+    tls: bool = False
+    registry_auth: tuple[str, str] | None = None
+    tls_files: TLSFiles | None = field(init=False, default=None)
     bridge: str = field(init=False)
     run: Path = field(init=False)
     subnet: ipaddress.IPv4Network | None = field(init=False, default=None)
@@ -268,6 +364,33 @@ class Swarm:
     @property
     def bridge_address(self) -> str:
         return str(self.subnet[1])
+
+    @property
+    def manager_tls_url(self) -> str:
+        """The manager's Engine API over mutual TLS (tls=True)."""
+        assert self.tls, "the swarm was started without tls=True"
+        return f"tcp://{self.manager.address}:{TLS_PORT}"
+
+    def stop_registry(self) -> None:
+        """Stop the registry (the nodes' pulls and paas's pushes then fail); start_registry_again() brings it back."""
+        self.registry_service.stop()
+
+    def start_registry_again(self, timeout: float = 20) -> None:
+        """The registry again on the same address, port, config and storage (what it held is still there)."""
+        service = self.registry_service
+        assert service.process.poll() is not None, "the registry is running"
+        config = service.storage.parent / "config.yml"
+        with open(service.log, "ab") as log:
+            service.process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
+                                               stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(requests.ConnectionError):
+                requests.get(f"http://{service.host}/v2/", timeout=1)
+                return
+            if service.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"docker-registry did not start again:\n{_log_tail(service.log)}")
+            time.sleep(0.05)
 
     @property
     def node_ids(self) -> list[str]:
@@ -369,9 +492,13 @@ class Swarm:
         began = time.monotonic()
         self.run.mkdir(mode=0o700)
         self._make_bridge()
-        self.registry_service = start_registry(self.base / "registry", address=self.bridge_address)
+        htpasswd = make_htpasswd(self.base / "registry-auth" / "htpasswd", *self.registry_auth) \
+            if self.registry_auth else None
+        self.registry_service = start_registry(self.base / "registry", address=self.bridge_address, htpasswd=htpasswd)
         for index in range(1, self.size + 1):
             self._make_node(index)
+        if self.tls:
+            self.tls_files = make_tls(self.base / "tls", self.manager.address)
         for node in self.nodes:  # all daemons start at once; each takes seconds
             self._start_daemon(node)
         for node in self.nodes:
@@ -426,8 +553,13 @@ class Swarm:
         (node.dir / "data").mkdir(parents=True, exist_ok=True)
         (node.run / "exec").mkdir(parents=True, exist_ok=True)
         (node.dir / "daemon.json").write_text("{}\n")
+        argv = node.dockerd_argv(self.registry)
+        if self.tls and node is self.manager:
+            files = self.tls_files
+            argv += ["--host", f"tcp://{node.address}:{TLS_PORT}", "--tlsverify", "--tlscacert", str(files.ca),
+                     "--tlscert", str(files.server_cert), "--tlskey", str(files.server_key)]
         with open(node.log, "wb") as log:  # the child keeps its own copy of the descriptor
-            node.process = subprocess.Popen(node.dockerd_argv(self.registry), stdin=subprocess.DEVNULL,
+            node.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _wait_daemon(self, node: Node) -> None:
@@ -589,7 +721,7 @@ def push_httpd_image(swarm: Swarm, workdir: Path, name: str = "paas-test/httpd:1
     (rootfs / "www" / "cgi-bin" / "host").chmod(0o755)
     paths = paths_from_env(workdir / "paas-root")
     paths.config_file.parent.mkdir(parents=True, exist_ok=True)
-    paths.config_file.write_text(f"registries:\n  {swarm.registry}: {{insecure: true}}\n")  # init_root keeps it
+    paths.config_file.write_text(registries_config(swarm))  # init_root keeps it
     init_root(paths)
     ctx = open_context(paths.root)
     try:
@@ -650,7 +782,17 @@ def http_text(address: str, port: int, path: str = "/", timeout: float = 20) -> 
             time.sleep(0.1)
 
 
-def paas_swarm_config(swarm: Swarm) -> str:
-    """The paas.yml fragment that points a test platform at this swarm and its registry."""
-    return (f"swarm:\n  manager: {swarm.manager_url}\n  registry: {swarm.registry}/{REGISTRY_NAMESPACE}\n"
-            f"registries:\n  {swarm.registry}: {{insecure: true}}\n")
+def registries_config(swarm: Swarm) -> str:
+    """paas.yml's registries: the swarm's registry, plain HTTP, with its credentials when it asks for some."""
+    auth = f", username: {swarm.registry_auth[0]}, password: {swarm.registry_auth[1]}" if swarm.registry_auth else ""
+    return f"registries:\n  {swarm.registry}: {{insecure: true{auth}}}\n"
+
+
+def paas_swarm_config(swarm: Swarm, *, over_tls: bool = False) -> str:
+    """The paas.yml fragment that points a test platform at this swarm and its registry (over_tls: at the
+    manager's TLS port, with the kit's client certificate)."""
+    manager = swarm.manager_tls_url if over_tls else swarm.manager_url
+    tls = (f"  tls: {{ca: {swarm.tls_files.ca}, cert: {swarm.tls_files.client_cert}, "
+           f"key: {swarm.tls_files.client_key}}}\n") if over_tls else ""
+    return (f"swarm:\n  manager: {manager}\n  registry: {swarm.registry}/{REGISTRY_NAMESPACE}\n{tls}"
+            + registries_config(swarm))
