@@ -45,6 +45,7 @@ BENCHES: dict[str, list[str]] = {
     "routing": ["--seconds", "1", "--reps", "1"],
     "access": ["--reps", "200"],
     "dashboard": ["--containers", "5", "--rounds", "3", "--requests", "30", "--log-lines", "5"],
+    "swarm": ["--reps", "1", "--scale-reps", "1"],
 }
 
 
