@@ -111,12 +111,10 @@ def restart(ctx: Context, app: str, out: Output, process_type: str | None = None
         return {"release": new["version"],
                 "restarted": [f"{r['type']}.{r['idx']}" for r in apps.processes(ctx.conn, app, new["version"])]}
     if release.get("scheduler") == "swarm":  # its service's tasks replaced on the cluster
-        from ..deploy.pipeline import Deploy
         from ..scheduler.swarm.views import restart_type
 
         with deploy_lock(ctx, app, out):
-            run = Deploy(ctx, app, release["commit_sha"], out, version=release["version"], started=[], timings={})
-            restarted = restart_type(ctx, app, out, release, process_type, run)
+            restarted = restart_type(ctx, app, out, release, process_type)
         restarted += start(ctx, app, out, process_type)["started"]  # stopped ones (ps:stop) start too
         return {"release": release["version"], "restarted": restarted}
     restarted = []

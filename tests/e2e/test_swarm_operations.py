@@ -8,6 +8,7 @@ One platform, one app (the zero-downtime sample with a worker type added), the t
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import signal
@@ -172,8 +173,8 @@ def test_ps_restart_of_a_worker_replaces_its_task(platform, app):
     before = ps(platform)["worker.1"]["task"]
     result = json.loads(platform.paas("ps:restart", APP, "worker", "--json").stdout)
     assert (result["release"], result["restarted"]) == (1, ["worker.1"])
-    after = ps(platform)["worker.1"]
-    assert after["status"] == "running" and after["task"] != before
+    workers = [p for p in json.loads(platform.paas("ps", APP, "--json").stdout) if p["type"] == "worker"]
+    assert len(workers) == 1 and workers[0]["status"] == "running" and workers[0]["task"] != before
 
 
 def call(platform, token: str, method: str, path: str, body: object = None) -> tuple[int, dict]:
@@ -207,6 +208,23 @@ def test_the_api_reports_and_sets_the_scheduler_and_lists_the_tasks(platform, ap
     assert call(platform, admin, "PUT", f"/apps/{APP}/scheduler", {"scheduler": "swarm"})[1]["changed"]
     recorded = [e for e in json.loads(platform.paas("events", APP, "--json").stdout) if e["action"] == "scheduler.set"]
     assert {e["detail"].get("via") for e in recorded} >= {"api"}
+    # the services' logs through the API: history, and the live stream (a worker line within a few seconds)
+    status, history = call(platform, admin, "GET", f"/apps/{APP}/logs?tail=5&type=worker")
+    assert status == 200 and history["lines"] and {x["process"] for x in history["lines"]} == {"worker.1"}
+    conn = http.client.HTTPConnection("127.0.0.1", platform.api_port, timeout=20)
+    conn.request("GET", f"/api/v1/apps/{APP}/logs/stream?type=worker", headers={"Authorization": f"Bearer {admin}"})
+    response = conn.getresponse()
+    try:
+        assert response.status == 200 and response.readline().startswith(b": paas log stream")
+        line = b""
+        while not line.startswith(b"data: "):
+            line = response.readline()
+        event = json.loads(line[6:])
+        assert event["process"] == "worker.1" and event["text"].startswith("worker tick")
+        assert event["id"] > history["lines"][-1]["id"]
+    finally:
+        response.close()
+        conn.close()
 
 
 def test_the_dashboard_shows_where_each_task_runs(platform, app, node):

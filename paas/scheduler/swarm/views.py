@@ -468,7 +468,7 @@ def start(ctx: Context, app: str, out: Output, release: dict[str, Any], counts: 
             if (kind, index) not in running]
 
 
-def restart_type(ctx: Context, app: str, out: Output, release: dict[str, Any], process_type: str, run) -> list[str]:
+def restart_type(ctx: Context, app: str, out: Output, release: dict[str, Any], process_type: str) -> list[str]:
     """ps:restart of a type other than web: its service's tasks replaced one at a time by new ones of the same
     release (Swarm's forced update, `docker service update --force`), followed until they run. Returns the
     labels of the tasks that were restarted."""
@@ -488,6 +488,33 @@ def restart_type(ctx: Context, app: str, out: Output, release: dict[str, Any], p
         out.step(f"Restarting {', '.join(labels)} on the cluster (new tasks of v{release['version']}, one at a time)")
         engine.restore(name, forced)
         # nothing to undo on failure: the spec is the same, and a new task that fails rolls the service back
-        on_cluster.follow(run, engine, {service["ID"]: name}, int(release["version"]), int(release["port"]),
-                          settings.converge_timeout_s)
+        _wait_replaced(engine, name, {t.id for t in tasks}, replicas_of(service), settings.converge_timeout_s, app,
+                       (service.get("UpdateStatus") or {}).get("StartedAt"))
+    out.step(f"{app}: {', '.join(labels)} restarted")
     return labels
+
+
+def _wait_replaced(engine: Engine, name: str, old: set[str], replicas: int, timeout_s: float, app: str,
+                   previous_update: str | None) -> None:
+    """Until the service runs `replicas` tasks, none of them one of the `old` ones, which have stopped (a forced
+    update is only seen in its tasks: right after it the service may still say its previous update completed); a
+    rollback of this update (not of an earlier one, previous_update: when that started) fails it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        service = engine.service(name)
+        if service is None:
+            raise DeployError(f"service {name} was removed from the cluster during the restart", "deploy again")
+        status = service.get("UpdateStatus") or {}
+        update = status.get("State", "") if status.get("StartedAt") != previous_update else ""
+        if update.startswith("rollback") or update == "paused":
+            raise DeployError(f"the cluster rolled {name} back: {(service.get('UpdateStatus') or {}).get('Message')}",
+                              f"see `paas logs {app}`")
+        tasks = engine.tasks({service["ID"]: name})
+        wanted = [t for t in tasks if t.desired == "running"]
+        if (len(wanted) == replicas and all(t.id not in old and t.state == "running" for t in wanted)
+                and not any(t.id in old and t.state in LIVE_STATES for t in tasks)):
+            return  # the new tasks run and the old ones have stopped
+        if time.monotonic() > deadline:
+            raise DeployError(f"{name} did not restart within {timeout_s:.0f}s",
+                              f"raise swarm.converge_timeout_s, or see `paas ps {app}`")
+        time.sleep(0.25)
