@@ -136,6 +136,8 @@ class Engine:
         # the manager's CA is swarm.tls.ca alone: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in paasd's
         # environment replace a session's CA, and would send the Engine API through HTTPS_PROXY
         self.api.trust_env = False
+        self._credentials: tuple[str, str, str] | None = None  # (registry, username, password) from login()
+        self._logged_in = False
 
     def close(self) -> None:
         self.api.close()
@@ -147,14 +149,14 @@ class Engine:
         self.close()
 
     @contextlib.contextmanager
-    def _calling(self, what: str) -> Iterator[None]:
+    def _calling(self, what: str, hint: str | None = None) -> Iterator[None]:
         import docker.errors
         import requests
 
         try:
             yield
         except docker.errors.APIError as exc:
-            raise ClusterError(f"{what} failed on {self.settings.manager}: {_one_line(exc)}") from exc
+            raise ClusterError(f"{what} failed on {self.settings.manager}: {_one_line(exc)}", hint) from exc
         except (requests.RequestException, OSError) as exc:
             if (reason := _tls_reason(exc)) is not None:
                 raise ClusterError(f"TLS with the Swarm manager at {self.settings.manager} failed ({what}): {reason}",
@@ -183,9 +185,23 @@ class Engine:
             return {n["ID"]: n for n in self.api.nodes()}
 
     def login(self, registry: str, username: str, password: str) -> None:
-        """Credentials for the registry, sent with service creates and updates so every node can pull."""
-        with self._calling(f"logging in to {registry}"):
+        """Credentials for the registry, sent with service creates and updates so every node can pull. The
+        manager checks them with the registry at the first create or update, not now: reading the cluster (ps,
+        logs, paasd's route sync) must keep working while the registry is down."""
+        self._credentials = (registry, username, password)
+        self._logged_in = False
+
+    def _authenticate(self) -> None:
+        """The manager's login to the registry (its /auth), once per connection; the SDK then sends the
+        credentials as X-Registry-Auth with every service create and update."""
+        if self._credentials is None or self._logged_in:
+            return
+        registry, username, password = self._credentials
+        with self._calling(f"logging in to {registry}",
+                           f"check registries.{registry}.username and password, and that the manager reaches "
+                           f"{registry}"):
             self.api.login(username=username, password=password, registry=registry)
+        self._logged_in = True
 
     def ensure_network(self, name: str, root: str) -> None:
         """The overlay network the apps' services join (attachable, so a one-off container can too)."""
@@ -220,6 +236,7 @@ class Engine:
         """Create the service, or update it to this spec (Swarm then rolls its tasks per UpdateConfig). Returns
         the spec it had before (None: it is new), what undoing this needs."""
         current = self.service(spec.name)
+        self._authenticate()
         if current is None:
             with self._calling(f"creating service {spec.name}"):
                 self.api.create_service(**spec.as_kwargs())
@@ -235,6 +252,7 @@ class Engine:
         current = self.service(name)
         if current is None:
             return
+        self._authenticate()
         with self._calling(f"restoring service {name}"):
             self.api.update_service(
                 current["ID"], current["Version"]["Index"], name=previous.get("Name"), labels=previous.get("Labels"),
@@ -247,6 +265,7 @@ class Engine:
         if current is None:
             raise ClusterError(f"service {name} is not on the cluster", "deploy the app again")
         spec = current["Spec"]
+        self._authenticate()
         with self._calling(f"scaling service {name}"):
             self.api.update_service(
                 current["ID"], current["Version"]["Index"], name=spec.get("Name"), labels=spec.get("Labels"),
