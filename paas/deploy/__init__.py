@@ -23,11 +23,10 @@ def destroy_app(ctx: Context, app: str) -> dict:
     apps.get_app(ctx.conn, app)
     with locks.exclusive(deploy_lock_path(ctx, app), wait_s=float(ctx.config.get("deploy.lock_wait_s", 600)),
                         what=f"a deploy of {app}"):
-        services = 0
-        from ..scheduler.swarm.release import ran_on_cluster, remove_app
+        from ..scheduler import clusters_used
 
-        if ran_on_cluster(ctx.conn, app):  # first: a cluster that cannot be reached leaves the app as it was
-            services = remove_app(ctx, app)
+        # first: a cluster that cannot be reached leaves the app as it was
+        services = sum(cluster.remove_app(ctx, app) for cluster in clusters_used(ctx.conn, app))
         rows = apps.processes(ctx.conn, app)
         remove_processes(ctx, rows)
         unroute_app(ctx, app)

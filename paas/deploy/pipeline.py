@@ -170,26 +170,20 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
 
     ctx, out, app = run.ctx, run.out, run.app
     plan = decide(release["processes"], detection.app_json.formation, apps.get_formation(ctx.conn, app))
-    before = apps.active_release(ctx.conn, app)
-    if scheduler.is_swarm(ctx.conn, app):
-        from ..scheduler.swarm import release as on_cluster
-
-        on_cluster.go_live(run, release, detection, plan)
+    before = scheduler.cluster_of_release(apps.active_release(ctx.conn, app))
+    cluster = scheduler.cluster_of_app(ctx.conn, app)
+    if cluster is not None:
+        cluster.go_live(run, release, detection, plan)
         has_web = plan.counts.get("web", 0) > 0
     else:
         has_web = _start_here(run, release, detection, plan)
     previous = _activate(run, plan.store)
     run.phase("retire")
-    _retire(run, previous)
-    if scheduler.is_swarm(ctx.conn, app):
-        from ..scheduler.swarm import release as on_cluster
-
-        on_cluster.retire_types(ctx, app, {t for t, n in plan.counts.items() if n > 0} | set(release["processes"]),
-                                out)
-    elif scheduler.release_scheduler(before) == "swarm":  # moved back here: its services on the cluster go
-        from ..scheduler.swarm import release as on_cluster
-
-        on_cluster.remove_app(ctx, app, out)
+    _retire(run, previous)  # this host's containers of earlier releases (all of them when the app moved away)
+    if cluster is not None:
+        cluster.retire_types(ctx, app, set(release["processes"]), out)
+    if before is not None and before is not cluster:  # moved off that cluster: what it ran there goes
+        before.remove_app(ctx, app, out)
     _untag_old_images(run)
     run.phase("done")
     _finish(run, "succeeded")
@@ -207,10 +201,11 @@ def _go_live(run: Deploy, release: dict[str, Any], detection) -> dict[str, Any]:
 
 
 def _one_off(run: Deploy, release: dict[str, Any], kind: str, command: str) -> None:
-    if release.get("cluster_image"):
-        from ..scheduler.swarm.release import run_job
+    from .. import scheduler
 
-        run_job(run, release, kind, command)
+    cluster = scheduler.cluster_of_release(release)
+    if cluster is not None:
+        cluster.run_job(run, release, kind, command)
     else:
         _run_one_off(run, release, kind, command)
 
@@ -334,7 +329,7 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
                             f"its types: {known} (from its Procfile)")
         wanted_scale = {**apps.get_formation(ctx.conn, app), **counts}
         run = Deploy(ctx, app, release["commit_sha"], out, version=release["version"], started=[], timings={})
-        if release.get("scheduler") == "swarm":
+        if release.get("scheduler", "local") != "local":
             return _scale_on_cluster(run, release, counts, wanted_scale)
         plans = plan_processes(app, release["version"], release["commit_sha"], release["processes"],
                                release["config"], release["port"], wanted_scale)
@@ -371,11 +366,11 @@ def _scale_on_cluster(run: Deploy, release: dict[str, Any], counts: dict[str, in
                       wanted_scale: dict[str, int]) -> dict[str, int]:
     """ps:scale of an app whose active release runs on the Swarm cluster: its services' replicas, followed until
     they run; a failure puts the services back."""
-    from ..scheduler.swarm import release as on_cluster
+    from .. import scheduler
     from .processes import formation
 
     try:
-        on_cluster.scale(run, release, counts)
+        scheduler.cluster_of_release(release).scale(run, release, counts)
     except BaseException:
         for hook in reversed(run.undo_hooks):
             with contextlib.suppress(Exception):

@@ -263,11 +263,11 @@ def _unsteer(ctx: Context, app: str) -> None:
 
 
 def active_on_cluster(ctx: Context, app: str) -> bool:
-    """Whether the app's active release runs on the Swarm cluster (paas.scheduler)."""
+    """Whether the app's active release runs on a cluster (paas.scheduler), not on this host."""
     from .. import apps
-    from ..scheduler import release_scheduler
+    from ..scheduler import cluster_of_release
 
-    return release_scheduler(apps.active_release(ctx.conn, app)) == "swarm"
+    return cluster_of_release(apps.active_release(ctx.conn, app)) is not None
 
 
 def web_backends(ctx: Context, app: str) -> list[Backend]:
@@ -280,10 +280,11 @@ def web_backends(ctx: Context, app: str) -> list[Backend]:
     release = apps.active_release(ctx.conn, app)
     if release is None:
         return []
-    if release.get("scheduler") == "swarm":
-        from ..scheduler.swarm.release import web_backends as task_backends
+    from ..scheduler import cluster_of_release
 
-        return task_backends(ctx, app, int(release["port"]))
+    cluster = cluster_of_release(release)
+    if cluster is not None:
+        return cluster.web_backends(ctx, app, int(release["port"]))
     backends = []
     for row in apps.processes(ctx.conn, app, release["version"]):
         if row["type"] != "web":

@@ -91,7 +91,7 @@ def push_image(run, release: dict[str, Any], settings: ClusterSettings) -> str:
     with state.transaction(run.ctx.conn):
         run.ctx.conn.execute("UPDATE releases SET scheduler = 'swarm', cluster_image = ? WHERE app = ? AND version = ?",
                              (reference, run.app, run.version))
-    release["cluster_image"] = reference
+    release["cluster_image"], release["scheduler"] = reference, "swarm"
     return reference
 
 
@@ -347,9 +347,3 @@ def scale(run, release: dict[str, Any], counts: dict[str, int]) -> None:
                                               lambda t: (), probe))
         follow(run, engine, touched, release["version"], int(release["port"]), settings.converge_timeout_s)
         _route(run, backends_of(engine, ctx, run.app, int(release["port"])))
-
-
-def ran_on_cluster(conn, app: str) -> bool:
-    """Whether any release of the app ran on the cluster (its services may still be there)."""
-    row = conn.execute("SELECT 1 FROM releases WHERE app = ? AND scheduler = 'swarm' LIMIT 1", (app,)).fetchone()
-    return row is not None
