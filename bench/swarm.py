@@ -95,10 +95,10 @@ class PushTiming:
     def registry_push(self) -> tuple[float, str] | None:
         """(seconds from the `Pushing the image to` line to the blob counts line, those counts), for a swarm push."""
         began = self.at(PUSHING_LINE)
-        for t, line in self.lines:
-            if began is not None and (found := PUSHED_LINE.search(line)):
-                return t - began, found.group(0)
-        return None
+        if began is None:
+            return None
+        return next(((t - began, found.group(0)) for t, line in self.lines if (found := PUSHED_LINE.search(line))),
+                    None)
 
     def steps(self) -> dict[str, float]:
         """SWARM_STEPS' seconds, from when their lines arrived; empty when a line is missing."""
