@@ -210,26 +210,31 @@ def _one_off(run: Deploy, release: dict[str, Any], kind: str, command: str) -> N
         _run_one_off(run, release, kind, command)
 
 
+def release_phase(run: Deploy, release: dict[str, Any], detection, plan) -> None:
+    """Dokku's order: app.json's predeploy, then the Procfile's release (Heroku's release phase), each once in
+    the new image (here, or as a job on the release's cluster), its output in the deploy's; a failure fails the
+    deploy before anything of the old release changes. Then the formation it will run."""
+    from .formation import no_web_note
+
+    for kind, command in (("predeploy", detection.app_json.predeploy),
+                          ("release", release["processes"].get("release"))):
+        if command:
+            _one_off(run, release, kind, command)
+    run.out.step(f"Process formation: {plan.describe()}")
+    note = no_web_note(plan, release["processes"])
+    if note:
+        run.out.step(note)
+    if not plan.counts:
+        run.out.warn("no processes to run (add a Procfile with `web: COMMAND`)")
+
+
 def _start_here(run: Deploy, release: dict[str, Any], detection, plan) -> bool:
     """The local scheduler: the release phase, then the formation's containers on this host, checked and
     switched to. Returns whether a web process runs."""
-    from .formation import no_web_note
-
-    ctx, out, app = run.ctx, run.out, run.app
+    ctx, app = run.ctx, run.app
     run.phase("start")
     config, port = release["config"], release["port"]
-    # Dokku's order: app.json's predeploy, then the Procfile's release (Heroku's release phase): each once in
-    # the new image, its output here; a failure fails the deploy before anything of the old release changes
-    one_offs = (("predeploy", detection.app_json.predeploy), ("release", release["processes"].get("release")))
-    for kind, command in one_offs:
-        if command:
-            _run_one_off(run, release, kind, command)
-    out.step(f"Process formation: {plan.describe()}")
-    note = no_web_note(plan, release["processes"])
-    if note:
-        out.step(note)
-    if not plan.counts:
-        out.warn("no processes to run (add a Procfile with `web: COMMAND`)")
+    release_phase(run, release, detection, plan)
     plans = plan_processes(app, run.version, run.commit, release["processes"], config, port, plan.counts)
     infos = {}
     for process in plans:

@@ -242,7 +242,7 @@ def follow(run, engine: Engine, services: dict[str, str], version: int, port: in
 
 def go_live(run, release: dict[str, Any], detection, plan) -> None:
     """Run the release on the cluster as far as switching to it (the pipeline activates it and finishes)."""
-    from ...deploy.formation import no_web_note
+    from ...deploy.pipeline import release_phase
 
     ctx, out = run.ctx, run.out
     settings = cluster_settings(ctx.config)
@@ -250,14 +250,7 @@ def go_live(run, release: dict[str, Any], detection, plan) -> None:
         engine.check_manager()
         push_image(run, release, settings)
         engine.ensure_network(settings.network, root_id(ctx))
-        for kind, command in (("predeploy", detection.app_json.predeploy),
-                              ("release", release["processes"].get("release"))):
-            if command:
-                run_job(run, release, kind, command)
-        out.step(f"Process formation: {plan.describe()}")
-        note = no_web_note(plan, release["processes"])
-        if note:
-            out.step(note)
+        release_phase(run, release, detection, plan)  # as jobs: push_image made it the cluster's release
         run.phase("start")
         probe = _has_bash(ctx, release["image"])
         if not probe:
