@@ -137,7 +137,7 @@ def _stop_on_cluster(ctx: Context, app: str, out: Output, release: dict[str, Any
                      ) -> dict[str, Any]:
     from ..scheduler.swarm import views
 
-    labels = views.stop(ctx, app, out, release, types, _run(ctx, app, out, release))
+    labels = views.stop(ctx, app, out, types)
     out.step(f"{app}: stopped {', '.join(labels)}" if labels else
              f"{app}: {'every process' if len(types) > 1 else types[0]} is stopped already")
     return {"release": release["version"], "stopped": labels}

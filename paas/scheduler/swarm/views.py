@@ -399,71 +399,108 @@ def _wait_stopped(engine: Engine, services: Mapping[str, str], timeout_s: float)
         time.sleep(0.25)
 
 
-def _undo(run) -> None:
-    from ...proxy.routes import route_back
+def _wait_running(engine: Engine, services: Mapping[str, str], counts: Mapping[str, int], version: int,
+                  timeout_s: float, app: str) -> None:
+    """Until each service (id -> name; counts by name) runs its count of tasks of release `version`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tasks = engine.tasks(dict(services))
+        short = {name: sum(t.service == name and t.desired == "running" and t.state == "running"
+                           and t.release == version for t in tasks) for name in services.values()}
+        if all(short[name] >= counts[name] for name in services.values()):
+            return
+        if time.monotonic() > deadline:
+            failed = [t for t in tasks if t.state in FAILED_STATES and t.error]
+            why = f"; a task failed: {failed[-1].error}" if failed else ""
+            raise DeployError(", ".join(f"{name} runs {short[name]}/{counts[name]}" for name in services.values())
+                              + f" after {timeout_s:.0f}s{why}", f"see `paas logs {app}` and `paas ps {app}`")
+        time.sleep(0.25)
 
-    for hook in reversed(run.undo_hooks):
+
+def _scale_back(ctx: Context, app: str, before: Mapping[str, int], routed: bool) -> None:
+    """Undo a stop or start that failed half-way: each service's replicas as they were, nginx to the web tasks."""
+    from ...deploy.pipeline import route_back
+
+    with contextlib.suppress(Exception), Engine(cluster_settings(ctx.config)) as engine:
+        for name, replicas in before.items():
+            engine.scale(name, replicas)
+    if routed:
         with contextlib.suppress(Exception):
-            hook()
-    if run.switched:
-        with contextlib.suppress(Exception):
-            route_back(run.ctx, run.app)
+            route_back(ctx, app)
 
 
-def stop(ctx: Context, app: str, out: Output, release: dict[str, Any], types: list[str], run) -> list[str]:
+def stop(ctx: Context, app: str, out: Output, types: list[str]) -> list[str]:
     """ps:stop on the cluster: the services of these types scaled to 0 (web leaves nginx first), waited for
     until their tasks are gone; the formation stays. Returns the labels of the tasks that ran."""
     from ...proxy.routes import unroute_app
-    from . import release as on_cluster
+    from .release import engine_for, existing_services
 
     settings = cluster_settings(ctx.config)
-    with on_cluster.engine_for(ctx, settings) as engine:
-        services = {k: s for k, s in on_cluster.existing_services(engine, ctx, app).items()
+    with engine_for(ctx, settings) as engine:
+        services = {k: s for k, s in existing_services(engine, ctx, app).items()
                     if k in types and replicas_of(s) > 0}
+        if not services:
+            return []
         ids = {s["ID"]: s["Spec"]["Name"] for s in services.values()}
         running = sorted((t for t in engine.tasks(ids) if t.desired == "running"),
-                         key=lambda t: (t.process_type, t.slot or 0)) if ids else []
-    labels = [f"{t.process_type}.{t.slot}" for t in running]
-    if not services:
-        return []
-    if "web" in services:
-        out.step(f"Unrouting {app}: its names answer 404 until ps:start")
-        unroute_app(ctx, app)
-        run.switched = True
-    try:
-        out.step(f"Stopping {', '.join(labels) or ', '.join(ids.values())} (scaling to 0 on the cluster)")
-        on_cluster.scale(run, release, dict.fromkeys(services, 0))
-        with on_cluster.engine_for(ctx, settings) as engine:
-            _wait_stopped(engine, ids, settings.converge_timeout_s + float(ctx.config.get("deploy.drain_timeout",
-                                                                                           30)))
-    except BaseException:
-        _undo(run)
-        raise
+                         key=lambda t: (t.process_type, t.slot or 0))
+        labels = [f"{t.process_type}.{t.slot}" for t in running]
+        before = {s["Spec"]["Name"]: replicas_of(s) for s in services.values()}
+        try:
+            if "web" in services:
+                out.step(f"Unrouting {app}: its names answer 404 until ps:start")
+                unroute_app(ctx, app)
+            out.step(f"Stopping {', '.join(labels) or ', '.join(before)} (their services scaled to 0)")
+            for name in before:
+                engine.scale(name, 0)
+            _wait_stopped(engine, ids, settings.converge_timeout_s + float(ctx.config.get("deploy.drain_timeout", 30)))
+        except BaseException:
+            _scale_back(ctx, app, before, "web" in services)
+            raise
     return labels
 
 
 def start(ctx: Context, app: str, out: Output, release: dict[str, Any], counts: Mapping[str, int], run
           ) -> list[str]:
     """ps:start on the cluster: each type's service back to its formation count (counts: {type: count} of the
-    types to start), followed until its tasks of the active release run, web routed. Returns the labels of the
-    slots that were not running."""
+    types to start), waited for until its tasks of the active release run, then nginx routed to the web tasks.
+    A type without a service yet is created as ps:scale does (run: the deploy record that needs). Returns the
+    labels of the slots that were not running."""
+    from ...proxy.routes import route_app
     from . import release as on_cluster
 
-    with on_cluster.engine_for(ctx) as engine:
+    settings = cluster_settings(ctx.config)
+    version = int(release["version"])
+    with on_cluster.engine_for(ctx, settings) as engine:
         services = on_cluster.existing_services(engine, ctx, app)
-        ids = {s["ID"]: s["Spec"]["Name"] for k, s in services.items() if k in counts}
+        wanted = {kind: count for kind, count in counts.items()
+                  if count and (kind not in services or replicas_of(services[kind]) != count)}
+        if not wanted:
+            return []
+        ids = {s["ID"]: s["Spec"]["Name"] for k, s in services.items() if k in wanted}
         running = {(t.process_type, t.slot) for t in (engine.tasks(ids) if ids else [])
                    if t.desired == "running" and t.state == "running"}
-    wanted = {kind: count for kind, count in counts.items()
-              if count and (kind not in services or replicas_of(services[kind]) != count)}
-    if not wanted:
-        return []
-    out.step("Starting " + ", ".join(f"{kind}={count}" for kind, count in wanted.items()) + " on the cluster")
-    try:
-        on_cluster.scale(run, release, dict(wanted))
-    except BaseException:
-        _undo(run)
-        raise
+        before = {s["Spec"]["Name"]: replicas_of(s) for k, s in services.items() if k in wanted}
+        out.step("Starting " + ", ".join(f"{kind}={count}" for kind, count in wanted.items()) + " on the cluster")
+        try:
+            for kind, count in wanted.items():
+                if kind in services:
+                    engine.scale(services[kind]["Spec"]["Name"], count)
+            _wait_running(engine, ids, {services[k]["Spec"]["Name"]: n for k, n in wanted.items() if k in services},
+                          version, settings.converge_timeout_s, app)
+            missing = {kind: count for kind, count in wanted.items() if kind not in services}
+            if missing:  # never created (scaled up from 0 before it was ever deployed): as ps:scale makes it
+                on_cluster.scale(run, release, missing)
+            web = on_cluster.backends_of(engine, ctx, app, int(release["port"]))
+            if "web" in wanted and web:
+                out.step(f"Routing {app} to {len(web)} task(s): {', '.join(str(b) for b in web)}")
+                route_app(ctx, app, web, steer=False)
+        except BaseException:
+            for hook in reversed(run.undo_hooks):
+                with contextlib.suppress(Exception):
+                    hook()
+            _scale_back(ctx, app, before, "web" in wanted)
+            raise
     return [f"{kind}.{index}" for kind, count in sorted(wanted.items()) for index in range(1, count + 1)
             if (kind, index) not in running]
 
