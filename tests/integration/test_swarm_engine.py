@@ -195,3 +195,26 @@ def test_the_nodes_pull_with_the_credentials_paas_logs_in_with(cluster, ctx, tmp
                 assert http_text(task.node_address, task.published[0]) == HELLO
         finally:
             engine.remove(spec.name)
+
+
+def test_with_credentials_reading_the_cluster_needs_no_registry_and_a_wrong_password_is_named(cluster, ctx):
+    from paas.scheduler.swarm.release import engine_for
+
+    configure(ctx, paas_swarm_config(cluster))
+    cluster.stop_registry()
+    try:  # what ps, logs and paasd's route sync do: the manager alone answers
+        with engine_for(ctx) as engine:
+            assert engine.check_manager()["nodes"] == 2
+            assert engine.services({"paas.app": "none-such"}) == []
+    finally:
+        cluster.start_registry_again()
+    wrong = "Wrong-7c1d-password"
+    configure(ctx, f"registries:\n  {cluster.registry}: {{insecure: true, username: {USER}, password: {wrong}}}\n")
+    spec = web_spec(cluster, "wrongpass", f"{cluster.registry}/paas/none@sha256:{'0' * 64}")
+    with engine_for(ctx) as engine, pytest.raises(ClusterError) as failed:
+        engine.apply(spec)
+    line = failed.value.one_line()
+    assert line.startswith(f"logging in to {cluster.registry} failed on {cluster.manager_url}: "), line
+    assert "401 Unauthorized" in line and f"check registries.{cluster.registry}.username and password" in line
+    assert wrong not in line and "\n" not in line
+    assert not [s for s in cluster.services() if s.name == spec.name]
