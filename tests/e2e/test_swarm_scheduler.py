@@ -6,6 +6,7 @@ same app, with requests through nginx spread over the three tasks."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 
@@ -146,3 +147,29 @@ def test_an_app_moves_onto_the_cluster_and_back_at_its_next_deploy(platform, swa
     assert not [s for s in swarm1.client().services.list() if s.name == f"paas-{name}-web"]
     assert served(platform, name)[:2] == (200, "release r0")
     platform.paas("apps:destroy", name, "--force")
+
+
+def test_the_release_phase_runs_as_a_swarm_job_and_a_failing_one_changes_nothing(platform, swarm1, tmp_path):
+    name = "jobs"
+    source = tmp_path / "jobs"
+    shutil.copytree(ZERODOWNTIME_APP, source)
+    procfile = source / "Procfile"
+    procfile.write_text(procfile.read_text() + 'release: python3 -c "import socket; print(\'migrated on\', '
+                                                "socket.gethostname())\"\n")
+    platform.paas("apps:create", name)
+    platform.paas("scheduler:set", name, "swarm")
+    repo = platform.repo_from(source, name)
+    pushed = platform.push(repo, name)
+    assert pushed.returncode == 0, pushed.output
+    assert "Running release on the cluster" in pushed.output and "migrated on jobs-release-" in pushed.output
+    assert not [s for s in swarm1.client().services.list() if "release" in s.name]  # the job is gone
+
+    (repo / "Procfile").write_text((repo / "Procfile").read_text().replace("print(", "exit(3) or print("))
+    platform.git(repo, "commit", "-qam", "a release phase that fails")
+    failed = platform.push(repo, name)
+    assert failed.returncode != 0
+    assert "release `python3" in failed.output and "failed on the cluster" in failed.output, failed.output
+    assert service(swarm1, f"paas-{name}-web").attrs["Spec"]["Labels"]["paas.release"] == "1"
+    assert served(platform, name)[:2] == (200, "release r0")
+    platform.paas("apps:destroy", name, "--force")
+    assert not [s for s in swarm1.client().services.list() if s.name.startswith(f"paas-{name}-")]

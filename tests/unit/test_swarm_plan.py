@@ -95,6 +95,7 @@ def test_a_one_off_is_a_job_that_runs_once_without_restarts_or_checks():
     assert spec.task_template["RestartPolicy"] == {"Condition": "none"}
     assert "Healthcheck" not in spec.task_template["ContainerSpec"]
     assert spec.name == "paas-shop-release-v7" and spec.labels["paas.one-off"] == "release"
+    assert spec.update_config is None and spec.rollback_config is None  # Swarm refuses them on jobs
 
 
 # -- the probe, run for real --------------------------------------------------------------------------------

@@ -145,8 +145,8 @@ class ServiceSpec:
     labels: dict[str, str]
     task_template: dict[str, Any]
     mode: dict[str, Any]
-    update_config: dict[str, Any]
-    rollback_config: dict[str, Any]
+    update_config: dict[str, Any] | None  # None for a job (Swarm refuses update settings on jobs)
+    rollback_config: dict[str, Any] | None
     endpoint_spec: dict[str, Any]
 
     def as_kwargs(self) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def job_spec(inp: ServiceInput, kind: str) -> ServiceSpec:
     return ServiceSpec(name=service_name(inp.prefix, inp.app, f"{kind}-v{inp.version}"),
                        labels={**spec.labels, f"{LABEL}.one-off": kind}, task_template=template,
                        mode={"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
-                       update_config={}, rollback_config={}, endpoint_spec={"Mode": "dnsrr", "Ports": []})
+                       update_config=None, rollback_config=None, endpoint_spec={"Mode": "dnsrr", "Ports": []})
 
 
 # -- reading what Swarm reports -------------------------------------------------------------------------------
