@@ -81,3 +81,27 @@ def test_a_line_is_attributed_to_its_task_and_selected_like_a_local_one():
     assert not views.selected(line, select("worker.1"), None)
     assert not views.selected(line, select(release="v2"), None)
     assert not views.selected(line, None, "web")
+
+
+
+def test_an_unreachable_cluster_marks_its_app_in_the_overview_and_fails_ps_in_one_line(ctx, tmp_path):
+    """Through the CLI (its own process: the SDK leaves a socket of a failed unix connect for the GC)."""
+    import json
+
+    from paas import apps, state
+    from tests.conftest import run_paas
+
+    with open(ctx.paths.config_file, "a") as fh:
+        fh.write(f"swarm:\n  manager: unix://{tmp_path}/gone.sock\n  registry: 127.0.0.1:5000/paas\n")
+    apps.create_app(ctx.conn, "shop")
+    apps.create_app(ctx.conn, "other")
+    with state.transaction(ctx.conn):
+        ctx.conn.execute("INSERT INTO releases (app, version, commit_sha, image, status, processes, port, finished_at, "
+                         "scheduler) VALUES ('shop', 1, ?, 'paas/shop:v1', 'active', ?, 5000, "
+                         "'2026-01-01T00:00:00Z', 'swarm')", ("a" * 40, json.dumps({"web": "python app.py"})))
+    listed = json.loads(run_paas("apps:list", "--json").stdout)
+    assert {r["name"]: r["state"] for r in listed} == {"shop": "unreachable", "other": "new"}
+    failed = run_paas("ps", "shop", check=False)
+    assert failed.returncode != 0 and failed.stdout == ""
+    assert failed.stderr.startswith(f"error: cannot reach the Swarm manager at unix://{tmp_path}/gone.sock"), \
+        failed.stderr
