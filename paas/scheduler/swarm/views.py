@@ -7,7 +7,8 @@
   order: a page of history, and a live follow of every service (one reader thread per service and a queue).
   The cluster keeps a service's logs while it keeps its tasks (Swarm's task history, 5 per slot by default), so
   the history of a swarm app reaches back less far than a local app's kept logs.
-- ps:stop / ps:start: the services scaled to 0 and back to the formation, which stays as it is.
+- ps:stop / ps:start: the services scaled to 0 and back to the formation, which stays as it is; ps:restart of a
+  type other than web: its tasks replaced by Swarm's forced update (web restarts as a new release, as locally).
 
 Pure parts (rows_from_tasks, parse_log_line) are apart from the functions that talk to the manager.
 """
