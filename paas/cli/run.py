@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from . import audit, cli, context
+from . import audit, cli, context, progress
 from .apps import APP_ARGUMENT
 from .containers import _echo_line
 from .permissions import needs
@@ -73,6 +73,10 @@ def run_cmd(app, env, no_tty, command):
     env = _with_term(env, tty)
     ctx = context()
     planned = oneoff.plan(ctx, app, words, env, tty=tty)  # bad input fails here, before anything is recorded
+    cluster = oneoff.runs_elsewhere(ctx, app)
+    if cluster:
+        progress(f"{app} runs on the {cluster} cluster; this one-off runs on this host, in the same image with the "
+                 "same config")
     audit("run", app, command=" ".join(words), env=sorted(e.partition("=")[0] for e in env))
     with console.interrupt_on_hangup():
         code = oneoff.run(ctx, planned, on_line=_echo_line)

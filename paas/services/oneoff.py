@@ -71,6 +71,14 @@ class OneOff:
     name: str | None  # app.run.<hex>, when that fits a container name
 
 
+def runs_elsewhere(ctx: Context, app: str) -> str | None:
+    """The cluster the app's active release runs on (its one-offs still run here: the release's image is in this
+    host's store, with the same config), None when it runs here."""
+    release = apps.active_release(ctx.conn, app)
+    scheduler = (release or {}).get("scheduler", "local")
+    return None if scheduler == "local" else scheduler
+
+
 def plan(ctx: Context, app: str, words: Sequence[str], env: Sequence[str] = (), *, tty: bool = False) -> OneOff:
     """A one-off of app's active release, checked (unknown app, not deployed, bad --env, bad storage)."""
     from ..deploy.processes import one_off
@@ -105,6 +113,10 @@ def process_container(ctx: Context, app: str, target: str = DEFAULT_TARGET) -> d
     match = TARGET_RE.fullmatch(target)
     if match is None:
         raise UserError(f"{target!r} is not a process like web.1", "give TYPE.N, e.g. web.1 or worker.2")
+    if release.get("scheduler", "local") != "local":
+        raise UserError(f"{app} runs on the {release['scheduler']} cluster: enter reaches processes on this host "
+                        "only", f"`paas ps {app}` shows the node of each task; `docker exec` there, or "
+                        f"`paas run {app} CMD` for a one-off")
     rows = apps.processes(ctx.conn, app, release["version"])
     row = next((r for r in rows if r["type"] == match[1] and r["idx"] == int(match[2])), None)
     if row is None:

@@ -173,3 +173,13 @@ def test_the_release_phase_runs_as_a_swarm_job_and_a_failing_one_changes_nothing
     assert served(platform, name)[:2] == (200, "release r0")
     platform.paas("apps:destroy", name, "--force")
     assert not [s for s in swarm1.client().services.list() if s.name.startswith(f"paas-{name}-")]
+
+
+def test_one_offs_run_here_and_enter_says_where_the_tasks_are(platform, app):
+    ran = platform.paas("run", app, "--no-tty", "python3", "-c", "import os; print(os.environ['PAAS_APP'])")
+    assert ran.stdout.strip() == app
+    assert "runs on the swarm cluster; this one-off runs on this host" in ran.stderr
+    entered = platform.paas("enter", app, "--no-tty", "true", check=False)
+    assert entered.returncode == 1
+    lines = [line for line in entered.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "runs on the swarm cluster" in lines[0] and "docker exec" in lines[0], lines
