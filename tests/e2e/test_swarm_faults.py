@@ -216,8 +216,10 @@ def test_a_web_that_never_listens_is_rolled_back_and_the_old_task_keeps_serving(
     assert served(platform) == (200, "release r4")
 
 
-def test_the_password_shows_nowhere(platform, outputs):
+def test_the_password_shows_nowhere(platform, swarm, outputs):
     assert outputs and not [o for o in outputs if PASSWORD in o]
+    inspected = json.dumps(swarm.client().services.get(SERVICE).attrs)  # the manager keeps the auth to itself
+    assert PASSWORD not in inspected and "RegistryAuth" not in inspected
     assert PASSWORD not in platform.paasd_log.read_text()
     for args in (("events", APP), ("events", APP, "--json"), ("scheduler:report", APP, "--json"),
                  ("releases", APP, "--json"), ("apps:info", APP)):
