@@ -206,6 +206,16 @@ def test_a_rolled_back_update_is_a_failure_naming_the_task_error():
     assert not state.done and "non-zero exit (1)" in state.failed and "node-1" in state.failed
 
 
+def test_a_rollback_left_by_an_earlier_deploy_is_not_this_changes_failure():
+    """ps:scale after a rolled-back deploy: the replicas-only change starts no update, the old status stays."""
+    earlier = service(2, "rollback_completed", "rollback completed")
+    earlier["UpdateStatus"]["StartedAt"] = "2026-12-07T01:00:00Z"
+    tasks = views(task("a", release=7), task("b", release=7, node="n2", port=30002))
+    state = plan.convergence(earlier, tasks, version=7, since=plan.update_mark(earlier))
+    assert state.failed is None and state.done
+    assert plan.convergence(earlier, tasks, version=7, since="").failed  # a new rollback since: a failure
+
+
 def test_the_cluster_settings_name_the_missing_key():
     with pytest.raises(ConfigError, match="swarm.manager"):
         cluster_settings(Config({"swarm": {"manager": ""}}))

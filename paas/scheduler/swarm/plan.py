@@ -282,11 +282,22 @@ class Convergence:
     summary: str             # e.g. "2/3 running"
 
 
-def convergence(service: Mapping[str, Any], tasks: list[TaskView], *, version: int) -> Convergence:
+def update_mark(service: Mapping[str, Any] | None) -> str:
+    """When the service's last rolling update started ("" for none): taken before a change, it tells a later
+    UpdateStatus of that change from one left by an earlier update (a replicas-only scale starts none)."""
+    return str(((service or {}).get("UpdateStatus") or {}).get("StartedAt") or "")
+
+
+def convergence(service: Mapping[str, Any], tasks: list[TaskView], *, version: int, since: str | None = None
+                ) -> Convergence:
     """Where an update (or a new service) of release `version` stands, from the service's UpdateStatus and its
-    tasks: done when every wanted replica of that release runs and no task of another release is still wanted."""
+    tasks: done when every wanted replica of that release runs and no task of another release is still wanted.
+    since: update_mark() before the change; an UpdateStatus from before it (a rollback of an earlier deploy)
+    says nothing about this one."""
     replicas = int((((service.get("Spec") or {}).get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0))
     update = service.get("UpdateStatus") or {}
+    if since is not None and update_mark(service) == since:
+        update = {}
     state = update.get("State", "")
     if state in ("rollback_started", "rollback_completed", "rollback_paused", "paused"):
         reason = update.get("Message") or state

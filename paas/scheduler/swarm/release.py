@@ -178,10 +178,12 @@ def _undo_service(ctx: Context, name: str, previous: dict[str, Any] | None) -> N
 
 
 def apply_services(run, engine: Engine, settings: ClusterSettings, release: dict[str, Any], counts: dict[str, int],
-                   checks: Callable[[str], tuple], probe: bool, *, update_existing: bool = True) -> dict[str, str]:
+                   checks: Callable[[str], tuple], probe: bool, *, update_existing: bool = True,
+                   marks: dict[str, str] | None = None) -> dict[str, str]:
     """Create or update the services of these types to the release; returns {service id: name} of those it
-    touched. Each registers its own undo on the deploy."""
+    touched, and puts each one's update_mark from before into marks. Each registers its own undo on the deploy."""
     existing = existing_services(engine, run.ctx, run.app)
+    marks = {} if marks is None else marks
     touched = {}
     for process_type, count in counts.items():
         if count == 0 and process_type not in existing:
@@ -193,6 +195,7 @@ def apply_services(run, engine: Engine, settings: ClusterSettings, release: dict
                                                      probe=probe))
         verb = "Updating" if process_type in existing else "Creating"
         run.out.step(f"{verb} service {spec.name}: {count} task(s) of v{release['version']}, start-first")
+        marks[spec.name] = swarm_plan.update_mark(existing.get(process_type))
         previous = engine.apply(spec)
         run.undo_hooks.append(lambda name=spec.name, before=previous: _undo_service(run.ctx, name, before))
         service = engine.service(spec.name)
@@ -200,9 +203,11 @@ def apply_services(run, engine: Engine, settings: ClusterSettings, release: dict
     return touched
 
 
-def follow(run, engine: Engine, services: dict[str, str], version: int, port: int, timeout_s: float) -> None:
+def follow(run, engine: Engine, services: dict[str, str], version: int, port: int, timeout_s: float,
+           marks: dict[str, str]) -> None:
     """Wait until every touched service runs release `version` everywhere, routing nginx to the web tasks that
-    run as they come and go; raise DeployError when Swarm rolls one back or time runs out."""
+    run as they come and go; raise DeployError when Swarm rolls one back or time runs out. marks: each service's
+    update_mark from before the change."""
     from ...proxy.routes import route_app
 
     deadline = time.monotonic() + timeout_s
@@ -216,7 +221,7 @@ def follow(run, engine: Engine, services: dict[str, str], version: int, port: in
             if service is None:
                 raise DeployError(f"service {name} was removed from the cluster during the deploy", "deploy again")
             mine = [t for t in tasks if t.service == name]
-            state_now = swarm_plan.convergence(service, mine, version=version)
+            state_now = swarm_plan.convergence(service, mine, version=version, since=marks.get(name, ""))
             if state_now.failed:
                 raise DeployError(f"the cluster rolled {name} back: {state_now.failed}",
                                   f"the previous release keeps running; see `paas logs {run.app}`")
@@ -256,10 +261,11 @@ def go_live(run, release: dict[str, Any], detection, plan) -> None:
         if not probe:
             out.warn("the image has no bash: Swarm cannot probe its tasks' health, so a task counts as ready once "
                      "it runs (add bash to the image for the port and app.json checks)")
+        marks: dict[str, str] = {}
         touched = apply_services(run, engine, settings, release, plan.counts,
-                                 lambda t: detection.app_json.healthchecks.get(t, ()), probe)
+                                 lambda t: detection.app_json.healthchecks.get(t, ()), probe, marks=marks)
         run.phase("health")
-        follow(run, engine, touched, run.version, int(release["port"]), settings.converge_timeout_s)
+        follow(run, engine, touched, run.version, int(release["port"]), settings.converge_timeout_s, marks)
         run.phase("switch")
         web = backends_of(engine, ctx, run.app, int(release["port"]))
         _route(run, web)
@@ -325,11 +331,13 @@ def scale(run, release: dict[str, Any], counts: dict[str, int]) -> None:
     settings = cluster_settings(ctx.config)
     with engine_for(ctx, settings) as engine:
         existing = existing_services(engine, ctx, run.app)
-        touched = {}
+        touched: dict[str, str] = {}
+        marks: dict[str, str] = {}
         for process_type, count in counts.items():
             if process_type in existing:
                 name = existing[process_type]["Spec"]["Name"]
                 run.out.step(f"Scaling {name} to {count}")
+                marks[name] = swarm_plan.update_mark(existing[process_type])
                 before = existing[process_type]["Spec"]
                 engine.scale(name, count)
                 run.undo_hooks.append(lambda name=name, before=before: _undo_service(ctx, name, before))
@@ -337,6 +345,6 @@ def scale(run, release: dict[str, Any], counts: dict[str, int]) -> None:
             elif count > 0:
                 probe = _has_bash(ctx, release["image"])
                 touched.update(apply_services(run, engine, settings, release, {process_type: count},
-                                              lambda t: (), probe))
-        follow(run, engine, touched, release["version"], int(release["port"]), settings.converge_timeout_s)
+                                              lambda t: (), probe, marks=marks))
+        follow(run, engine, touched, release["version"], int(release["port"]), settings.converge_timeout_s, marks)
         _route(run, backends_of(engine, ctx, run.app, int(release["port"])))
