@@ -23,6 +23,7 @@ from .plan import LABEL
 log = logging.getLogger("paas.swarm")
 RECONNECT_S = (1.0, 2.0, 5.0, 10.0)
 SETTLE_S = 0.1  # events come in bursts (a task's create, start, health): one sync for the burst
+CONTAINER_NOISE = ("exec_", "attach", "resize", "top", "archive-path", "extract-to-dir")
 
 
 def app_of(event: dict[str, Any]) -> str | None:
@@ -118,8 +119,9 @@ class ClusterWatch:
                     for event in self._stream:
                         if self._stop.is_set():
                             break
-                        if event.get("Type") == "container" and not app_of(event):
-                            continue  # not one of our tasks
+                        if event.get("Type") == "container" and (
+                                not app_of(event) or str(event.get("Action", "")).startswith(CONTAINER_NOISE)):
+                            continue  # not one of our tasks, or its health probe (an exec every interval)
                         self._note(app_of(event))
             except Exception as exc:  # noqa: BLE001 - the cluster may be down: try again, quietly after the first
                 if not self._stop.is_set() and attempt == 0:
