@@ -111,6 +111,10 @@ def unsteer(bridge: str, gateway: str, port: int, app: str) -> None:
         nftlib.run(f"delete table {FAMILY} {table_name(bridge)}\n", desc="nft: delete route table", check=False)
 
 
+# nft lists a map over several backends as `dnat ip to numgen ...` (what we write as `dnat to numgen ...`)
+DNAT = re.compile(r"\bdnat (?:ip6? )?to\b")
+
+
 def steered(bridge: str) -> dict[str, list[str]]:
     """app -> the `dnat` rule text of its chain, as the kernel has it (for reports and repair)."""
     listing = _listing(bridge) or ""
@@ -120,7 +124,7 @@ def steered(bridge: str) -> dict[str, list[str]]:
         if words[:1] == ["chain"] and len(words) >= 2 and words[1].startswith("app_"):
             app = words[1][4:]
             result[app] = []
-        elif app and "dnat to" in line:
+        elif app and DNAT.search(line):
             result[app].append(line.strip())
         elif line.strip() == "}":
             app = None
@@ -134,7 +138,7 @@ def intact(listing: str | None, gateway: str, port: int, app: str, backends: Seq
         return False
     found = re.search(rf"chain {re.escape(chain_name(app))} {{(.*?)\n\s*}}", listing, re.S)
     chain = found.group(1) if found else ""
-    if chain.count("dnat to") != 1:
+    if len(DNAT.findall(chain)) != 1:
         return False
     if len(backends) == 1:
         return "numgen" not in chain and f"dnat to {backends[0]}" in chain
