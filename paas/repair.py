@@ -92,6 +92,7 @@ def _record(ctx: Context, done: list[Repair]) -> None:
 
 def _repair_proxy_and_apps(ctx: Context) -> list[Repair]:
     from .deploy.pipeline import deploy_lock_path, nginx_for
+    from .proxy.routes import active_on_cluster
 
     done = []
     nginx = nginx_for(ctx)
@@ -104,12 +105,27 @@ def _repair_proxy_and_apps(ctx: Context) -> list[Repair]:
     steering = _steering_state(ctx)
     for app in sorted(active):
         try:
+            if active_on_cluster(ctx, app):  # its tasks are the cluster's to repair; nginx follows them
+                done += _follow_cluster(ctx, nginx, app, active[app])
+                continue
             with locks.if_free(deploy_lock_path(ctx, app)) as free:
                 if free:  # else a deploy or ps command is at work on it: it sets up what it needs; next round
                     done += _repair_app(ctx, nginx, steering, app, active[app])
         except PaasError as exc:  # one app's trouble must not stop the others' repairs
             log.warning("cannot repair %s: %s", app, exc.one_line())
     return done
+
+
+def _follow_cluster(ctx: Context, nginx, app: str, version: int) -> list[Repair]:
+    """nginx straight to the cluster's running web tasks (no steering); the deploy lock only for the write."""
+    from .scheduler.swarm.release import engine_for
+    from .scheduler.swarm.watch import follow_tasks
+
+    port = ctx.conn.execute("SELECT port FROM releases WHERE app = ? AND version = ?", (app, version)).fetchone()
+    with engine_for(ctx) as engine:
+        if follow_tasks(ctx, nginx, engine, app, int(port["port"])):
+            return [Repair("route", "upstream follows the cluster's running tasks", app)]
+    return []
 
 
 def _steering_state(ctx: Context) -> tuple[str, str, str | None] | None:
@@ -130,15 +146,6 @@ def _repair_app(ctx: Context, nginx, steer_state, app: str, version: int) -> lis
 
     done = [Repair("process", f"{name}: its supervisor was gone, replaced", app)
             for name in replace_dead_processes(ctx, {app: version})]
-    if routes.active_on_cluster(ctx, app):  # nginx goes straight to the cluster's running tasks: no steering
-        from .scheduler.swarm.release import engine_for
-        from .scheduler.swarm.watch import follow_tasks
-
-        port = ctx.conn.execute("SELECT port FROM releases WHERE app = ? AND version = ?", (app, version)).fetchone()
-        with engine_for(ctx) as engine:
-            if follow_tasks(ctx, nginx, engine, app, int(port["port"])):
-                done.append(Repair("route", "upstream follows the cluster's running tasks", app))
-        return done
     backends = routes.web_backends(ctx, app)
     if not backends:
         return done

@@ -33,8 +33,10 @@ def app_of(event: dict[str, Any]) -> str | None:
 
 
 def follow_tasks(ctx: Context, nginx, engine, app: str, port: int) -> bool:
-    """Point the app's route at its running web tasks when it lists others; whether it changed. The caller holds
-    the app's deploy lock (or knows no deploy runs)."""
+    """Point the app's route at its running web tasks when it lists others; whether it changed. The tasks are read
+    without the app's deploy lock (the manager may be slow; a push must not wait for it), the route is written
+    under it, and not at all while a deploy or ps:scale holds it (that one routes as it goes)."""
+    from ...deploy.pipeline import deploy_lock_path
     from ...proxy.routes import route_app
     from .release import backends_of
 
@@ -42,14 +44,17 @@ def follow_tasks(ctx: Context, nginx, engine, app: str, port: int) -> bool:
     route = nginx.route(app)
     if not web or (route is not None and set(route.backends) == set(web)):
         return False
-    route_app(ctx, app, web, steer=False)
+    with locks.if_free(deploy_lock_path(ctx, app)) as free:
+        if not free:
+            return False
+        route_app(ctx, app, web, steer=False)
     log.info("route of %s follows the cluster: %s", app, ", ".join(str(b) for b in web))
     return True
 
 
 def sync_routes(ctx: Context, only: set[str] | None = None) -> list[str]:
     """Point each swarm app's route (or these apps') at its running web tasks; returns the apps re-pointed."""
-    from ...deploy.pipeline import deploy_lock_path, nginx_for
+    from ...deploy.pipeline import nginx_for
     from .release import engine_for
 
     rows = [dict(r) for r in ctx.conn.execute(
@@ -61,9 +66,8 @@ def sync_routes(ctx: Context, only: set[str] | None = None) -> list[str]:
     changed = []
     with engine_for(ctx) as engine:
         for row in rows:
-            with locks.if_free(deploy_lock_path(ctx, row["app"])) as free:
-                if free and follow_tasks(ctx, nginx, engine, row["app"], int(row["port"])):
-                    changed.append(row["app"])  # (not free: a deploy or ps:scale is at work and routes as it goes)
+            if follow_tasks(ctx, nginx, engine, row["app"], int(row["port"])):
+                changed.append(row["app"])
     return changed
 
 
