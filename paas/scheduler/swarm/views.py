@@ -400,24 +400,6 @@ def _wait_stopped(engine: Engine, services: Mapping[str, str], timeout_s: float)
         time.sleep(0.25)
 
 
-def _wait_running(engine: Engine, services: Mapping[str, str], counts: Mapping[str, int], version: int,
-                  timeout_s: float, app: str) -> None:
-    """Until each service (id -> name; counts by name) runs its count of tasks of release `version`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        tasks = engine.tasks(dict(services))
-        short = {name: sum(t.service == name and t.desired == "running" and t.state == "running"
-                           and t.release == version for t in tasks) for name in services.values()}
-        if all(short[name] >= counts[name] for name in services.values()):
-            return
-        if time.monotonic() > deadline:
-            failed = [t for t in tasks if t.state in FAILED_STATES and t.error]
-            why = f"; a task failed: {failed[-1].error}" if failed else ""
-            raise DeployError(", ".join(f"{name} runs {short[name]}/{counts[name]}" for name in services.values())
-                              + f" after {timeout_s:.0f}s{why}", f"see `paas logs {app}` and `paas ps {app}`")
-        time.sleep(0.25)
-
-
 def _scale_back(ctx: Context, app: str, before: Mapping[str, int], routed: bool) -> None:
     """Undo a stop or start that failed half-way: each service's replicas as they were, nginx to the web tasks."""
     from ...deploy.pipeline import route_back
@@ -483,12 +465,13 @@ def start(ctx: Context, app: str, out: Output, release: dict[str, Any], counts: 
                    if t.desired == "running" and t.state == "running"}
         before = {s["Spec"]["Name"]: replicas_of(s) for k, s in services.items() if k in wanted}
         out.step("Starting " + ", ".join(f"{kind}={count}" for kind, count in wanted.items()) + " on the cluster")
+        marks = {s["Spec"]["Name"]: swarm_plan.update_mark(s) for k, s in services.items() if k in wanted}
         try:
             for kind, count in wanted.items():
                 if kind in services:
                     engine.scale(services[kind]["Spec"]["Name"], count)
-            _wait_running(engine, ids, {services[k]["Spec"]["Name"]: n for k, n in wanted.items() if k in services},
-                          version, settings.converge_timeout_s, app)
+            if ids:  # the deploy's own wait: every wanted task of the active release runs, web routed as they come
+                on_cluster.follow(run, engine, ids, version, int(release["port"]), settings.converge_timeout_s, marks)
             missing = {kind: count for kind, count in wanted.items() if kind not in services}
             if missing:  # never created (scaled up from 0 before it was ever deployed): as ps:scale makes it
                 on_cluster.scale(run, release, missing)
@@ -527,13 +510,13 @@ def restart_type(ctx: Context, app: str, out: Output, release: dict[str, Any], p
         engine.restore(name, forced)
         # nothing to undo on failure: the spec is the same, and a new task that fails rolls the service back
         _wait_replaced(engine, name, {t.id for t in tasks}, replicas_of(service), settings.converge_timeout_s, app,
-                       (service.get("UpdateStatus") or {}).get("StartedAt"))
+                       swarm_plan.update_mark(service))
     out.step(f"{app}: {', '.join(labels)} restarted")
     return labels
 
 
 def _wait_replaced(engine: Engine, name: str, old: set[str], replicas: int, timeout_s: float, app: str,
-                   previous_update: str | None) -> None:
+                   previous_update: str) -> None:
     """Until the service runs `replicas` tasks, none of them one of the `old` ones, which have stopped (a forced
     update is only seen in its tasks: right after it the service may still say its previous update completed); a
     rollback of this update (not of an earlier one, previous_update: when that started) fails it."""
@@ -543,7 +526,7 @@ def _wait_replaced(engine: Engine, name: str, old: set[str], replicas: int, time
         if service is None:
             raise DeployError(f"service {name} was removed from the cluster during the restart", "deploy again")
         status = service.get("UpdateStatus") or {}
-        update = status.get("State", "") if status.get("StartedAt") != previous_update else ""
+        update = status.get("State", "") if swarm_plan.update_mark(service) != previous_update else ""
         if update.startswith("rollback") or update == "paused":
             raise DeployError(f"the cluster rolled {name} back: {(service.get('UpdateStatus') or {}).get('Message')}",
                               f"see `paas logs {app}`")
