@@ -261,8 +261,10 @@ def task_view(task: Mapping[str, Any], service_names: Mapping[str, str], nodes: 
 
 def backends(tasks: list[TaskView], port: int) -> list[Backend]:
     """nginx's upstream for the web service: every task Swarm wants running whose container runs and whose
-    host port is known (a starting task is listed too: until it listens, nginx passes its connections on to
-    the next, and it is already there when Swarm stops the old task it replaces)."""
+    host port is known. Swarm reports a task's host port only once the task turns running, that is once its
+    health check passed (a starting task has no PortStatus yet), so a task that is not healthy never gets a
+    request. An old task Swarm replaces or moves is dropped as soon as its desired state turns shutdown: Docker
+    stops a task on a network 2 s after that (its executor's gossip delay), so the route has moved by then."""
     seen: dict[tuple[str, int], Backend] = {}
     for task in tasks:
         if task.process_type != "web" or task.desired != "running" or task.state not in ("starting", "running"):
