@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -150,6 +151,29 @@ class Platform:
     def detected(self, app: str) -> dict:
         """`buildpacks:detect APP --json`: how the app's active release was built, and why."""
         return json.loads(self.paas("buildpacks:detect", app, "--json").stdout)
+
+    def route_targets(self, app: str) -> set[str]:
+        """`ADDRESS PORT` of every backend new connections to the app go to: its steering chain's DNAT targets
+        when nginx's upstream is the app's stable address (paas.proxy.steering), else nginx's upstream."""
+        from paas.context import open_context
+        from paas.network import network_settings
+        from paas.proxy import steering
+
+        conf = (self.root / "nginx" / "apps" / f"{app}.conf").read_text()
+        upstream = {" ".join(line.split()[3:5]) for line in conf.splitlines() if line.startswith("# route backend ")}
+        ctx = open_context(self.root)
+        try:
+            settings = network_settings(ctx.config)
+            row = ctx.conn.execute("SELECT route_port FROM app_proxy WHERE app = ?", (app,)).fetchone()
+            listing = steering.listing(settings.bridge) or ""
+        finally:
+            ctx.close()
+        if not row or upstream != {f"{settings.gateway.ip} {row['route_port']}"}:
+            return upstream
+        chain = re.search(rf"chain {steering.chain_name(app)} {{(.*?)\n\s*}}", listing, re.S)
+        # `dnat to A:P`, or a numgen map `0 : A . P, 1 : ...` (nft lists it as `dnat ip to numgen ...`)
+        return {f"{a} {p}" for a, p in re.findall(r"(\d+\.\d+\.\d+\.\d+)(?::| \. )(\d+)", chain.group(1))} \
+            if chain else set()
 
     def get(self, app: str, path: str = "/", *, domain: str = "paas.localhost", host: str | None = None
             ) -> tuple[int, str]:

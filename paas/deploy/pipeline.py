@@ -649,11 +649,11 @@ def _switch(run: Deploy, web: list[dict[str, Any]], port: int, hostname: str) ->
 def route_back(ctx: Context, app: str) -> None:
     """After a switch that did not complete (the deploy failed or was aborted between routing and activating):
     the app's route sends to its active release's web processes again, or goes when it has none."""
-    from ..proxy.routes import active_on_cluster, route_app, unroute_app, web_backends
+    from ..proxy.routes import route_app, unroute_app, web_backends
 
     backends = web_backends(ctx, app)
     if backends:
-        route_app(ctx, app, backends, steer=not active_on_cluster(ctx, app))
+        route_app(ctx, app, backends)
     else:
         unroute_app(ctx, app)
 

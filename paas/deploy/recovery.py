@@ -110,14 +110,14 @@ def replace_dead_processes(ctx: Context, active: dict[str, int]) -> list[str]:
 
 
 def _reconcile_routes(ctx: Context, nginx, active: dict[str, int]) -> list[str]:
-    from ..proxy.routes import active_on_cluster, route_app, unroute_app, web_backends
+    from ..proxy.routes import route_app, unroute_app, web_backends
 
     nginx.ensure_running()
     routed = []
     for app in sorted(active):
         backends = web_backends(ctx, app)
         if backends:
-            route_app(ctx, app, backends, steer=not active_on_cluster(ctx, app))
+            route_app(ctx, app, backends)
             routed.append(app)
     for app in set(nginx.routes()) - set(routed):
         unroute_app(ctx, app)

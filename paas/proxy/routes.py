@@ -205,10 +205,25 @@ def _steering_target(ctx: Context) -> tuple[str, str]:
     return settings.bridge, str(settings.gateway.ip)
 
 
-def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, ...], *, steer: bool = True) -> Route:
+def routed_to(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, ...], route: Route | None) -> bool:
+    """Whether the app's route (nginx's, read back) already sends new connections to exactly these backends:
+    through its steering chain, or through its upstream where nginx goes straight to them."""
+    from . import steering
+
+    if route is None:
+        return False
+    if steering_available(ctx):
+        bridge, gateway = _steering_target(ctx)
+        return steering.intact(steering.listing(bridge), gateway, route_port(ctx, app), app, backends)
+    return set(route.backends) == set(backends)
+
+
+def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, ...]) -> Route:
     """Make the app's names answer from these backends. With steering, new connections go to them from the
-    moment this returns, while connections opened before stay with the containers they reached. steer=False:
-    nginx goes straight to the backends (tasks on a Swarm cluster are not on our bridge)."""
+    moment this returns, while connections opened before stay with the containers they reached (a Swarm app's
+    tasks too: the DNAT reaches NODE:PORT off the bridge, and the subnet's egress masquerade gives the nodes a
+    source they can answer). Without steering (proxy.steering off, no nft) nginx goes straight to the backends and
+    every change reloads it."""
     from . import steering
 
     if not backends:
@@ -216,7 +231,7 @@ def route_app(ctx: Context, app: str, backends: list[Backend] | tuple[Backend, .
     nginx = nginx_for(ctx)
     nginx.ensure_running()
     upstream = tuple(backends)
-    if steer and steering_available(ctx):
+    if steering_available(ctx):
         bridge, gateway = _steering_target(ctx)
         port = route_port(ctx, app)
         steering.steer(bridge, gateway, port, app, backends)
@@ -301,5 +316,5 @@ def refresh_route(ctx: Context, app: str) -> bool:
     backends = web_backends(ctx, app)
     if not backends:
         return False
-    route_app(ctx, app, backends, steer=not active_on_cluster(ctx, app))
+    route_app(ctx, app, backends)
     return True

@@ -218,7 +218,7 @@ def _move_rows(ctx: Context, old: str, new: str, actor: str | None) -> None:
 def _after_rows_moved(ctx: Context, old: str, new: str, old_port: int | None, out: Output) -> None:
     """Hook, image tags and routes under the new name. Failures here are reported, not undone: the rows and
     files have moved, and a deploy or restart of the new name repairs what is left."""
-    from ..proxy.routes import active_on_cluster, forget_route, route_app, web_backends
+    from ..proxy.routes import forget_route, route_app, web_backends
     from ..receive import ensure_repo, repo_path
 
     try:
@@ -229,7 +229,7 @@ def _after_rows_moved(ctx: Context, old: str, new: str, old_port: int | None, ou
             ctx.store.untag(tag)
         backends = web_backends(ctx, new)
         if backends:
-            route_app(ctx, new, backends, steer=not active_on_cluster(ctx, new))
+            route_app(ctx, new, backends)
             out.info(f"{new} answers from the running containers")
         forget_route(ctx, old, old_port)
         (ctx.paths.nginx / "logs" / f"{old}.access.log").unlink(missing_ok=True)  # reopened by the last reload

@@ -25,7 +25,6 @@ import time
 
 import pytest
 
-from paas.proxy.plan import route_of
 from tests.loadkit import ZERODOWNTIME_APP, KeepAliveLoad, LoadResult
 from tests.platformkit import Platform, running_platform
 from tests.swarmkit import REGISTRY_NAMESPACE, Swarm, wait_converged
@@ -78,32 +77,8 @@ def running_tasks(swarm: Swarm) -> list[dict]:
 
 
 def routed_addresses(platform: Platform) -> set[str]:
-    """The node addresses nginx sends the app's requests to now: its upstream's, or the steering chain's when the
-    upstream is the app's stable address (paas.proxy.steering)."""
-    from paas.context import open_context
-    from paas.network import network_settings
-    from paas.proxy import steering
-
-    route = route_of((platform.root / "nginx" / "apps" / f"{APP}.conf").read_text())
-    assert route is not None
-    ctx = open_context(platform.root)
-    try:
-        settings = network_settings(ctx.config)
-        row = ctx.conn.execute("SELECT route_port FROM app_proxy WHERE app = ?", (APP,)).fetchone()
-        stable = (str(settings.gateway.ip), row["route_port"] if row else None)
-        if {(b.address, b.port) for b in route.backends} != {stable}:
-            return {backend.address for backend in route.backends}
-        return steered_addresses(steering.listing(settings.bridge) or "")
-    finally:
-        ctx.close()
-
-
-def steered_addresses(listing: str) -> set[str]:
-    """The addresses the app's steering chain sends new connections to (`dnat to A:P`, or a numgen map over
-    `A . P` pairs), from the route table's listing."""
-    chain = re.search(rf"chain app_{APP} {{(.*?)\n\s*}}", listing, re.S)
-    assert chain, listing
-    return set(re.findall(r"(\d+\.\d+\.\d+\.\d+)(?::| \. )\d+", chain.group(1)))
+    """The node addresses new connections to the app go to now."""
+    return {target.split()[0] for target in platform.route_targets(APP)}
 
 
 def served_by(platform: Platform, want: int, timeout: float = 30) -> tuple[set[str], set[str]]:

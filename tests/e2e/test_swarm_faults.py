@@ -124,8 +124,7 @@ def running_container(cluster: Swarm) -> str:
 
 
 def routed_backends(platform: Platform) -> set[str]:
-    conf = (platform.root / "nginx" / "apps" / f"{APP}.conf").read_text()
-    return {" ".join(line.split()[3:5]) for line in conf.splitlines() if line.startswith("# route backend ")}
+    return platform.route_targets(APP)
 
 
 # -- the tests, in order --------------------------------------------------------------------------------------
@@ -214,6 +213,11 @@ def test_a_web_that_never_listens_is_rolled_back_and_the_old_task_keeps_serving(
     assert f"the cluster rolled {SERVICE} back" in line, line
     assert service_state(swarm)[:2] == before[:2]  # Swarm put the previous spec back (a new spec version)
     assert served(platform) == (200, "release r4")
+    # the service's UpdateStatus still says rolled back: a scale (no rolling update) must not read it as its own
+    scaled = platform.paas("ps:scale", APP, "web=2", check=False)
+    assert scaled.returncode == 0, scaled.stderr
+    assert served(platform) == (200, "release r4")
+    platform.paas("ps:scale", APP, "web=1")
 
 
 def test_the_password_shows_nowhere(platform, swarm, outputs):

@@ -101,8 +101,7 @@ def test_scale_web_to_three_spreads_requests_over_three_tasks(platform, swarm1, 
 
 
 def routed_backends(platform, app: str) -> set[str]:
-    conf = (platform.root / "nginx" / "apps" / f"{app}.conf").read_text()
-    return {" ".join(line.split()[3:5]) for line in conf.splitlines() if line.startswith("# route backend ")}
+    return platform.route_targets(app)
 
 
 def test_a_task_that_dies_is_replaced_by_swarm_and_nginx_follows_without_a_deploy(platform, swarm1, app):

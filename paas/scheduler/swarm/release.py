@@ -232,7 +232,7 @@ def follow(run, engine: Engine, services: dict[str, str], version: int, port: in
                 pending.append(name)
         web = swarm_plan.backends([t for t in tasks if t.process_type == "web"], port)
         if web and web != routed:
-            route_app(run.ctx, run.app, web, steer=False)
+            route_app(run.ctx, run.app, web)
             run.switched = True
             routed = web
         if not pending:
@@ -279,7 +279,7 @@ def _route(run, web: list[Backend]) -> None:
     run.switched = True
     if web:
         run.out.step(f"Routing {run.app} to {len(web)} task(s): {', '.join(str(b) for b in web)}")
-        route_app(run.ctx, run.app, web, steer=False)
+        route_app(run.ctx, run.app, web)
     else:
         unroute_app(run.ctx, run.app)
 

@@ -478,7 +478,7 @@ def start(ctx: Context, app: str, out: Output, release: dict[str, Any], counts: 
             web = on_cluster.backends_of(engine, ctx, app, int(release["port"]))
             if "web" in wanted and web:
                 out.step(f"Routing {app} to {len(web)} task(s): {', '.join(str(b) for b in web)}")
-                route_app(ctx, app, web, steer=False)
+                route_app(ctx, app, web)
         except BaseException:
             for hook in reversed(run.undo_hooks):
                 with contextlib.suppress(Exception):

@@ -2,11 +2,12 @@
 
 Service events (a rolling update, a rollback, a scale), node events (a drain, a node going down) and the
 manager's own container events (a task starting or dying there) each wake a route sync of the swarm apps they
-concern: nginx's upstream becomes the web tasks running now (paas.scheduler.swarm.plan.backends), its config
-rewritten only when that list changed. Docker's event stream has no task events from worker nodes, so paasd's
-repair loop (paas.repair, every repair.interval_s) still compares every swarm app's route with its tasks; this
-watch makes the common cases immediate. An app a deploy is working on is left to the deploy (it follows its own
-update). The stream reconnects after a cluster outage, backing off.
+concern: the app's route is steered to the web tasks running now (paas.scheduler.swarm.plan.backends), only
+when that list changed: an nft transaction, no nginx reload (which closes idle keep-alive client connections).
+Docker's event stream has no task events from worker nodes, so paasd's repair loop (paas.repair, every
+repair.interval_s) still compares every swarm app's route with its tasks; this watch makes the common cases
+immediate. An app a deploy is working on is left to the deploy (it follows its own update). The stream reconnects
+after a cluster outage, backing off.
 """
 
 from __future__ import annotations
@@ -37,17 +38,16 @@ def follow_tasks(ctx: Context, nginx, engine, app: str, port: int) -> bool:
     without the app's deploy lock (the manager may be slow; a push must not wait for it), the route is written
     under it, and not at all while a deploy or ps:scale holds it (that one routes as it goes)."""
     from ...deploy.pipeline import deploy_lock_path
-    from ...proxy.routes import route_app
+    from ...proxy.routes import route_app, routed_to
     from .release import backends_of
 
     web = backends_of(engine, ctx, app, port)
-    route = nginx.route(app)
-    if not web or (route is not None and set(route.backends) == set(web)):
+    if not web or routed_to(ctx, app, web, nginx.route(app)):
         return False
     with locks.if_free(deploy_lock_path(ctx, app)) as free:
         if not free:
             return False
-        route_app(ctx, app, web, steer=False)
+        route_app(ctx, app, web)
     log.info("route of %s follows the cluster: %s", app, ", ".join(str(b) for b in web))
     return True
 
