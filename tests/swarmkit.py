@@ -796,3 +796,16 @@ def paas_swarm_config(swarm: Swarm, *, over_tls: bool = False) -> str:
            f"key: {swarm.tls_files.client_key}}}\n") if over_tls else ""
     return (f"swarm:\n  manager: {manager}\n  registry: {swarm.registry}/{REGISTRY_NAMESPACE}\n{tls}"
             + registries_config(swarm))
+
+
+def push_to_swarm(platform, app: str, source: Path, *, change=None) -> Path:
+    """A new app on the swarm scheduler, `source` pushed to it (change(repo) edits and commits first); its repo.
+    The push must succeed."""
+    platform.paas("apps:create", app)
+    platform.paas("scheduler:set", app, "swarm")
+    repo = platform.repo_from(source, app)
+    if change is not None:
+        change(repo)
+    pushed = platform.push(repo, app)
+    assert pushed.returncode == 0, pushed.output
+    return repo

@@ -27,7 +27,7 @@ import pytest
 
 from tests.loadkit import ZERODOWNTIME_APP, KeepAliveLoad, LoadResult
 from tests.platformkit import Platform, running_platform
-from tests.swarmkit import REGISTRY_NAMESPACE, Swarm, wait_converged
+from tests.swarmkit import REGISTRY_NAMESPACE, Swarm, push_to_swarm, wait_converged
 
 pytestmark = pytest.mark.e2e
 
@@ -58,11 +58,7 @@ def platform(swarm2, tmp_path_factory):
 @pytest.fixture(scope="module")
 def repo(platform):
     """The zerodowntime sample on the swarm scheduler, pushed and scaled to two web tasks; its git repo."""
-    platform.paas("apps:create", APP)
-    platform.paas("scheduler:set", APP, "swarm")
-    repo = platform.repo_from(ZERODOWNTIME_APP, APP)
-    pushed = platform.push(repo, APP)
-    assert pushed.returncode == 0, pushed.output
+    repo = push_to_swarm(platform, APP, ZERODOWNTIME_APP)
     platform.paas("ps:scale", APP, "web=2")
     return repo
 

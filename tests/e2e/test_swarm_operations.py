@@ -24,7 +24,7 @@ import requests
 
 from tests.loadkit import ZERODOWNTIME_APP
 from tests.platformkit import running_platform
-from tests.swarmkit import paas_swarm_config
+from tests.swarmkit import paas_swarm_config, push_to_swarm
 
 pytestmark = pytest.mark.e2e
 
@@ -43,12 +43,8 @@ def platform(swarm1, tmp_path_factory):
 @pytest.fixture(scope="module")
 def app(platform):
     """The zero-downtime sample with a worker printing a line a second, on the swarm scheduler: web=1, worker=1."""
-    platform.paas("apps:create", APP)
-    platform.paas("scheduler:set", APP, "swarm")
-    repo = platform.repo_from(ZERODOWNTIME_APP, APP)
-    platform.commit_change(repo, "Procfile", "web: python3 server.py", f"web: python3 server.py\n{WORKER}")
-    pushed = platform.push(repo, APP)
-    assert pushed.returncode == 0, pushed.output
+    push_to_swarm(platform, APP, ZERODOWNTIME_APP, change=lambda repo: platform.commit_change(
+        repo, "Procfile", "web: python3 server.py", f"web: python3 server.py\n{WORKER}"))
     platform.paas("ps:scale", APP, "worker=1")
     return APP
 

@@ -33,7 +33,7 @@ def app(platform, swarm1):
     platform.paas("apps:create", name)
     platform.paas("scheduler:set", name, "swarm")
     pushed = platform.push(platform.repo_from(ZERODOWNTIME_APP, name), name)
-    assert pushed.returncode == 0, pushed.output
+    assert pushed.returncode == 0, pushed.output  # (not push_to_swarm: this checks the push's own output)
     assert "Pushing the image to" in pushed.output and "Creating service paas-onswarm-web" in pushed.output
     return name
 
