@@ -17,10 +17,10 @@ the swarm (`scheduler:set APP swarm`) before its first push.
          its steps by its output lines (SWARM_STEPS), the registry push among them (from the `Pushing the image to`
          line to the `blob(s) pushed` line).
   scale: --scale-reps times, `paas ps:scale APP web=5` from web=1, timed until converged. Swarm: 5 tasks of the
-         app's web service running (a task turns running once its health check passes) and nginx's app file
-         (nginx/apps/APP.conf, its `# route backend` lines) listing 5. Local: the app's route lists 5 containers
-         (the steering chain nginx's upstream goes through, or nginx's file when the host cannot steer); the local
-         scale health-checks each new container before routing to it. Also when the CLI returned. Back to web=1
+         app's web service running (a task turns running once its health check passes) and the app's route
+         reaching 5 tasks. Local: the app's route lists 5 containers. Either way the route is the steering chain
+         nginx's upstream goes through (or nginx's file when the host cannot steer); the local scale
+         health-checks each new container before routing to it. Also when the CLI returned. Back to web=1
          between (untimed).
   peer:  `docker service scale -d NAME=5` (the docker CLI) on the same swarm, for a copy of the platform's web
          service (its spec: the same image by digest from the registry, health check, host-mode port; no paas
@@ -188,9 +188,9 @@ def nginx_backends(platform: Platform, app: str) -> int:
 
 
 def routed_containers(platform: Platform, bridge: str, app: str) -> int:
-    """How many containers a local app's route reaches: the targets of its steering chain (nginx's upstream is then
-    the bridge's gateway and the app's route port), else nginx's own backends. The whole chain is read: nft wraps a
-    long map of targets over several lines."""
+    """How many containers (or Swarm tasks) an app's route reaches: the targets of its steering chain (nginx's
+    upstream is then the bridge's gateway and the app's route port), else nginx's own backends. The whole chain is
+    read: nft wraps a long map of targets over several lines."""
     from paas.proxy import steering
 
     listing = steering.listing(bridge) or ""
@@ -296,7 +296,7 @@ class Bench:
     def scale_platform(self, app: str, count: int) -> ScaleTiming:
         if app == self.on_swarm:
             conditions = {"tasks running": lambda: running_tasks(self.swarm, self.service(app)) == count,
-                          "nginx upstream": lambda: nginx_backends(self.platform, app) == count}
+                          "routed": lambda: routed_containers(self.platform, self.bridge, app) == count}
         else:
             conditions = {"routed": lambda: routed_containers(self.platform, self.bridge, app) == count}
         return scale_timed(self.scale_cmd(app, count), conditions, self.platform.env)
