@@ -433,7 +433,7 @@ def print_scale(replicas: int, local: list[ScaleTiming], swarm: list[ScaleTiming
     print(f"  ratio swarm / local: {ours / here:.2f}x")
     report(measured(f"swarm: ps:scale web 1 -> {replicas} converged", ours, "s", peer=here,
                     peer_name="local scheduler",
-                    note=f"median of {len(swarm)}; swarm: {replicas} tasks running and in nginx's upstream"))
+                    note=f"median of {len(swarm)}; swarm: {replicas} tasks running and routed"))
     if peer:
         floor = median([t.converged for t in peer])
         print(f"  ratio swarm ps:scale / docker service scale: {ours / floor:.2f}x (what the platform adds: "
