@@ -44,8 +44,6 @@ class Cluster(Protocol):
 
     def web_backends(self, ctx, app: str, port: int) -> list: ...
 
-    def tasks(self, ctx, app: str) -> list: ...
-
 
 def cluster(name: str | None) -> Cluster | None:
     """The Cluster module of a scheduler name; None for the local scheduler."""
@@ -78,10 +76,6 @@ def check_scheduler(name: str) -> str:
 def of(conn: sqlite3.Connection, app: str) -> str:
     row = conn.execute("SELECT scheduler FROM apps WHERE name = ?", (app,)).fetchone()
     return row["scheduler"] if row and row["scheduler"] else DEFAULT
-
-
-def is_swarm(conn: sqlite3.Connection, app: str) -> bool:
-    return of(conn, app) == "swarm"
 
 
 def release_scheduler(release: dict[str, Any] | None) -> str:

@@ -316,14 +316,6 @@ def web_backends(ctx: Context, app: str, port: int) -> list[Backend]:
         return backends_of(engine, ctx, app, port)
 
 
-def tasks(ctx: Context, app: str) -> list[TaskView]:
-    """The app's tasks on the cluster (every service, the ones shut down included), newest first."""
-    with engine_for(ctx) as engine:
-        found = engine.tasks(labels=app_labels(ctx, app))
-    return sorted(found, key=lambda t: (t.process_type != "web", t.process_type, t.slot or 0, t.updated_at),
-                  reverse=False)
-
-
 def scale(run, release: dict[str, Any], counts: dict[str, int]) -> None:
     """ps:scale on the cluster: each named type's service to its count (created from the active release when it
     has none yet), followed like a deploy; no new release."""
