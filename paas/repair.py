@@ -92,12 +92,13 @@ def _record(ctx: Context, done: list[Repair]) -> None:
 
 def _repair_proxy_and_apps(ctx: Context) -> list[Repair]:
     from .deploy.pipeline import deploy_lock_path, nginx_for
-    from .proxy.routes import active_on_cluster
+    from .scheduler import cluster
 
     done = []
     nginx = nginx_for(ctx)
-    rows = ctx.conn.execute("SELECT app, version FROM releases WHERE status = 'active'").fetchall()
+    rows = ctx.conn.execute("SELECT app, version, port, scheduler FROM releases WHERE status = 'active'").fetchall()
     active = {r["app"]: r["version"] for r in rows}
+    on_cluster = {r["app"]: r["port"] for r in rows if cluster(r["scheduler"]) is not None}
     was_running = nginx.is_running()
     nginx.ensure_running()
     if not was_running:
@@ -105,8 +106,8 @@ def _repair_proxy_and_apps(ctx: Context) -> list[Repair]:
     steering = _steering_state(ctx)
     for app in sorted(active):
         try:
-            if active_on_cluster(ctx, app):  # its tasks are the cluster's to repair; nginx follows them
-                done += _follow_cluster(ctx, nginx, app, active[app])
+            if app in on_cluster:  # its tasks are the cluster's to repair; the route follows them
+                done += _follow_cluster(ctx, nginx, app, int(on_cluster[app]))
                 continue
             with locks.if_free(deploy_lock_path(ctx, app)) as free:
                 if free:  # else a deploy or ps command is at work on it: it sets up what it needs; next round
@@ -116,14 +117,13 @@ def _repair_proxy_and_apps(ctx: Context) -> list[Repair]:
     return done
 
 
-def _follow_cluster(ctx: Context, nginx, app: str, version: int) -> list[Repair]:
-    """nginx straight to the cluster's running web tasks (no steering); the deploy lock only for the write."""
+def _follow_cluster(ctx: Context, nginx, app: str, port: int) -> list[Repair]:
+    """The app's route to the cluster's running web tasks; the deploy lock only for the write (follow_tasks)."""
     from .scheduler.swarm.release import engine_for
     from .scheduler.swarm.watch import follow_tasks
 
-    port = ctx.conn.execute("SELECT port FROM releases WHERE app = ? AND version = ?", (app, version)).fetchone()
     with engine_for(ctx) as engine:
-        if follow_tasks(ctx, nginx, engine, app, int(port["port"])):
+        if follow_tasks(ctx, nginx, engine, app, port):
             return [Repair("route", "upstream follows the cluster's running tasks", app)]
     return []
 

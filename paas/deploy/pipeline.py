@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -46,6 +47,15 @@ class Deploy:
     switched: bool = False  # the route may send to this deploy's containers: undoing routes back first
     # what undoes this deploy's changes outside app_processes (a cluster's services), run first by _undo
     undo_hooks: list = field(default_factory=list)
+
+    def undo_cluster(self) -> None:
+        """Run the undo hooks, newest first: a cluster's services back to their previous specs. A hook that fails
+        is logged and the others still run."""
+        for hook in reversed(self.undo_hooks):
+            try:
+                hook()
+            except Exception as error:  # noqa: BLE001 - the other hooks (and the caller's own undo) still run
+                logging.getLogger("paas.deploy").warning("undoing part of %s's deploy: %s", self.app, error)
 
     def phase(self, name: str) -> None:
         now = time.monotonic()
@@ -316,6 +326,7 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
     The formation is kept for later deploys; an app not deployed yet only stores it."""
     from ..errors import UserError
     from ..runtime import containers
+    from ..scheduler import cluster_of_release
     from .processes import formation
 
     apps.get_app(ctx.conn, app)
@@ -334,7 +345,7 @@ def scale(ctx: Context, app: str, counts: dict[str, int], out: Output) -> dict[s
                             f"its types: {known} (from its Procfile)")
         wanted_scale = {**apps.get_formation(ctx.conn, app), **counts}
         run = Deploy(ctx, app, release["commit_sha"], out, version=release["version"], started=[], timings={})
-        if release.get("scheduler", "local") != "local":
+        if cluster_of_release(release) is not None:
             return _scale_on_cluster(run, release, counts, wanted_scale)
         plans = plan_processes(app, release["version"], release["commit_sha"], release["processes"],
                                release["config"], release["port"], wanted_scale)
@@ -377,9 +388,7 @@ def _scale_on_cluster(run: Deploy, release: dict[str, Any], counts: dict[str, in
     try:
         scheduler.cluster_of_release(release).scale(run, release, counts)
     except BaseException:
-        for hook in reversed(run.undo_hooks):
-            with contextlib.suppress(Exception):
-                hook()
+        run.undo_cluster()
         if run.switched:
             route_back(run.ctx, run.app)
         raise
@@ -758,16 +767,10 @@ def _undo(run: Deploy, exc: BaseException) -> None:
     ctx = run.ctx
     message = exc.one_line() if isinstance(exc, PaasError) else (str(exc) or type(exc).__name__)
     try:
-        for hook in reversed(run.undo_hooks):  # a cluster's services back to their previous specs
-            try:
-                hook()
-            except Exception as hook_error:  # noqa: BLE001 - the other hooks and the local undo still run
-                import logging
-
-                logging.getLogger("paas.deploy").warning("undoing part of %s's deploy: %s", run.app, hook_error)
-        if run.switched and run.undo_hooks:  # routed to the cluster's new tasks: back to the active release's
-            route_back(ctx, run.app)
-        if run.started and run.switched:  # the route is ours: back to the running release before its removal
+        run.undo_cluster()
+        # the route is ours (this deploy's containers, or the cluster's new tasks): back to the active release's,
+        # before what this deploy started goes
+        if run.switched and (run.started or run.undo_hooks):
             route_back(ctx, run.app)
         if run.started:  # activated releases have started = []: their containers stay
             remove_processes(ctx, [dict(r) for r in ctx.conn.execute(
@@ -778,6 +781,4 @@ def _undo(run: Deploy, exc: BaseException) -> None:
                              "AND status IN ('building', 'starting')", (message, run.app, run.version))
         _finish(run, "failed", message)
     except Exception as cleanup_error:  # noqa: BLE001 - keep the original failure; recovery finishes the rest
-        import logging
-
         logging.getLogger("paas.deploy").warning("cleanup after failed deploy of %s: %s", run.app, cleanup_error)

@@ -277,14 +277,6 @@ def _unsteer(ctx: Context, app: str) -> None:
         steering.unsteer(bridge, gateway, int(row["route_port"]), app)
 
 
-def active_on_cluster(ctx: Context, app: str) -> bool:
-    """Whether the app's active release runs on a cluster (paas.scheduler), not on this host."""
-    from .. import apps
-    from ..scheduler import cluster_of_release
-
-    return cluster_of_release(apps.active_release(ctx.conn, app)) is not None
-
-
 def web_backends(ctx: Context, app: str) -> list[Backend]:
     """The web processes of the app's active release that have an address, as backends: its containers here,
     or its running tasks on the cluster."""

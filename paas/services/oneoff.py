@@ -74,9 +74,10 @@ class OneOff:
 def runs_elsewhere(ctx: Context, app: str) -> str | None:
     """The cluster the app's active release runs on (its one-offs still run here: the release's image is in this
     host's store, with the same config), None when it runs here."""
-    release = apps.active_release(ctx.conn, app)
-    scheduler = (release or {}).get("scheduler", "local")
-    return None if scheduler == "local" else scheduler
+    from ..scheduler import DEFAULT, release_scheduler
+
+    scheduler = release_scheduler(apps.active_release(ctx.conn, app))
+    return None if scheduler == DEFAULT else scheduler
 
 
 def plan(ctx: Context, app: str, words: Sequence[str], env: Sequence[str] = (), *, tty: bool = False) -> OneOff:
@@ -113,8 +114,9 @@ def process_container(ctx: Context, app: str, target: str = DEFAULT_TARGET) -> d
     match = TARGET_RE.fullmatch(target)
     if match is None:
         raise UserError(f"{target!r} is not a process like web.1", "give TYPE.N, e.g. web.1 or worker.2")
-    if release.get("scheduler", "local") != "local":
-        raise UserError(f"{app} runs on the {release['scheduler']} cluster: enter reaches processes on this host "
+    elsewhere = runs_elsewhere(ctx, app)
+    if elsewhere:
+        raise UserError(f"{app} runs on the {elsewhere} cluster: enter reaches processes on this host "
                         "only", f"`paas ps {app}` shows the node of each task; `docker exec` there, or "
                         f"`paas run {app} CMD` for a one-off")
     rows = apps.processes(ctx.conn, app, release["version"])

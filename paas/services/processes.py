@@ -97,6 +97,7 @@ def restart(ctx: Context, app: str, out: Output, process_type: str | None = None
     from ..deploy.pipeline import restart as relaunch
     from ..deploy.processes import formation
     from ..runtime import containers
+    from ..scheduler.swarm.views import on_cluster, restart_type
 
     apps.get_app(ctx.conn, app)
     release = apps.active_release(ctx.conn, app)
@@ -110,9 +111,7 @@ def restart(ctx: Context, app: str, out: Output, process_type: str | None = None
         new = relaunch(ctx, app, out, actor=actor, on_begin=on_begin)
         return {"release": new["version"],
                 "restarted": [f"{r['type']}.{r['idx']}" for r in apps.processes(ctx.conn, app, new["version"])]}
-    if release.get("scheduler") == "swarm":  # its service's tasks replaced on the cluster
-        from ..scheduler.swarm.views import restart_type
-
+    if on_cluster(release):  # its service's tasks replaced on the cluster
         with deploy_lock(ctx, app, out):
             restarted = restart_type(ctx, app, out, release, process_type)
         restarted += start(ctx, app, out, process_type)["started"]  # stopped ones (ps:stop) start too

@@ -480,9 +480,7 @@ def start(ctx: Context, app: str, out: Output, release: dict[str, Any], counts: 
                 out.step(f"Routing {app} to {len(web)} task(s): {', '.join(str(b) for b in web)}")
                 route_app(ctx, app, web)
         except BaseException:
-            for hook in reversed(run.undo_hooks):
-                with contextlib.suppress(Exception):
-                    hook()
+            run.undo_cluster()
             _scale_back(ctx, app, before, "web" in wanted)
             raise
     return [f"{kind}.{index}" for kind, count in sorted(wanted.items()) for index in range(1, count + 1)
