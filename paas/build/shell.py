@@ -133,6 +133,8 @@ class _Expansion:
 
     def fail(self, message: str) -> ShellExpansionError:
         shown = self.source if len(self.source) <= 200 else self.source[:200] + "…"  # a megabyte word stays out
+        # one line: a modifier or pattern quoted in the message may be a newline or another control character
+        message = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
         return ShellExpansionError(f"failed to process {shown!r}: {message}",
                                    "check the quotes and ${...} forms in this word")
 
